@@ -1,0 +1,342 @@
+//! checkd's config: services, each a listener with xinetd's access control
+//! and limits, answering HTTP checks (`http_check`) or running a program
+//! per connection (`exec`, xinetd's `server`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use hastack_rt::config::{AdminHttp, DaemonConfig, Invalid};
+use hastack_rt::{Duration, Secret};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub admin_http: AdminHttp,
+    #[serde(default = "default_grace")]
+    pub shutdown_grace: Duration,
+    pub services: BTreeMap<String, Service>,
+}
+
+fn default_grace() -> Duration {
+    Duration::from_secs(5)
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    pub bind: SocketAddr,
+    #[serde(default)]
+    pub disable: bool,
+    /// Peers allowed (addresses or CIDRs); empty allows everyone not in `no_access`.
+    #[serde(default)]
+    pub only_from: Vec<Cidr>,
+    #[serde(default)]
+    pub no_access: Vec<Cidr>,
+    /// Connections served at once (xinetd's `instances`).
+    #[serde(default = "default_instances")]
+    pub instances: u32,
+    /// Connections at once from one peer address.
+    pub per_source: Option<u32>,
+    /// xinetd's `cps`: above `rate` connections per second, stop accepting for `pause`.
+    #[serde(default)]
+    pub cps: Cps,
+    /// `http_check`: what decides 200 or 503.
+    pub probe: Option<Probe>,
+    /// `exec`: the program, its arguments, its user and time limit.
+    pub server: Option<PathBuf>,
+    #[serde(default)]
+    pub server_args: Vec<String>,
+    pub user: Option<String>,
+    pub timeout: Option<Duration>,
+}
+
+fn default_instances() -> u32 {
+    50
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    HttpCheck,
+    Exec,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cps {
+    pub rate: u32,
+    pub pause: Duration,
+}
+
+impl Default for Cps {
+    fn default() -> Self {
+        // xinetd's default: 50 per second, then a 10 s pause.
+        Cps {
+            rate: 50,
+            pause: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One of `mysql`, `tcp`, `http`, `exec`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    pub mysql: Option<MysqlProbe>,
+    pub tcp: Option<TcpProbe>,
+    pub http: Option<HttpProbe>,
+    pub exec: Option<ExecProbe>,
+    /// Seconds a result is reused; concurrent checks share one probe.
+    #[serde(default = "default_cache")]
+    pub cache: Duration,
+    /// While this file exists, answer 503 (drain by hand).
+    pub maintenance_file: Option<PathBuf>,
+}
+
+fn default_cache() -> Duration {
+    Duration::from_millis(500)
+}
+
+fn default_probe_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlProbe {
+    pub address: SocketAddr,
+    pub user: String,
+    pub password: Secret,
+    #[serde(default = "default_query")]
+    pub query: String,
+    #[serde(default = "default_probe_timeout")]
+    pub timeout: Duration,
+    /// For a database probed directly: a read-only server counts as down.
+    #[serde(default)]
+    pub fail_when_read_only: bool,
+}
+
+fn default_query() -> String {
+    "SELECT 1".into()
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TcpProbe {
+    pub address: SocketAddr,
+    #[serde(default = "default_probe_timeout")]
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpProbe {
+    pub url: String,
+    #[serde(default = "default_probe_timeout")]
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExecProbe {
+    pub command: PathBuf,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default = "default_probe_timeout")]
+    pub timeout: Duration,
+}
+
+/// An address or a network: `10.0.0.1`, `10.0.0.0/24`, `::1`, `fd00::/8`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Cidr(pub IpNet);
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse::<IpNet>()
+            .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+            .map(Cidr)
+            .map_err(|_| format!("expected an IP address or CIDR like 10.0.0.0/24, got {s:?}"))
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Cidr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl DaemonConfig for Config {
+    fn validate(&self) -> Vec<Invalid> {
+        let mut out = Vec::new();
+        if self.services.is_empty() {
+            out.push(Invalid::new("services", "at least one service is needed"));
+        }
+        let mut binds: HashMap<SocketAddr, &str> = HashMap::new();
+        for (name, s) in &self.services {
+            let at = |key: &str| format!("services.{name}.{key}");
+            if !s.disable {
+                if let Some(other) = binds.insert(s.bind, name) {
+                    out.push(Invalid::new(
+                        at("bind"),
+                        format!("{} is already bound by service {other:?}", s.bind),
+                    ));
+                }
+            }
+            if s.instances == 0 {
+                out.push(Invalid::new(at("instances"), "must be at least 1"));
+            }
+            if s.cps.rate == 0 {
+                out.push(Invalid::new(at("cps.rate"), "must be at least 1"));
+            }
+            match s.kind {
+                Kind::HttpCheck => {
+                    if s.server.is_some() {
+                        out.push(Invalid::new(
+                            at("server"),
+                            "only for type: exec; an http_check service uses probe",
+                        ));
+                    }
+                    match &s.probe {
+                        None => out.push(Invalid::new(
+                            at("probe"),
+                            "type: http_check needs a probe (mysql, tcp, http or exec)",
+                        )),
+                        Some(p) => {
+                            let n = [
+                                p.mysql.is_some(),
+                                p.tcp.is_some(),
+                                p.http.is_some(),
+                                p.exec.is_some(),
+                            ]
+                            .into_iter()
+                            .filter(|&b| b)
+                            .count();
+                            if n != 1 {
+                                out.push(Invalid::new(
+                                    at("probe"),
+                                    format!("give exactly one of mysql, tcp, http, exec (got {n})"),
+                                ));
+                            }
+                            if let Some(h) = &p.http {
+                                if !h.url.starts_with("http://") {
+                                    out.push(Invalid::new(
+                                        at("probe.http.url"),
+                                        format!("expected an http:// URL, got {:?}", h.url),
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+                Kind::Exec => {
+                    if s.probe.is_some() {
+                        out.push(Invalid::new(
+                            at("probe"),
+                            "only for type: http_check; an exec service runs server",
+                        ));
+                    }
+                    match &s.server {
+                        None => out.push(Invalid::new(
+                            at("server"),
+                            "type: exec needs server (the program to run)",
+                        )),
+                        Some(p) if !p.is_absolute() => out.push(Invalid::new(
+                            at("server"),
+                            format!(
+                                "must be an absolute path, as in xinetd, got {}",
+                                p.display()
+                            ),
+                        )),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn admin_http(&self) -> &AdminHttp {
+        &self.admin_http
+    }
+
+    fn shutdown_grace(&self) -> Duration {
+        self.shutdown_grace
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn errors(text: &str) -> Vec<String> {
+        match hastack_rt::config::parse::<Config>(Path::new("checkd.yaml"), text) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn example_configs_are_valid() {
+        assert_eq!(
+            errors(include_str!("../../../configs/checkd.yaml")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            errors(include_str!("../../../configs/lab/checkd-1.yaml")),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn addresses_and_networks_both_parse() {
+        assert_eq!(
+            "10.0.0.1".parse::<Cidr>().unwrap().to_string(),
+            "10.0.0.1/32"
+        );
+        assert_eq!("fd00::/8".parse::<Cidr>().unwrap().to_string(), "fd00::/8");
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        let e = errors("services:\n  a:\n    type: exec\n    bind: 127.0.0.1:1\n    server: /bin/true\n    only_from: [10.0.0.0/24, nowhere]\n");
+        assert!(e[0].starts_with("checkd.yaml:6:"), "{e:?}");
+        assert!(
+            e[0].contains("expected an IP address or CIDR like 10.0.0.0/24, got \"nowhere\""),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn kinds_need_their_own_settings() {
+        let text = "services:\n  a:\n    type: http_check\n    bind: 127.0.0.1:48700\n    server: /bin/true\n  b:\n    type: exec\n    bind: 127.0.0.1:48700\n    server: relative/script\n    probe: {tcp: {address: 127.0.0.1:1}, http: {url: 'ftp://x'}}\n";
+        let e = errors(text);
+        assert_eq!(e.len(), 5, "{e:#?}");
+        assert!(e[0].contains("services.a.server: only for type: exec"));
+        assert!(e[1].contains("services.a.probe: type: http_check needs a probe"));
+        assert!(e[2].contains("services.b.bind: 127.0.0.1:48700 is already bound by service \"a\""));
+        assert!(e[3].contains("services.b.probe: only for type: http_check"));
+        assert!(e[4].contains("services.b.server: must be an absolute path"));
+    }
+}

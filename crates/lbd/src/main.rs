@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    hastack_rt::run::<lbd::Lbd>()
+}

@@ -1,0 +1,308 @@
+//! Packets the daemons build or read themselves.
+//!
+//! `mysql_common` has the ERR packet and the server handshake; we build on
+//! those. It can parse but not build an OK packet, so that one is written
+//! here, with `mysql_common`'s length-encoded integer helpers.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use mysql_common::constants::{CapabilityFlags, StatusFlags};
+use mysql_common::io::{BufMutExt, ParseBuf};
+use mysql_common::packets::{
+    CommonOkPacket, ErrPacket, HandshakePacket, OkPacket, OkPacketDeserializer, ServerError,
+    SqlState,
+};
+use mysql_common::proto::{MyDeserialize, MySerialize};
+
+pub use mysql_common::constants::{CapabilityFlags as Capabilities, StatusFlags as Status};
+
+/// Fields of an OK packet a proxy answers with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ok {
+    pub affected_rows: u64,
+    pub last_insert_id: u64,
+    pub status: StatusFlags,
+    pub warnings: u16,
+    pub info: String,
+}
+
+impl Ok {
+    /// Payload of the OK packet (header 0x00), protocol 4.1 layout.
+    pub fn to_payload(&self) -> Bytes {
+        let mut buf = Vec::with_capacity(11 + self.info.len());
+        buf.push(0x00);
+        buf.put_lenenc_int(self.affected_rows);
+        buf.put_lenenc_int(self.last_insert_id);
+        buf.extend_from_slice(&self.status.bits().to_le_bytes());
+        buf.extend_from_slice(&self.warnings.to_le_bytes());
+        // Servers send `info` length-encoded (despite the manual's string<EOF>),
+        // and only when there is one.
+        if !self.info.is_empty() {
+            buf.put_lenenc_str(self.info.as_bytes());
+        }
+        buf.into()
+    }
+}
+
+/// Payload of an ERR packet with a SQLSTATE (protocol 4.1).
+///
+/// `sql_state` must be five ASCII characters; anything else becomes the
+/// generic `HY000` rather than a malformed packet.
+pub fn err_payload(code: u16, sql_state: &str, message: &str) -> Bytes {
+    let state = <[u8; 5]>::try_from(sql_state.as_bytes())
+        .ok()
+        .filter(|s| s.iter().all(u8::is_ascii_alphanumeric))
+        .unwrap_or(*b"HY000");
+    let packet = ErrPacket::Error(ServerError::new(
+        code,
+        Some(SqlState::new(state)),
+        Cow::Borrowed(message.as_bytes()),
+    ));
+    let mut buf = Vec::with_capacity(9 + message.len());
+    packet.serialize(&mut buf);
+    buf.into()
+}
+
+/// What a server tells a client in its initial handshake (protocol v10).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handshake {
+    pub server_version: String,
+    pub connection_id: u32,
+    /// 20 bytes of auth-plugin data (the "scramble" or nonce).
+    pub scramble: [u8; 20],
+    pub capabilities: CapabilityFlags,
+    pub collation: u8,
+    pub status: StatusFlags,
+    pub auth_plugin: String,
+}
+
+impl Handshake {
+    pub fn to_payload(&self) -> Bytes {
+        let (s1, s2) = self.scramble.split_at(8);
+        // The second part is NUL-terminated on the wire, as servers send it.
+        let mut part2 = s2.to_vec();
+        part2.push(0);
+        let packet = HandshakePacket::new(
+            10,
+            Cow::Borrowed(self.server_version.as_bytes()),
+            self.connection_id,
+            s1.try_into().unwrap_or([0; 8]),
+            Some(part2),
+            self.capabilities,
+            self.collation,
+            self.status,
+            Some(Cow::Borrowed(self.auth_plugin.as_bytes())),
+        );
+        let mut buf = Vec::with_capacity(80 + self.server_version.len());
+        packet.serialize(&mut buf);
+        buf.into()
+    }
+
+    /// Reads a server handshake, e.g. for a health check that logs in.
+    pub fn parse(payload: &[u8]) -> Result<Self, ParseError> {
+        if payload.first() == Some(&0xFF) {
+            return Err(ParseError::ServerError(describe_err(payload)));
+        }
+        let hs = HandshakePacket::deserialize((), &mut ParseBuf(payload))
+            .map_err(|e| ParseError::Malformed("handshake", e.to_string()))?;
+        if hs.protocol_version() != 10 {
+            return Err(ParseError::Malformed(
+                "handshake",
+                format!("protocol version {} (expected 10)", hs.protocol_version()),
+            ));
+        }
+        let mut scramble = [0u8; 20];
+        let nonce = hs.nonce();
+        let n = nonce.len().min(20);
+        scramble[..n].copy_from_slice(&nonce[..n]);
+        Ok(Handshake {
+            server_version: String::from_utf8_lossy(hs.server_version_ref()).into_owned(),
+            connection_id: hs.connection_id(),
+            scramble,
+            capabilities: hs.capabilities(),
+            collation: hs.default_collation(),
+            status: hs.status_flags(),
+            auth_plugin: hs
+                .auth_plugin_name_ref()
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// A server's reply to a command, as far as "did it work" goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    Ok {
+        affected_rows: u64,
+        status: StatusFlags,
+    },
+    Err(ServerErr),
+    /// Anything else: a result set header, an auth switch, local infile.
+    Other(u8),
+}
+
+/// An ERR packet's contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerErr {
+    pub code: u16,
+    pub sql_state: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ServerErr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ERROR {} ({}): {}",
+            self.code, self.sql_state, self.message
+        )
+    }
+}
+
+/// Why a payload could not be read as the packet expected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("empty packet")]
+    Empty,
+    #[error("malformed {0} packet: {1}")]
+    Malformed(&'static str, String),
+    #[error("server refused: {0}")]
+    ServerError(ServerErr),
+}
+
+/// Classifies a reply payload (protocol 4.1, CLIENT_DEPRECATE_EOF not assumed).
+pub fn parse_reply(payload: &[u8]) -> Result<Reply, ParseError> {
+    match payload.first() {
+        None => Err(ParseError::Empty),
+        Some(0x00) => {
+            let ok: OkPacket<'_> = OkPacketDeserializer::<CommonOkPacket>::deserialize(
+                CapabilityFlags::CLIENT_PROTOCOL_41,
+                &mut ParseBuf(payload),
+            )
+            .map_err(|e| ParseError::Malformed("OK", e.to_string()))?
+            .into();
+            Ok(Reply::Ok {
+                affected_rows: ok.affected_rows(),
+                status: ok.status_flags(),
+            })
+        }
+        Some(0xFF) => Ok(Reply::Err(describe_err(payload))),
+        Some(&other) => Ok(Reply::Other(other)),
+    }
+}
+
+/// Reads an ERR payload; a malformed one is still described, never dropped.
+fn describe_err(payload: &[u8]) -> ServerErr {
+    match ErrPacket::deserialize(CapabilityFlags::CLIENT_PROTOCOL_41, &mut ParseBuf(payload)) {
+        Ok(ErrPacket::Error(e)) => ServerErr {
+            code: e.error_code(),
+            sql_state: e
+                .sql_state_ref()
+                .map(|s| String::from_utf8_lossy(&s.as_bytes()).into_owned())
+                .unwrap_or_else(|| "HY000".into()),
+            message: String::from_utf8_lossy(e.message_ref()).into_owned(),
+        },
+        Ok(ErrPacket::Progress(_)) | Err(_) => ServerErr {
+            code: 0,
+            sql_state: "HY000".into(),
+            message: format!("malformed ERR packet ({} bytes)", payload.len()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ok_round_trips_through_mysql_common() {
+        let ok = Ok {
+            affected_rows: 300,
+            last_insert_id: 70000,
+            status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
+            warnings: 2,
+            info: "Rows matched: 1".into(),
+        };
+        let payload = ok.to_payload();
+        assert_eq!(payload[0], 0);
+        assert_eq!(
+            parse_reply(&payload).unwrap(),
+            Reply::Ok {
+                affected_rows: 300,
+                status: StatusFlags::SERVER_STATUS_AUTOCOMMIT
+            }
+        );
+    }
+
+    #[test]
+    fn err_round_trips() {
+        let payload = err_payload(1045, "28000", "Access denied for user 'x'");
+        assert_eq!(&payload[..3], &[0xFF, 0x15, 0x04]);
+        assert_eq!(
+            parse_reply(&payload).unwrap(),
+            Reply::Err(ServerErr {
+                code: 1045,
+                sql_state: "28000".into(),
+                message: "Access denied for user 'x'".into()
+            })
+        );
+    }
+
+    #[test]
+    fn err_with_a_bad_sql_state_falls_back_to_hy000() {
+        let payload = err_payload(1105, "bad", "x");
+        assert_eq!(&payload[3..9], b"#HY000");
+    }
+
+    #[test]
+    fn handshake_round_trips() {
+        let hs = Handshake {
+            server_version: "10.11.6-hastack".into(),
+            connection_id: 42,
+            scramble: *b"abcdefghijklmnopqrst",
+            capabilities: CapabilityFlags::CLIENT_PROTOCOL_41
+                | CapabilityFlags::CLIENT_SECURE_CONNECTION
+                | CapabilityFlags::CLIENT_PLUGIN_AUTH
+                | CapabilityFlags::CLIENT_CONNECT_WITH_DB,
+            collation: 45,
+            status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
+            auth_plugin: "mysql_native_password".into(),
+        };
+        assert_eq!(Handshake::parse(&hs.to_payload()).unwrap(), hs);
+    }
+
+    #[test]
+    fn handshake_refused_by_server_is_reported() {
+        let payload = err_payload(1129, "HY000", "Host is blocked");
+        match Handshake::parse(&payload) {
+            Err(ParseError::ServerError(e)) => assert_eq!(e.code, 1129),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn truncated_inputs_are_errors_not_panics() {
+        let hs = Handshake {
+            server_version: "x".into(),
+            connection_id: 1,
+            scramble: [1; 20],
+            capabilities: CapabilityFlags::CLIENT_PROTOCOL_41
+                | CapabilityFlags::CLIENT_SECURE_CONNECTION
+                | CapabilityFlags::CLIENT_PLUGIN_AUTH,
+            collation: 8,
+            status: StatusFlags::empty(),
+            auth_plugin: "mysql_native_password".into(),
+        }
+        .to_payload();
+        for cut in 0..hs.len() {
+            let _ = Handshake::parse(&hs[..cut]);
+        }
+        let ok = Ok::default().to_payload();
+        for cut in 0..ok.len() {
+            let _ = parse_reply(&ok[..cut]);
+        }
+        assert_eq!(parse_reply(&[]), Err(ParseError::Empty));
+    }
+}

@@ -1,0 +1,25 @@
+//! Daemon plumbing shared by vrrpd, lbd, sqlproxyd and checkd.
+//!
+//! A daemon implements [`Daemon`] (start, reload, status, shutdown) and its
+//! `main` calls [`run`]. Everything around that is the same for all four and
+//! lives here once: the command line, config loading with located errors,
+//! logging, signals, the admin HTTP endpoint and its base metrics.
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod duration;
+pub mod exit;
+pub mod locate;
+pub mod logging;
+pub mod metrics;
+pub mod secret;
+
+pub use config::{AdminHttp, ConfigError, ConfigErrors, DaemonConfig, Invalid};
+pub use daemon::{run, Daemon, StartContext};
+pub use duration::Duration;
+pub use exit::ExitCode;
+pub use secret::Secret;

@@ -1,0 +1,436 @@
+//! sqlproxyd's config: users, data hosts (a primary and its replicas) and
+//! the logical schemas mapped onto them. Mycat's numeric `balance` and
+//! `switch_type` values are accepted beside the names.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use hastack_rt::config::{check, AdminHttp, DaemonConfig, Invalid};
+use hastack_rt::{Duration, Secret};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub admin_http: AdminHttp,
+    #[serde(default = "default_grace")]
+    pub shutdown_grace: Duration,
+    /// MySQL protocol for applications (Mycat's 8066).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// MySQL protocol admin commands, `show @@datasource` etc. (Mycat's 9066).
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: SocketAddr,
+    /// Where the write-node index (`dnindex.properties`) is kept.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    pub users: Vec<User>,
+    pub data_hosts: Vec<DataHost>,
+    pub schemas: Vec<Schema>,
+}
+
+fn default_grace() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8066))
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9066))
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/sqlproxyd")
+}
+
+/// A client account of the proxy (Mycat's server.xml `<user>`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    /// Cleartext (inline, `{file: ..}` or `{env: ..}`) ...
+    pub password: Option<Secret>,
+    /// ... or a mysql_native_password hash: `*` and 40 hex digits.
+    pub password_hash: Option<String>,
+    /// Logical schemas this user may use; empty means all.
+    #[serde(default)]
+    pub schemas: Vec<String>,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// A primary and its replicas (Mycat's `<dataHost>`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataHost {
+    pub name: String,
+    #[serde(default)]
+    pub balance: Balance,
+    #[serde(default)]
+    pub switch_type: SwitchType,
+    /// Account sqlproxyd uses towards the backends (heartbeat, pool).
+    pub user: String,
+    pub password: Secret,
+    #[serde(default)]
+    pub pool: Pool,
+    pub nodes: Vec<Node>,
+}
+
+/// Where reads go (Mycat's `balance`, whose numbers are accepted too).
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// 0: no splitting, everything to the primary.
+    #[default]
+    Primary,
+    /// 1: reads to replicas and standby write nodes.
+    ReplicasAndStandby,
+    /// 2: reads to any node, the primary included.
+    Any,
+    /// 3: reads to replicas only.
+    Replicas,
+}
+
+/// When the write node switches (Mycat's `switchType`).
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SwitchType {
+    /// -1: never switch automatically.
+    None,
+    /// 1: after failed heartbeats.
+    #[default]
+    Heartbeat,
+    /// 2: after failed heartbeats, only to a caught-up replica.
+    Replication,
+}
+
+/// Accepts a name or Mycat's number for enums with numeric aliases.
+macro_rules! name_or_number {
+    ($ty:ty, $what:literal, [$(($name:literal, $num:literal, $variant:expr)),+ $(,)?]) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                #[derive(Deserialize)]
+                #[serde(untagged)]
+                enum Raw {
+                    Num(i64),
+                    Name(String),
+                }
+                let expected = concat!("one of ", $($name, " (", $num, "), ",)+ "for ", $what);
+                match Raw::deserialize(d).map_err(|_| serde::de::Error::custom(format!("expected {expected}")))? {
+                    $(Raw::Num($num) => Ok($variant),)+
+                    $(Raw::Name(s) if s == $name || s == stringify!($num) => Ok($variant),)+
+                    Raw::Num(n) => Err(serde::de::Error::custom(format!("expected {expected}, got {n}"))),
+                    Raw::Name(s) => Err(serde::de::Error::custom(format!("expected {expected}, got {s:?}"))),
+                }
+            }
+        }
+    };
+}
+
+name_or_number!(
+    Balance,
+    "balance",
+    [
+        ("primary", 0, Balance::Primary),
+        ("replicas_and_standby", 1, Balance::ReplicasAndStandby),
+        ("any", 2, Balance::Any),
+        ("replicas", 3, Balance::Replicas),
+    ]
+);
+
+name_or_number!(
+    SwitchType,
+    "switch_type",
+    [
+        ("none", -1, SwitchType::None),
+        ("heartbeat", 1, SwitchType::Heartbeat),
+        ("replication", 2, SwitchType::Replication),
+    ]
+);
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pool {
+    pub min: u32,
+    pub max: u32,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool { min: 4, max: 64 }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    pub name: String,
+    pub address: SocketAddr,
+    pub role: Role,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// A node's configured role; who is primary *now* is read from the backends.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Write,
+    Read,
+}
+
+/// A logical schema clients `USE`, served by one data host.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Schema {
+    pub name: String,
+    pub data_host: String,
+    /// Database on the backends; defaults to the schema's name.
+    pub database: Option<String>,
+}
+
+fn is_native_hash(s: &str) -> bool {
+    s.len() == 41 && s.starts_with('*') && s[1..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl DaemonConfig for Config {
+    fn validate(&self) -> Vec<Invalid> {
+        let mut out = Vec::new();
+        if self.listen == self.admin_listen {
+            out.push(Invalid::new(
+                "admin_listen",
+                format!("same address as listen ({})", self.listen),
+            ));
+        }
+        let schemas: HashSet<&str> = self.schemas.iter().map(|s| s.name.as_str()).collect();
+        let hosts: HashSet<&str> = self.data_hosts.iter().map(|h| h.name.as_str()).collect();
+        if self.users.is_empty() {
+            out.push(Invalid::new("users", "at least one user is needed"));
+        }
+        for (i, u) in self.users.iter().enumerate() {
+            let at = |key: &str| format!("users[{i}].{key}");
+            match (&u.password, &u.password_hash) {
+                (Some(_), Some(_)) => out.push(Invalid::new(
+                    at("password_hash"),
+                    "give password or password_hash, not both",
+                )),
+                (None, None) => out.push(Invalid::new(
+                    at("password"),
+                    "a password or password_hash is needed",
+                )),
+                (None, Some(h)) if !is_native_hash(h) => out.push(Invalid::new(
+                    at("password_hash"),
+                    "expected a mysql_native_password hash: '*' and 40 hex digits",
+                )),
+                _ => {}
+            }
+            for (k, s) in u.schemas.iter().enumerate() {
+                if !schemas.contains(s.as_str()) {
+                    out.push(Invalid::new(
+                        at(&format!("schemas[{k}]")),
+                        format!("no schema named {s:?}"),
+                    ));
+                }
+            }
+        }
+        check::unique_names(
+            &mut out,
+            self.users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (format!("users[{i}].name"), u.name.as_str())),
+            "user",
+        );
+        if self.data_hosts.is_empty() {
+            out.push(Invalid::new(
+                "data_hosts",
+                "at least one data host is needed",
+            ));
+        }
+        for (i, h) in self.data_hosts.iter().enumerate() {
+            let at = |key: &str| format!("data_hosts[{i}].{key}");
+            if h.pool.max == 0 || h.pool.min > h.pool.max {
+                out.push(Invalid::new(
+                    at("pool"),
+                    format!(
+                        "need 0 <= min <= max and max >= 1, got min {} max {}",
+                        h.pool.min, h.pool.max
+                    ),
+                ));
+            }
+            if !h.nodes.iter().any(|n| n.role == Role::Write) {
+                out.push(Invalid::new(
+                    at("nodes"),
+                    "at least one node with role: write is needed",
+                ));
+            }
+            for (k, n) in h.nodes.iter().enumerate() {
+                check::range(
+                    &mut out,
+                    at(&format!("nodes[{k}].weight")),
+                    n.weight,
+                    0,
+                    1000,
+                );
+            }
+            check::unique_names(
+                &mut out,
+                h.nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(k, n)| (at(&format!("nodes[{k}].name")), n.name.as_str())),
+                "node",
+            );
+        }
+        check::unique_names(
+            &mut out,
+            self.data_hosts
+                .iter()
+                .enumerate()
+                .map(|(i, h)| (format!("data_hosts[{i}].name"), h.name.as_str())),
+            "data host",
+        );
+        for (i, s) in self.schemas.iter().enumerate() {
+            if !hosts.contains(s.data_host.as_str()) {
+                out.push(Invalid::new(
+                    format!("schemas[{i}].data_host"),
+                    format!("no data host named {:?}", s.data_host),
+                ));
+            }
+        }
+        check::unique_names(
+            &mut out,
+            self.schemas
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("schemas[{i}].name"), s.name.as_str())),
+            "schema",
+        );
+        out
+    }
+
+    fn admin_http(&self) -> &AdminHttp {
+        &self.admin_http
+    }
+
+    fn shutdown_grace(&self) -> Duration {
+        self.shutdown_grace
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn errors(text: &str) -> Vec<String> {
+        match hastack_rt::config::parse::<Config>(Path::new("sqlproxyd.yaml"), text) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn example_configs_are_valid() {
+        assert_eq!(
+            errors(include_str!("../../../configs/sqlproxyd.yaml")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            errors(include_str!("../../../configs/lab/sqlproxyd-1.yaml")),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn mycat_numbers_and_names_are_the_same() {
+        for (text, want) in [
+            ("1", Balance::ReplicasAndStandby),
+            ("replicas", Balance::Replicas),
+            ("'2'", Balance::Any),
+        ] {
+            assert_eq!(
+                serde_yaml::from_str::<Balance>(text).unwrap(),
+                want,
+                "{text}"
+            );
+        }
+        assert_eq!(
+            serde_yaml::from_str::<SwitchType>("-1").unwrap(),
+            SwitchType::None
+        );
+        let e = serde_yaml::from_str::<SwitchType>("3")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "expected one of none (-1), heartbeat (1), replication (2), for switch_type, got 3"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn references_passwords_and_roles_are_checked() {
+        let text = "\
+users:
+  - {name: app, password_hash: '*nothex', schemas: [nope]}
+  - {name: app}
+data_hosts:
+  - name: dh
+    user: monitor
+    password: monitor
+    pool: {min: 9, max: 2}
+    nodes:
+      - {name: db-1, address: 127.0.0.1:3311, role: read}
+schemas:
+  - {name: app, data_host: dh2}
+";
+        let e = errors(text);
+        assert_eq!(e.len(), 7, "{e:#?}");
+        assert!(e[0].starts_with("sqlproxyd.yaml:2:17: users[0].password_hash: expected a mysql_native_password hash"), "{e:?}");
+        assert!(e
+            .iter()
+            .any(|l| l.contains("users[0].schemas[0]: no schema named \"nope\"")));
+        assert!(e
+            .iter()
+            .any(|l| l.contains("users[1].password: a password or password_hash is needed")));
+        assert!(e
+            .iter()
+            .any(|l| l.contains("users[1].name: duplicate user name \"app\"")));
+        assert!(e
+            .iter()
+            .any(|l| l.contains("data_hosts[0].pool: need 0 <= min <= max")));
+        assert!(e
+            .iter()
+            .any(|l| l.contains("data_hosts[0].nodes: at least one node with role: write")));
+        assert!(
+            e.iter().any(|l| l.starts_with(
+                "sqlproxyd.yaml:12:17: schemas[0].data_host: no data host named \"dh2\""
+            )),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn passwords_never_appear_in_debug_output() {
+        let cfg = hastack_rt::config::parse::<Config>(
+            Path::new("x.yaml"),
+            include_str!("../../../configs/lab/sqlproxyd-1.yaml"),
+        )
+        .unwrap();
+        let debug = format!("{cfg:?}");
+        assert!(
+            !debug.contains("password: Some(Secret(\"app\"))") && debug.contains("Secret(***)"),
+            "{debug}"
+        );
+    }
+}

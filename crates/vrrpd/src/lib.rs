@@ -1,0 +1,12 @@
+//! vrrpd: floats virtual IPs between load-balancer hosts with VRRP v2/v3
+//! (RFC 3768 / RFC 5798), interoperating with keepalived.
+//!
+//! - [`config`]: the YAML schema, in keepalived's vocabulary.
+//! - [`daemon`]: the process as the shared runtime drives it.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod daemon;
+
+pub use daemon::Vrrpd;
