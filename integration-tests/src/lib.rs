@@ -1,1 +1,38 @@
-//! fixtures
+//! Test fixtures that start real processes, for the integration tests of
+//! every daemon.
+//!
+//! - [`mariadb`]: a MariaDB GTID replication topology on loopback ports.
+//! - [`netlab`]: network-namespace "hosts" on a private bridge.
+//! - [`daemon`]: one of our daemons started from its built binary.
+//! - [`ports`]: free loopback ports.
+//!
+//! Every fixture cleans up in `Drop` (so also when a test panics), and uses
+//! unique ports, names and directories, so tests can run in parallel.
+
+pub mod daemon;
+pub mod mariadb;
+pub mod netlab;
+pub mod ports;
+mod process;
+
+pub use daemon::DaemonProcess;
+pub use mariadb::MariaDbCluster;
+pub use netlab::NetLab;
+
+/// Polls `f` every `every` until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(
+    timeout: std::time::Duration,
+    every: std::time::Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(every);
+    }
+}

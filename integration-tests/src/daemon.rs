@@ -1,0 +1,182 @@
+//! `DaemonProcess`: one of our daemons started from its built binary with a
+//! config written by the test, ready once its admin `/status` answers.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sys::signal::Signal;
+
+use crate::process::{command_dying_with_parent, kill_and_reap, signal, tail, wait_timeout};
+use crate::wait_for;
+
+/// Where the daemons' binaries are: `$HASTACK_BIN_DIR`, or the cargo target
+/// directory this test binary was built into (`target/<profile>/`).
+pub fn bin_path(name: &str) -> Result<PathBuf> {
+    let dir = match std::env::var_os("HASTACK_BIN_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let exe = std::env::current_exe()?;
+            // target/<profile>/deps/<test binary>
+            exe.parent()
+                .and_then(Path::parent)
+                .ok_or_else(|| anyhow!("cannot find the target dir from {}", exe.display()))?
+                .to_owned()
+        }
+    };
+    let path = dir.join(name);
+    if !path.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --workspace --bins)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A running daemon; SIGKILLed on drop if still running.
+pub struct DaemonProcess {
+    pub name: String,
+    pub admin: SocketAddr,
+    pub config_path: PathBuf,
+    pub log_path: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl DaemonProcess {
+    /// Writes `config` to a temp file, starts daemon `name` on it and waits
+    /// (up to 20 s) until `http://{admin}/status` answers 200.
+    pub fn start(name: &str, config: &str, admin: SocketAddr) -> Result<Self> {
+        Self::start_with_args(name, config, admin, &[])
+    }
+
+    pub fn start_with_args(
+        name: &str,
+        config: &str,
+        admin: SocketAddr,
+        args: &[&str],
+    ) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("hs-{name}-"))
+            .tempdir()?;
+        let config_path = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&config_path, config)?;
+        let log_path = dir.path().join(format!("{name}.log"));
+        let log = std::fs::File::create(&log_path)?;
+        let child = command_dying_with_parent(bin_path(name)?)
+            .arg("-f")
+            .arg(&config_path)
+            .args(["--log-level", "debug"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        let mut d = DaemonProcess {
+            name: name.to_owned(),
+            admin,
+            config_path,
+            log_path,
+            child,
+            _dir: dir,
+        };
+        let ready = wait_for(Duration::from_secs(20), Duration::from_millis(20), || {
+            if let Ok(Some(status)) = d.child.try_wait() {
+                return Some(Err(anyhow!("{name} exited at start ({status})")));
+            }
+            d.get("/status")
+                .ok()
+                .filter(|(code, _)| *code == 200)
+                .map(|_| Ok(()))
+        });
+        match ready {
+            Some(Ok(())) => Ok(d),
+            Some(Err(e)) => Err(e.context(d.log())),
+            None => Err(anyhow!(
+                "{name}: /status did not answer within 20s\n{}",
+                d.log()
+            )),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The daemon's log so far (its last 8 KiB).
+    pub fn log(&self) -> String {
+        tail(&self.log_path, 8192)
+    }
+
+    /// `GET path` on the admin endpoint: (status code, body).
+    pub fn get(&self, path: &str) -> Result<(u16, String)> {
+        http_get(self.admin, path)
+    }
+
+    /// `/status` as JSON.
+    pub fn status(&self) -> Result<serde_json::Value> {
+        let (code, body) = self.get("/status")?;
+        anyhow::ensure!(code == 200, "/status answered {code}: {body}");
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    /// `/metrics` text.
+    pub fn metrics(&self) -> Result<String> {
+        let (code, body) = self.get("/metrics")?;
+        anyhow::ensure!(code == 200, "/metrics answered {code}: {body}");
+        Ok(body)
+    }
+
+    /// Replaces the config file (takes effect on [`DaemonProcess::reload`]).
+    pub fn write_config(&self, config: &str) -> Result<()> {
+        Ok(std::fs::write(&self.config_path, config)?)
+    }
+
+    pub fn signal(&self, sig: Signal) -> Result<()> {
+        Ok(signal(&self.child, sig)?)
+    }
+
+    /// SIGHUP.
+    pub fn reload(&self) -> Result<()> {
+        self.signal(Signal::SIGHUP)
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        wait_timeout(&mut self.child, timeout)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        kill_and_reap(&mut self.child);
+    }
+}
+
+/// A plain HTTP/1.0 GET; the server closes after answering.
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let code = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow!("not an HTTP response: {resp:?}"))?;
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((code, body))
+}
