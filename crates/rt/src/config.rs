@@ -183,6 +183,11 @@ fn serde_message(e: &serde_yaml::Error) -> String {
     if let Some(cut) = msg.find(" at line ") {
         msg.truncate(cut);
     }
+    // "expected struct AdminHttp" names our type, not what to write.
+    if let Some(cut) = msg.find("expected struct ") {
+        msg.truncate(cut);
+        msg.push_str("expected a mapping of keys to values");
+    }
     // serde_yaml prefixes some messages with a partial path ("a.b: ...").
     if let Some((head, tail)) = msg.split_once(": ") {
         if !head.contains(' ') && !head.is_empty() {

@@ -1,0 +1,337 @@
+//! Every daemon's process contract (DESIGN.md §4), run against the built
+//! binaries: CLI, config errors with locations and exit codes, the admin
+//! endpoint, SIGHUP reload (good and bad), graceful SIGTERM.
+
+use std::net::SocketAddr;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use hastack_it::daemon::bin_path;
+use hastack_it::ports::free_port;
+use hastack_it::{wait_for, DaemonProcess};
+use nix::sys::signal::Signal;
+
+/// A small valid config for each daemon, listening for admin on `{admin}`.
+fn config(daemon: &str, admin: SocketAddr) -> String {
+    let body = match daemon {
+        "vrrpd" => "instances:\n  VI_1:\n    interface: eth0\n    virtual_router_id: 51\n    virtual_ipaddress: [10.99.0.100/24]\n",
+        "lbd" => "frontends:\n  mysql: {bind: [127.0.0.1:13306], backend: proxies}\nbackends:\n  proxies:\n    servers:\n      - {name: proxy-1, address: 127.0.0.1:18066, port: 48700}\n",
+        "sqlproxyd" => "listen: 127.0.0.1:18066\nadmin_listen: 127.0.0.1:19066\nusers:\n  - {name: app, password: app}\ndata_hosts:\n  - name: dh1\n    user: monitor\n    password: monitor\n    nodes:\n      - {name: db-1, address: 127.0.0.1:3311, role: write}\nschemas:\n  - {name: app, data_host: dh1}\n",
+        "checkd" => "services:\n  status:\n    type: http_check\n    bind: 127.0.0.1:48700\n    probe:\n      tcp: {address: 127.0.0.1:18066}\n",
+        other => panic!("unknown daemon {other}"),
+    };
+    format!("admin_http:\n  listen: {admin}\nshutdown_grace: 2s\n{body}")
+}
+
+fn admin_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+fn run(daemon: &str, args: &[&str]) -> Output {
+    Command::new(bin_path(daemon).unwrap())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn example(daemon: &str) -> String {
+    format!("{}/../configs/{daemon}.yaml", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn version_help_and_check(daemon: &str) {
+    let out = run(daemon, &["--version"]);
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout),
+        format!("{daemon} {}\n", env!("CARGO_PKG_VERSION"))
+    );
+
+    let out = run(daemon, &["--help"]);
+    assert!(out.status.success());
+    for flag in ["--config", "--check", "--log-format", "--log-level"] {
+        assert!(
+            text(&out.stdout).contains(flag),
+            "{daemon} --help lacks {flag}"
+        );
+    }
+
+    let out = run(daemon, &["-f", &example(daemon), "--check"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{daemon} --check on its example: {}",
+        text(&out.stderr)
+    );
+
+    // No config given is a usage error.
+    assert_eq!(run(daemon, &[]).status.code(), Some(2));
+    assert_eq!(run(daemon, &["--no-such-flag"]).status.code(), Some(2));
+}
+
+fn bad_configs_exit_2_naming_the_problem(daemon: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let good = config(daemon, admin_addr());
+    let cases: Vec<(&str, String, String)> = vec![
+        (
+            "unknown key",
+            format!("{good}surprise: 1\n"),
+            "unknown field `surprise`".into(),
+        ),
+        (
+            "wrong type",
+            good.replace("shutdown_grace: 2s", "shutdown_grace: soon"),
+            "shutdown_grace: expected a duration".into(),
+        ),
+        (
+            "bad address",
+            good.replace("listen: 127.0.0.1:", "listen: 127.0.0.256:"),
+            "admin_http.listen:".into(),
+        ),
+        ("empty file", String::new(), "the file is empty".into()),
+        ("not YAML", "admin_http: [\n".into(), "".into()),
+    ];
+    for (what, body, expected) in cases {
+        let path = dir.path().join(format!("{daemon}.yaml"));
+        std::fs::write(&path, &body).unwrap();
+        for args in [
+            vec!["-f", path.to_str().unwrap(), "--check"],
+            vec!["-f", path.to_str().unwrap()],
+        ] {
+            let out = run(daemon, &args);
+            let err = text(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{daemon}, {what}, {args:?}: {err}"
+            );
+            let first = err.lines().next().unwrap_or_default();
+            assert!(
+                first.starts_with(&format!("{}:", path.display())),
+                "{daemon}, {what}: {err}"
+            );
+            assert!(
+                first.contains(&expected),
+                "{daemon}, {what}: want {expected:?} in {err}"
+            );
+            if what != "empty file" {
+                let loc: Vec<&str> = first.splitn(4, ':').collect();
+                assert!(
+                    loc[1].parse::<u32>().is_ok() && loc[2].parse::<u32>().is_ok(),
+                    "{daemon}, {what}: no line:col in {first}"
+                );
+            }
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+    let out = run(daemon, &["-f", "/nonexistent/x.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr).lines().next(),
+        Some("/nonexistent/x.yaml: no such file")
+    );
+    // A directory is as unreadable as a file without permission (root reads those).
+    let out = run(daemon, &["-f", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with(&format!("{}: cannot read", dir.path().display())),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+fn serves_status_and_metrics(daemon: &str) {
+    let admin = admin_addr();
+    let d = DaemonProcess::start(daemon, &config(daemon, admin), admin).unwrap();
+    let s = d.status().unwrap();
+    assert_eq!(s["name"], daemon);
+    assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(s["config_generation"], 1);
+    assert_eq!(s["pid"], d.pid());
+    assert_eq!(s["config_file"], d.config_path.to_str().unwrap());
+    assert!(s["uptime_seconds"].as_f64().unwrap() >= 0.0);
+    assert!(s["state"].is_object(), "{s}");
+    assert!(
+        !s.to_string().contains("\"monitor\"")
+            || daemon != "sqlproxyd"
+            || !s.to_string().contains("password")
+    );
+
+    let m = d.metrics().unwrap();
+    for series in [
+        format!(
+            "hastack_{daemon}_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        ),
+        format!("hastack_{daemon}_uptime_seconds "),
+        format!("hastack_{daemon}_config_generation 1"),
+        format!("hastack_{daemon}_config_reloads_total{{result=\"ok\"}} 0"),
+        format!("hastack_{daemon}_config_reloads_total{{result=\"error\"}} 0"),
+    ] {
+        assert!(
+            m.contains(&series),
+            "{daemon} /metrics lacks {series:?}:\n{m}"
+        );
+    }
+    assert_eq!(d.get("/nope").unwrap().0, 404);
+}
+
+fn reload_good_then_bad(daemon: &str) {
+    let admin = admin_addr();
+    let d = DaemonProcess::start(daemon, &config(daemon, admin), admin).unwrap();
+    let generation = |d: &DaemonProcess| d.status().unwrap()["config_generation"].as_u64().unwrap();
+
+    d.write_config(&config(daemon, admin).replace("shutdown_grace: 2s", "shutdown_grace: 3s"))
+        .unwrap();
+    d.reload().unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), Duration::from_millis(20), || {
+            (generation(&d) == 2).then_some(())
+        })
+        .is_some(),
+        "{daemon}: a good reload did not bump the generation\n{}",
+        d.log()
+    );
+    assert_eq!(d.status().unwrap()["last_reload"]["result"], "ok");
+
+    d.write_config(&format!("{}bogus_key: 1\n", config(daemon, admin)))
+        .unwrap();
+    d.reload().unwrap();
+    let refused = wait_for(Duration::from_secs(10), Duration::from_millis(20), || {
+        let s = d.status().ok()?;
+        (s["last_reload"]["result"] == "error").then_some(s)
+    })
+    .unwrap_or_else(|| panic!("{daemon}: bad reload not reported\n{}", d.log()));
+    assert_eq!(
+        refused["config_generation"], 2,
+        "a refused reload changed the generation"
+    );
+    assert!(refused["last_reload"]["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("unknown field `bogus_key`"));
+    assert!(d.log().contains("unknown field `bogus_key`"), "{}", d.log());
+    assert!(d.log().contains("reload refused"), "{}", d.log());
+    let m = d.metrics().unwrap();
+    assert!(
+        m.contains(&format!(
+            "hastack_{daemon}_config_reloads_total{{result=\"error\"}} 1"
+        )),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!(
+            "hastack_{daemon}_config_reloads_total{{result=\"ok\"}} 1"
+        )),
+        "{m}"
+    );
+}
+
+fn sigterm_and_sigint_stop_gracefully(daemon: &str) {
+    for sig in [Signal::SIGTERM, Signal::SIGINT] {
+        let admin = admin_addr();
+        let mut d = DaemonProcess::start(daemon, &config(daemon, admin), admin).unwrap();
+        d.signal(sig).unwrap();
+        let status = d
+            .wait_exit(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("{daemon} still running 10s after {sig}"));
+        assert_eq!(status.code(), Some(0), "{daemon} after {sig}\n{}", d.log());
+        assert!(
+            d.log().contains(&format!("{daemon} stopped")),
+            "{}",
+            d.log()
+        );
+        assert!(
+            TcpProbe(admin).refused(),
+            "{daemon} admin still answering after exit"
+        );
+    }
+}
+
+struct TcpProbe(SocketAddr);
+
+impl TcpProbe {
+    fn refused(&self) -> bool {
+        std::net::TcpStream::connect_timeout(&self.0, Duration::from_secs(1)).is_err()
+    }
+}
+
+fn runtime_errors_exit_1_naming_the_address(daemon: &str) {
+    // Admin port already taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, config(daemon, addr)).unwrap();
+    let out = run(daemon, &["-f", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("admin_http.listen {addr}: cannot bind")),
+        "{err}"
+    );
+    assert!(
+        err.to_lowercase().contains("address already in use") || err.contains("Address in use"),
+        "{err}"
+    );
+
+    // An address this host does not have.
+    let foreign: SocketAddr = "192.0.2.1:9999".parse().unwrap();
+    std::fs::write(&path, config(daemon, foreign)).unwrap();
+    let out = run(daemon, &["-f", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("admin_http.listen 192.0.2.1:9999: cannot bind"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+fn json_logs(daemon: &str) {
+    let admin = admin_addr();
+    let mut d = DaemonProcess::start_with_args(
+        daemon,
+        &config(daemon, admin),
+        admin,
+        &["--log-format", "json"],
+    )
+    .unwrap();
+    d.signal(Signal::SIGTERM).unwrap();
+    d.wait_exit(Duration::from_secs(10)).unwrap();
+    let log = d.log();
+    let started = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == format!("{daemon} started"))
+        .unwrap_or_else(|| panic!("no JSON 'started' event in:\n{log}"));
+    assert_eq!(started["level"], "INFO");
+    assert_eq!(started["admin"], admin.to_string());
+}
+
+macro_rules! per_daemon {
+    ($($daemon:ident),+) => {
+        $(
+            mod $daemon {
+                #[test]
+                fn version_help_and_check() { super::version_help_and_check(stringify!($daemon)) }
+                #[test]
+                fn bad_configs_exit_2_naming_the_problem() { super::bad_configs_exit_2_naming_the_problem(stringify!($daemon)) }
+                #[test]
+                fn serves_status_and_metrics() { super::serves_status_and_metrics(stringify!($daemon)) }
+                #[test]
+                fn reload_good_then_bad() { super::reload_good_then_bad(stringify!($daemon)) }
+                #[test]
+                fn sigterm_and_sigint_stop_gracefully() { super::sigterm_and_sigint_stop_gracefully(stringify!($daemon)) }
+                #[test]
+                fn runtime_errors_exit_1_naming_the_address() { super::runtime_errors_exit_1_naming_the_address(stringify!($daemon)) }
+                #[test]
+                fn json_logs() { super::json_logs(stringify!($daemon)) }
+            }
+        )+
+    };
+}
+
+per_daemon!(vrrpd, lbd, sqlproxyd, checkd);
