@@ -2,6 +2,9 @@
 //! binaries: CLI, config errors with locations and exit codes, the admin
 //! endpoint, SIGHUP reload (good and bad), graceful SIGTERM.
 
+// Helpers outside #[test] fns unwrap too: a failed step is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::process::{Command, Output};
 use std::time::Duration;

@@ -1,5 +1,8 @@
 //! The MariaDB fixture itself: real replication, real faults.
 
+// Helpers outside #[test] fns unwrap too: a failed step is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use hastack_it::{wait_for, MariaDbCluster};

@@ -1,6 +1,9 @@
 //! The network-namespace fixture: hosts that reach each other, links that
 //! go down, partitions that cut traffic both ways and heal.
 
+// Helpers outside #[test] fns unwrap too: a failed step is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use hastack_it::NetLab;
 
 fn require_root() {

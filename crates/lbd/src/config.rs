@@ -211,13 +211,8 @@ impl DaemonConfig for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
-
     fn errors(text: &str) -> Vec<String> {
-        match hastack_rt::config::parse::<Config>(Path::new("lbd.yaml"), text) {
-            Ok(_) => vec![],
-            Err(e) => e.0.iter().map(ToString::to_string).collect(),
-        }
+        hastack_rt::config::error_lines::<Config>("lbd.yaml", text)
     }
 
     #[test]

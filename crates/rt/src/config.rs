@@ -176,6 +176,15 @@ pub fn parse<C: DaemonConfig>(file: &Path, text: &str) -> Result<C, ConfigErrors
     ))
 }
 
+/// Every error `parse` finds in `text`, as the lines `--check` prints
+/// (empty when valid). For tests of the daemons' schemas.
+pub fn error_lines<C: DaemonConfig>(file: &str, text: &str) -> Vec<String> {
+    match parse::<C>(Path::new(file), text) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
 /// serde_yaml's message without the position it appends (we print our own)
 /// and without a key path prefix (we print the full one).
 fn serde_message(e: &serde_yaml::Error) -> String {
@@ -373,6 +382,15 @@ mod tests {
         assert!(
             e[0].starts_with("lbd.yaml:2:11: admin_http.listen: "),
             "{e:?}"
+        );
+    }
+
+    #[test]
+    fn type_errors_describe_yaml_not_rust() {
+        let e = errors("admin_http: [1]\nbackends: {}\n");
+        assert_eq!(
+            e,
+            ["lbd.yaml:1:13: admin_http: invalid type: sequence, expected a mapping of keys to values"]
         );
     }
 }

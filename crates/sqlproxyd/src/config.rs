@@ -332,10 +332,7 @@ mod tests {
     use std::path::Path;
 
     fn errors(text: &str) -> Vec<String> {
-        match hastack_rt::config::parse::<Config>(Path::new("sqlproxyd.yaml"), text) {
-            Ok(_) => vec![],
-            Err(e) => e.0.iter().map(ToString::to_string).collect(),
-        }
+        hastack_rt::config::error_lines::<Config>("sqlproxyd.yaml", text)
     }
 
     #[test]

@@ -104,6 +104,7 @@ impl Handshake {
         if payload.first() == Some(&0xFF) {
             return Err(ParseError::ServerError(describe_err(payload)));
         }
+        check_auth_data_len(payload)?;
         let hs = HandshakePacket::deserialize((), &mut ParseBuf(payload))
             .map_err(|e| ParseError::Malformed("handshake", e.to_string()))?;
         if hs.protocol_version() != 10 {
@@ -128,6 +129,24 @@ impl Handshake {
                 .map(|n| String::from_utf8_lossy(n).into_owned())
                 .unwrap_or_default(),
         })
+    }
+}
+
+/// mysql_common 0.38 computes `auth_plugin_data_len as i8 - 8`, which
+/// overflows (a panic in builds with overflow checks) for 0x80..=0x87. No
+/// server sends more than 21 bytes of plugin data; refuse such a length first.
+fn check_auth_data_len(payload: &[u8]) -> Result<(), ParseError> {
+    let Some(nul) = payload.iter().skip(1).position(|&b| b == 0) else {
+        return Ok(()); // mysql_common reports the missing terminator
+    };
+    // protocol version, version string + NUL, then 4+8+1+2+1+2+2 bytes.
+    let at = 1 + nul + 1 + 20;
+    match payload.get(at) {
+        Some(&len) if len >= 0x80 => Err(ParseError::Malformed(
+            "handshake",
+            format!("auth-plugin-data length {len} (at most 127 is possible)"),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -279,6 +298,39 @@ mod tests {
         match Handshake::parse(&payload) {
             Err(ParseError::ServerError(e)) => assert_eq!(e.code, 1129),
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Found by the mysql_packets fuzz target.
+    #[test]
+    fn auth_data_length_that_overflows_mysql_common_is_an_error() {
+        let crash = [
+            0x00, 0x29, 0x04, 0x0b, 0x0b, 0x0b, 0x0b, 0x00, 0xfd, 0x00, 0xfe, 0xe9, 0xe9, 0xff,
+            0xff, 0x5d, 0xff, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xe9, 0x81, 0x81, 0x81, 0x81,
+            0x81, 0x81, 0xe9, 0xe9, 0xe9, 0xe9, 0xe9, 0x1e, 0xe9, 0xe9, 0x00, 0xe9, 0x01, 0x00,
+            0x00, 0x00, 0x00, 0x0b,
+        ];
+        assert!(matches!(
+            Handshake::parse(&crash),
+            Err(ParseError::Malformed("handshake", _))
+        ));
+        let mut hs = Handshake {
+            server_version: "10.11".into(),
+            connection_id: 1,
+            scramble: [7; 20],
+            capabilities: CapabilityFlags::CLIENT_PROTOCOL_41
+                | CapabilityFlags::CLIENT_SECURE_CONNECTION
+                | CapabilityFlags::CLIENT_PLUGIN_AUTH,
+            collation: 8,
+            status: StatusFlags::empty(),
+            auth_plugin: "mysql_native_password".into(),
+        }
+        .to_payload()
+        .to_vec();
+        assert_eq!(hs[1 + 6 + 20], 21, "offset of the length byte");
+        for len in 0x80..=0x87 {
+            hs[1 + 6 + 20] = len;
+            assert!(Handshake::parse(&hs).is_err());
         }
     }
 
