@@ -70,6 +70,17 @@ fn version_help_and_check(daemon: &str) {
         text(&out.stderr)
     );
 
+    let out = run(
+        daemon,
+        &["-f", &example(daemon), "--log-level", "nope=verbose"],
+    );
+    assert_eq!(out.status.code(), Some(2), "bad --log-level");
+    assert!(
+        text(&out.stderr).contains("--log-level \"nope=verbose\""),
+        "{}",
+        text(&out.stderr)
+    );
+
     // No config given is a usage error.
     assert_eq!(run(daemon, &[]).status.code(), Some(2));
     assert_eq!(run(daemon, &["--no-such-flag"]).status.code(), Some(2));
@@ -312,6 +323,22 @@ fn json_logs(daemon: &str) {
         .unwrap_or_else(|| panic!("no JSON 'started' event in:\n{log}"));
     assert_eq!(started["level"], "INFO");
     assert_eq!(started["admin"], admin.to_string());
+}
+
+/// Every lab config (DESIGN.md §2) passes its daemon's `--check`.
+#[test]
+fn every_lab_config_is_valid() {
+    let dir = format!("{}/../configs/lab", env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let daemon = file.split(['-', '.']).next().unwrap().to_owned();
+        let out = run(&daemon, &["-f", path.to_str().unwrap(), "--check"]);
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", text(&out.stderr));
+        checked += 1;
+    }
+    assert_eq!(checked, 8, "two lab configs per daemon");
 }
 
 macro_rules! per_daemon {

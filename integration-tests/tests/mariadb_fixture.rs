@@ -70,6 +70,24 @@ fn a_killed_node_is_reported_down_and_comes_back_caught_up() {
         "table created while the replica was down reached it"
     );
 
+    // A clean stop and start keeps the replica replicating.
+    cluster.stop(1).unwrap();
+    assert!(!cluster.is_up(1));
+    cluster.start_node(1).unwrap();
+    cluster
+        .conn_as(0, "app", "app")
+        .unwrap()
+        .query_drop("INSERT INTO app.k VALUES (1)")
+        .unwrap();
+    cluster.wait_caught_up(Duration::from_secs(20)).unwrap();
+    assert_eq!(
+        cluster
+            .replica_field(1, "Slave_SQL_Running")
+            .unwrap()
+            .as_deref(),
+        Some("Yes")
+    );
+
     // The primary crashes: the replica's IO thread notices.
     cluster.kill(0).unwrap();
     assert!(!cluster.is_up(0));
