@@ -3,9 +3,13 @@
 //! - [`framing`]: the packet layer (3-byte length, sequence id, 16 MiB split).
 //! - [`packets`]: the few packets a proxy or checker builds itself, built on
 //!   `mysql_common` where it has them.
+//! - [`response`]: where a server's reply to one command ends.
+//! - [`auth`]: mysql_native_password, the server's side.
 
+pub mod auth;
 pub mod framing;
 pub mod packets;
+pub mod response;
 
 #[cfg(feature = "codec")]
 pub mod codec;
