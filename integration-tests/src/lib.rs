@@ -14,6 +14,7 @@ pub mod mariadb;
 pub mod netlab;
 pub mod ports;
 mod process;
+pub mod sqlproxy;
 
 pub use daemon::DaemonProcess;
 pub use mariadb::MariaDbCluster;

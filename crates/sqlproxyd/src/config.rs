@@ -72,12 +72,24 @@ pub struct DataHost {
     pub balance: Balance,
     #[serde(default)]
     pub switch_type: SwitchType,
-    /// Account sqlproxyd uses towards the backends (heartbeat, pool).
+    /// Account client traffic runs as on the backends (Mycat's writeHost
+    /// user): it needs the application's privileges.
     pub user: String,
     pub password: Secret,
     #[serde(default)]
     pub pool: Pool,
+    /// After a write, the session's reads stay on the write node this long
+    /// (replicas may not have applied it yet). `0s` turns it off.
+    #[serde(default)]
+    pub read_your_writes: Duration,
+    /// Limit on connecting and logging in to a node.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Duration,
     pub nodes: Vec<Node>,
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(2)
 }
 
 /// Where reads go (Mycat's `balance`, whose numbers are accepted too).
@@ -187,14 +199,13 @@ pub enum Role {
     Read,
 }
 
-/// A logical schema clients `USE`, served by one data host.
+/// A schema clients `USE`, served by one data host (the database of the
+/// same name on its nodes).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Schema {
     pub name: String,
     pub data_host: String,
-    /// Database on the backends; defaults to the schema's name.
-    pub database: Option<String>,
 }
 
 fn is_native_hash(s: &str) -> bool {

@@ -1,16 +1,28 @@
-//! sqlproxyd as the shared runtime drives it.
-//!
-//! The MySQL frontend, routing and failover arrive with the sqlproxyd
-//! issues; until then the daemon loads, validates, reloads and reports its
-//! users (names only), data hosts and schemas, and binds no MySQL port.
+//! sqlproxyd as the shared runtime drives it: the client listener, the
+//! sessions, reload and drain.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
 
 use hastack_rt::{Daemon, StartContext};
 use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::session::Session;
+use crate::topology::Topology;
 
 pub struct Sqlproxyd {
     config: Config,
+    topology: Arc<RwLock<Arc<Topology>>>,
+    metrics: Metrics,
+    stop: CancellationToken,
+    sessions: TaskTracker,
+    listen: SocketAddr,
 }
 
 impl Daemon for Sqlproxyd {
@@ -20,11 +32,40 @@ impl Daemon for Sqlproxyd {
         "MySQL-protocol proxy with read/write splitting and safe write-node failover";
     const DEFAULT_ADMIN_PORT: u16 = 9166;
 
-    async fn start(config: Config, _ctx: &mut StartContext<'_>) -> anyhow::Result<Self> {
-        Ok(Sqlproxyd { config })
+    async fn start(config: Config, ctx: &mut StartContext<'_>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("listen {}: cannot bind: {e}", config.listen))?;
+        let metrics = Metrics::register(ctx.registry);
+        let topology = Arc::new(RwLock::new(Arc::new(Topology::from_config(&config))));
+        let stop = CancellationToken::new();
+        let sessions = TaskTracker::new();
+        tokio::spawn(accept_loop(
+            listener,
+            topology.clone(),
+            metrics.clone(),
+            stop.clone(),
+            sessions.clone(),
+        ));
+        tracing::info!(listen = %config.listen, "accepting MySQL clients");
+        Ok(Sqlproxyd {
+            listen: config.listen,
+            config,
+            topology,
+            metrics,
+            stop,
+            sessions,
+        })
     }
 
     async fn reload(&mut self, config: Config) -> anyhow::Result<()> {
+        if config.listen != self.listen {
+            tracing::warn!(running = %self.listen, configured = %config.listen, "listen changes only at restart");
+        }
+        let fresh = Arc::new(Topology::from_config(&config));
+        if let Ok(mut t) = self.topology.write() {
+            *t = fresh;
+        }
         self.config = config;
         Ok(())
     }
@@ -44,14 +85,57 @@ impl Daemon for Sqlproxyd {
             })
             .collect();
         json!({
-            "listen": c.listen,
+            "listen": self.listen,
             "admin_listen": c.admin_listen,
-            "serving": false,
+            "serving": !self.stop.is_cancelled(),
+            "client_connections": self.metrics.client_connections.get(),
             "users": c.users.iter().map(|u| json!({ "name": u.name, "read_only": u.read_only })).collect::<Vec<_>>(),
             "data_hosts": data_hosts,
             "schemas": c.schemas.iter().map(|s| json!({ "name": s.name, "data_host": s.data_host })).collect::<Vec<_>>(),
         })
     }
 
-    async fn shutdown(&mut self) {}
+    async fn shutdown(&mut self) {
+        // Stop accepting; sessions end between commands, a reply in flight completes.
+        self.stop.cancel();
+        self.sessions.close();
+        self.sessions.wait().await;
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    topology: Arc<RwLock<Arc<Topology>>>,
+    metrics: Metrics,
+    stop: CancellationToken,
+    sessions: TaskTracker,
+) {
+    let ids = AtomicU32::new(1);
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of descriptors, typically: wait instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => return,
+        };
+        let topo = match topology.read() {
+            Ok(t) => t.clone(),
+            Err(_) => continue,
+        };
+        let id = ids.fetch_add(1, Ordering::Relaxed);
+        let metrics = metrics.clone();
+        let stop = stop.clone();
+        metrics.client_connections.inc();
+        metrics.client_connections_total.inc();
+        sessions.spawn(async move {
+            Session::run(id, stream, peer, topo, metrics.clone(), stop).await;
+            metrics.client_connections.dec();
+        });
+    }
 }

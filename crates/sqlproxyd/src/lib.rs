@@ -3,11 +3,25 @@
 //! failover (Mycat's role, with replication awareness).
 //!
 //! - [`config`]: the YAML schema (Mycat's concepts under clear names).
+//! - [`topology`]: the running form of the config (users, data hosts, schemas).
+//! - [`frontend`]: the server handshake and client login.
+//! - [`session`]: one client's commands, routed and streamed.
+//! - [`route`]: which connection a statement runs on (pure).
+//! - [`balance`]: which read node (pure).
+//! - [`backend`]: a logged-in connection to one node.
+//! - [`metrics`]: the `hastack_sqlproxyd_*` series.
 //! - [`daemon`]: the process as the shared runtime drives it.
 
 #![forbid(unsafe_code)]
 
+pub mod backend;
+pub mod balance;
 pub mod config;
 pub mod daemon;
+pub mod frontend;
+pub mod metrics;
+pub mod route;
+pub mod session;
+pub mod topology;
 
 pub use daemon::Sqlproxyd;

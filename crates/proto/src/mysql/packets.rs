@@ -150,6 +150,51 @@ fn check_auth_data_len(payload: &[u8]) -> Result<(), ParseError> {
     }
 }
 
+/// A client's COM_CHANGE_USER (mysql_common can build one but not read it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeUser {
+    pub user: String,
+    pub auth_response: Vec<u8>,
+    pub database: Option<String>,
+    pub collation: Option<u8>,
+    pub auth_plugin: Option<String>,
+}
+
+impl ChangeUser {
+    /// Reads the payload (command byte 0x11 included), protocol 4.1.
+    pub fn parse(payload: &[u8]) -> Result<Self, ParseError> {
+        let bad = |what: &str| ParseError::Malformed("COM_CHANGE_USER", what.to_owned());
+        let rest = payload
+            .strip_prefix(&[0x11])
+            .ok_or_else(|| bad("not a COM_CHANGE_USER"))?;
+        let (user, rest) = split_nul(rest).ok_or_else(|| bad("user not terminated"))?;
+        let (&len, rest) = rest.split_first().ok_or_else(|| bad("no auth response"))?;
+        let len = usize::from(len);
+        let auth = rest
+            .get(..len)
+            .ok_or_else(|| bad("auth response truncated"))?;
+        let rest = &rest[len..];
+        let (db, rest) = split_nul(rest).unwrap_or((rest, &[]));
+        let collation = rest.first().copied();
+        let plugin = rest
+            .get(2..)
+            .and_then(split_nul)
+            .map(|(p, _)| String::from_utf8_lossy(p).into_owned());
+        Ok(ChangeUser {
+            user: String::from_utf8_lossy(user).into_owned(),
+            auth_response: auth.to_vec(),
+            database: (!db.is_empty()).then(|| String::from_utf8_lossy(db).into_owned()),
+            collation,
+            auth_plugin: plugin,
+        })
+    }
+}
+
+fn split_nul(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let n = b.iter().position(|&c| c == 0)?;
+    Some((&b[..n], &b[n + 1..]))
+}
+
 /// A server's reply to a command, as far as "did it work" goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
@@ -298,6 +343,26 @@ mod tests {
         match Handshake::parse(&payload) {
             Err(ParseError::ServerError(e)) => assert_eq!(e.code, 1129),
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn change_user_is_read() {
+        let mut p = vec![0x11];
+        p.extend_from_slice(b"reader\0");
+        p.push(20);
+        p.extend_from_slice(&[7; 20]);
+        p.extend_from_slice(b"app\0");
+        p.extend_from_slice(&[45, 0]);
+        p.extend_from_slice(b"mysql_native_password\0");
+        let cu = ChangeUser::parse(&p).unwrap();
+        assert_eq!(cu.user, "reader");
+        assert_eq!(cu.auth_response, [7; 20]);
+        assert_eq!(cu.database.as_deref(), Some("app"));
+        assert_eq!(cu.collation, Some(45));
+        assert_eq!(cu.auth_plugin.as_deref(), Some("mysql_native_password"));
+        for cut in 0..p.len() {
+            let _ = ChangeUser::parse(&p[..cut]);
         }
     }
 

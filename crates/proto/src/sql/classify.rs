@@ -72,7 +72,35 @@ pub fn classify(sql: &str) -> (Class, Option<Hint>) {
     if statements.next().is_some() {
         return (Class::Pin(Pin::MultiStatement), hint);
     }
-    (classify_one(first), hint)
+    let class = match classify_one(first) {
+        // The lexer upper-cased a bare name; take its spelling from the text.
+        Class::Use(name) => Class::Use(original_spelling(sql, &name)),
+        other => other,
+    };
+    (class, hint)
+}
+
+/// `name` as spelled in `sql` (the first case-insensitive match after `USE`).
+fn original_spelling(sql: &str, name: &str) -> String {
+    let lower = sql.to_ascii_lowercase();
+    let after_use = lower.find("use").map_or(0, |i| i + 3);
+    match lower[after_use..].find(&name.to_ascii_lowercase()) {
+        Some(i) => sql[after_use + i..after_use + i + name.len()].to_owned(),
+        None => name.to_owned(),
+    }
+}
+
+/// Whether any statement in `sql` changes data (for read-only users).
+pub fn writes_data(sql: &str) -> bool {
+    let (tokens, _) = lex(sql);
+    let mut statements = tokens
+        .split(|t| *t == Token::Semicolon)
+        .filter(|s| !s.is_empty())
+        .peekable();
+    if statements.peek().is_none() {
+        return false;
+    }
+    statements.any(|s| classify_one(s) == Class::Write)
 }
 
 fn word(t: Option<&Token>) -> Option<&str> {
@@ -344,6 +372,7 @@ mod tests {
             ("/*!40101 SET NAMES utf8 */", Class::SessionSet),
             ("USE app", Class::Use("app".into())),
             ("USE `My-Db`", Class::Use("My-Db".into())),
+            ("use MyDb", Class::Use("MyDb".into())),
             ("SELECT 1; SELECT 2", Class::Pin(Pin::MultiStatement)),
             ("SELECT 1;", READ),
             ("", Class::Write),
@@ -355,6 +384,15 @@ mod tests {
         for (sql, want) in cases {
             assert_eq!(&classify(sql).0, want, "{sql:?}");
         }
+    }
+
+    #[test]
+    fn writes_data_looks_at_every_statement() {
+        assert!(!writes_data("SELECT 1; SELECT 2"));
+        assert!(writes_data("SELECT 1; DELETE FROM t"));
+        assert!(!writes_data("SET NAMES utf8; BEGIN; SELECT 1; COMMIT"));
+        assert!(!writes_data(""));
+        assert!(writes_data("DROP TABLE t"));
     }
 
     #[test]

@@ -11,5 +11,5 @@ mod classify;
 mod hint;
 mod lexer;
 
-pub use classify::{classify, Class, Pin};
+pub use classify::{classify, writes_data, Class, Pin};
 pub use hint::Hint;

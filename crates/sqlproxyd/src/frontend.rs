@@ -1,0 +1,181 @@
+//! The client side of a session's start: the server handshake and the
+//! client's login (mysql_native_password, with an auth switch for clients
+//! that start with another plugin).
+
+use std::net::SocketAddr;
+
+use anyhow::{bail, Result};
+use futures::SinkExt;
+use hastack_proto::mysql::auth::verify_native;
+use hastack_proto::mysql::packets::{err_payload, Capabilities, Handshake, Ok as OkPacket, Status};
+use hastack_proto::mysql::Packet;
+use mysql_common::io::ParseBuf;
+use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakeResponse};
+use mysql_common::proto::{MyDeserialize, MySerialize};
+
+use crate::backend::{next, Wire};
+use crate::topology::{Topology, User};
+
+/// What the proxy offers clients. Not offered: TLS (not yet), compression,
+/// DEPRECATE_EOF and session tracking (backend replies pass through
+/// unchanged, so they must be in the classic form every client reads).
+pub fn offered_capabilities() -> Capabilities {
+    Capabilities::CLIENT_LONG_PASSWORD
+        | Capabilities::CLIENT_FOUND_ROWS
+        | Capabilities::CLIENT_LONG_FLAG
+        | Capabilities::CLIENT_CONNECT_WITH_DB
+        | Capabilities::CLIENT_LOCAL_FILES
+        | Capabilities::CLIENT_IGNORE_SPACE
+        | Capabilities::CLIENT_PROTOCOL_41
+        | Capabilities::CLIENT_INTERACTIVE
+        | Capabilities::CLIENT_IGNORE_SIGPIPE
+        | Capabilities::CLIENT_TRANSACTIONS
+        | Capabilities::CLIENT_SECURE_CONNECTION
+        | Capabilities::CLIENT_MULTI_STATEMENTS
+        | Capabilities::CLIENT_MULTI_RESULTS
+        | Capabilities::CLIENT_PS_MULTI_RESULTS
+        | Capabilities::CLIENT_PLUGIN_AUTH
+        | Capabilities::CLIENT_CONNECT_ATTRS
+        | Capabilities::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+}
+
+/// utf8mb4_general_ci, what MariaDB 10.11 announces.
+const DEFAULT_COLLATION: u8 = 45;
+
+/// A logged-in client.
+pub struct Client {
+    pub user: std::sync::Arc<User>,
+    pub database: Option<String>,
+    pub capabilities: Capabilities,
+    pub collation: u8,
+    pub nonce: [u8; 20],
+}
+
+/// A 20-byte nonce of printable ASCII (never NUL: it is sent NUL-terminated).
+pub fn nonce() -> [u8; 20] {
+    let mut n: [u8; 20] = rand::random();
+    for b in &mut n {
+        *b = 33 + *b % 94;
+    }
+    n
+}
+
+/// Greets the client and checks its login. `Ok(None)`: refused, the client
+/// got its ERR and the connection should close.
+pub async fn login(
+    wire: &mut Wire,
+    conn_id: u32,
+    topology: &Topology,
+    peer: SocketAddr,
+) -> Result<Option<Client>> {
+    let nonce = nonce();
+    let hello = Handshake {
+        server_version: topology.server_version.clone(),
+        connection_id: conn_id,
+        scramble: nonce,
+        capabilities: offered_capabilities(),
+        collation: DEFAULT_COLLATION,
+        status: Status::SERVER_STATUS_AUTOCOMMIT,
+        auth_plugin: "mysql_native_password".into(),
+    };
+    wire.send(Packet::new(0, hello.to_payload())).await?;
+    let reply = next(wire).await?;
+    let response = match HandshakeResponse::deserialize((), &mut ParseBuf(&reply.payload)) {
+        Ok(r) => r,
+        Err(_) if reply.payload.len() == 32 => {
+            send_err(
+                wire,
+                reply.seq.wrapping_add(1),
+                1045,
+                "28000",
+                "TLS was requested but sqlproxyd does not offer it",
+            )
+            .await?;
+            return Ok(None);
+        }
+        Err(e) => bail!("malformed handshake response from {peer}: {e}"),
+    };
+    let user_name = String::from_utf8_lossy(response.user()).into_owned();
+    let database = response
+        .db_name()
+        .filter(|d| !d.is_empty())
+        .map(|d| String::from_utf8_lossy(d).into_owned());
+    let capabilities = response.capabilities() & offered_capabilities();
+    let collation = response.collation();
+    let mut seq = reply.seq.wrapping_add(1);
+    let mut answer = response.scramble_buf().to_vec();
+    let native = matches!(
+        response.auth_plugin(),
+        None | Some(AuthPlugin::MysqlNativePassword)
+    );
+    if !native {
+        // MySQL 8 clients start with caching_sha2_password: ask for native.
+        let mut nonce_nul = nonce.to_vec();
+        nonce_nul.push(0);
+        let mut buf = Vec::new();
+        AuthSwitchRequest::new(&b"mysql_native_password"[..], nonce_nul).serialize(&mut buf);
+        wire.send(Packet::new(seq, buf)).await?;
+        let switched = next(wire).await?;
+        seq = switched.seq.wrapping_add(1);
+        answer = switched.payload.to_vec();
+    }
+    let user = topology
+        .users
+        .get(&user_name)
+        .filter(|u| verify_native(&nonce, &answer, &u.hash));
+    let Some(user) = user else {
+        let using = if answer.is_empty() { "NO" } else { "YES" };
+        let msg = format!(
+            "Access denied for user '{user_name}'@'{}' (using password: {using})",
+            peer.ip()
+        );
+        send_err(wire, seq, 1045, "28000", &msg).await?;
+        return Ok(None);
+    };
+    if let Some(db) = &database {
+        if let Some((code, state, msg)) = schema_refusal(topology, user, db) {
+            send_err(wire, seq, code, state, &msg).await?;
+            return Ok(None);
+        }
+    }
+    let ok = OkPacket {
+        status: Status::SERVER_STATUS_AUTOCOMMIT,
+        ..OkPacket::default()
+    };
+    wire.send(Packet::new(seq, ok.to_payload())).await?;
+    Ok(Some(Client {
+        user: user.clone(),
+        database,
+        capabilities,
+        collation,
+        nonce,
+    }))
+}
+
+/// Why `user` may not use `schema`, as MariaDB would say it.
+pub fn schema_refusal(
+    topology: &Topology,
+    user: &User,
+    schema: &str,
+) -> Option<(u16, &'static str, String)> {
+    if !user.may_use(schema) {
+        return Some((
+            1044,
+            "42000",
+            format!(
+                "Access denied for user '{}'@'%' to database '{schema}'",
+                user.name
+            ),
+        ));
+    }
+    if !topology.schemas.contains_key(schema) {
+        return Some((1049, "42000", format!("Unknown database '{schema}'")));
+    }
+    None
+}
+
+pub async fn send_err(wire: &mut Wire, seq: u8, code: u16, state: &str, msg: &str) -> Result<()> {
+    wire.send(Packet::new(seq, err_payload(code, state, msg)))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! sqlproxyd's metrics, `hastack_sqlproxyd_*`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabels {
+    pub data_host: String,
+    pub node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// `read` or `write`.
+    pub route: &'static str,
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub client_connections: Gauge,
+    pub client_connections_total: Counter,
+    pub auth_failures: Counter,
+    pub queries: Family<RouteLabels, Counter>,
+    pub backend_connections: Family<NodeLabels, Gauge>,
+    pub backend_commands: Family<NodeLabels, Counter>,
+    pub backend_errors: Family<NodeLabels, Counter>,
+    pub backend_latency: Family<NodeLabels, Histogram>,
+}
+
+impl Metrics {
+    pub fn register(r: &mut Registry) -> Self {
+        let m = Metrics {
+            client_connections: Gauge::default(),
+            client_connections_total: Counter::default(),
+            auth_failures: Counter::default(),
+            queries: Family::default(),
+            backend_connections: Family::default(),
+            backend_commands: Family::default(),
+            backend_errors: Family::default(),
+            // 100 µs to ~3.3 s.
+            backend_latency: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+            }),
+        };
+        r.register(
+            "client_connections",
+            "Client sessions open now",
+            m.client_connections.clone(),
+        );
+        r.register(
+            "client_connections_accepted",
+            "Client sessions accepted",
+            m.client_connections_total.clone(),
+        );
+        r.register(
+            "auth_failures",
+            "Client logins refused",
+            m.auth_failures.clone(),
+        );
+        r.register("queries", "Client statements by route", m.queries.clone());
+        r.register(
+            "backend_connections",
+            "Backend connections open now, per node",
+            m.backend_connections.clone(),
+        );
+        r.register(
+            "backend_commands",
+            "Commands sent to a node for clients",
+            m.backend_commands.clone(),
+        );
+        r.register(
+            "backend_errors",
+            "Backend connection failures and lost connections, per node",
+            m.backend_errors.clone(),
+        );
+        r.register(
+            "backend_latency_seconds",
+            "Time from sending a command to the end of its reply",
+            m.backend_latency.clone(),
+        );
+        m
+    }
+}
+
+impl NodeLabels {
+    pub fn new(data_host: &str, node: &str) -> Self {
+        NodeLabels {
+            data_host: data_host.to_owned(),
+            node: node.to_owned(),
+        }
+    }
+}

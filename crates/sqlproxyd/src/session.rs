@@ -1,0 +1,640 @@
+//! One client session: its commands, routed to the session's write or read
+//! backend connection, replies streamed back packet by packet.
+//!
+//! The session owns at most one connection to the write node and one to a
+//! read node of its data host, opened when first needed. Before a command
+//! runs on either, that connection is brought in step with the session:
+//! the current schema and every session-level SET the client ran.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Result;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use hastack_proto::mysql::packets::{Ok as OkPacket, Status};
+use hastack_proto::mysql::response::{Expect, Reply, Step};
+use hastack_proto::mysql::Packet;
+use hastack_proto::sql::{classify, writes_data, Class};
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{next, Backend, Login, Wire};
+use crate::frontend::{self, schema_refusal, send_err, Client};
+use crate::metrics::{Metrics, NodeLabels, RouteLabels};
+use crate::route::{PinReason, SessionRoute, Target};
+use crate::topology::{DataHost, Topology};
+
+const COM_QUIT: u8 = 0x01;
+const COM_INIT_DB: u8 = 0x02;
+const COM_QUERY: u8 = 0x03;
+const COM_FIELD_LIST: u8 = 0x04;
+const COM_STATISTICS: u8 = 0x09;
+const COM_PING: u8 = 0x0e;
+const COM_CHANGE_USER: u8 = 0x11;
+const COM_STMT_PREPARE: u8 = 0x16;
+const COM_STMT_EXECUTE: u8 = 0x17;
+const COM_STMT_SEND_LONG_DATA: u8 = 0x18;
+const COM_STMT_CLOSE: u8 = 0x19;
+const COM_STMT_RESET: u8 = 0x1a;
+const COM_SET_OPTION: u8 = 0x1b;
+const COM_STMT_FETCH: u8 = 0x1c;
+const COM_RESET_CONNECTION: u8 = 0x1f;
+
+/// Session SET statements remembered for replay; past this the session is
+/// pinned to its write connection instead (a client looping over
+/// `SET @x = n` must not grow the proxy without bound).
+const MAX_REMEMBERED_SETS: usize = 256;
+
+pub struct Session {
+    id: u32,
+    peer: SocketAddr,
+    topology: Arc<Topology>,
+    metrics: Metrics,
+    client: Wire,
+    login: Client,
+    schema: Option<String>,
+    host: Arc<DataHost>,
+    write: Option<Backend>,
+    read: Option<Backend>,
+    route: SessionRoute,
+    sets: Vec<Bytes>,
+}
+
+/// How a forwarded command ended, for the session loop.
+enum Forwarded {
+    /// The reply reached the client in full.
+    Done { ok: bool },
+    /// The backend failed before any reply byte reached the client; the
+    /// client has an ERR and the session goes on.
+    Refused,
+}
+
+impl Session {
+    /// Runs a session from accept to close.
+    pub async fn run(
+        id: u32,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        topology: Arc<Topology>,
+        metrics: Metrics,
+        stop: CancellationToken,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let mut client = Wire::new(stream, Default::default());
+        let login = tokio::select! {
+            r = frontend::login(&mut client, id, &topology, peer) => r,
+            _ = stop.cancelled() => return,
+        };
+        let login = match login {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                metrics.auth_failures.inc();
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(session = id, %peer, "login failed: {e:#}");
+                return;
+            }
+        };
+        let host = login
+            .database
+            .as_deref()
+            .and_then(|d| topology.schemas.get(d))
+            .or(Some(&topology.default_host(&login.user)))
+            .and_then(|&i| topology.data_hosts.get(i).cloned());
+        let Some(host) = host else {
+            let _ = send_err(
+                &mut client,
+                2,
+                1105,
+                "HY000",
+                "sqlproxyd has no data host configured",
+            )
+            .await;
+            return;
+        };
+        tracing::debug!(session = id, %peer, user = %login.user.name, "session opened");
+        let mut s = Session {
+            id,
+            peer,
+            schema: login.database.clone(),
+            topology,
+            metrics,
+            client,
+            login,
+            host,
+            write: None,
+            read: None,
+            route: SessionRoute::default(),
+            sets: Vec::new(),
+        };
+        if let Err(e) = s.serve(stop).await {
+            tracing::debug!(session = id, peer = %s.peer, "session closed: {e:#}");
+        }
+        s.drop_backend(Target::Write);
+        s.drop_backend(Target::Read);
+    }
+
+    async fn serve(&mut self, stop: CancellationToken) -> Result<()> {
+        loop {
+            let packet = tokio::select! {
+                p = self.client.next() => p,
+                _ = stop.cancelled() => return Ok(()),
+            };
+            let packet = match packet {
+                Some(Ok(p)) => p,
+                Some(Err(e)) => {
+                    // Framing is lost: tell the client why, then close.
+                    let _ = send_err(
+                        &mut self.client,
+                        0,
+                        1153,
+                        "08S01",
+                        &format!("Got a packet sqlproxyd cannot read: {e}"),
+                    )
+                    .await;
+                    return Err(e.into());
+                }
+                None => return Ok(()),
+            };
+            let Some(&command) = packet.payload.first() else {
+                self.err(&packet, 1047, "08S01", "Empty command packet")
+                    .await?;
+                continue;
+            };
+            match command {
+                COM_QUIT => return Ok(()),
+                COM_PING => self.ok(&packet).await?,
+                COM_QUERY => self.query(packet).await?,
+                COM_INIT_DB => {
+                    let db = String::from_utf8_lossy(&packet.payload[1..]).into_owned();
+                    self.use_schema(packet, db).await?;
+                }
+                COM_FIELD_LIST => self.simple(packet, Expect::FieldList).await?,
+                COM_STATISTICS | COM_STMT_RESET | COM_SET_OPTION => {
+                    self.simple(packet, Expect::OnePacket).await?
+                }
+                COM_STMT_PREPARE => {
+                    let sql = String::from_utf8_lossy(&packet.payload[1..]).into_owned();
+                    if self.login.user.read_only && writes_data(&sql) {
+                        self.refuse_read_only(&packet).await?;
+                        continue;
+                    }
+                    // Statement ids belong to one connection: stay on it.
+                    self.route
+                        .pinned
+                        .get_or_insert(PinReason::PreparedStatement);
+                    self.simple(packet, Expect::Prepare).await?;
+                }
+                COM_STMT_EXECUTE => self.simple(packet, Expect::ResultSets).await?,
+                COM_STMT_FETCH => self.simple(packet, Expect::Fetch).await?,
+                COM_STMT_SEND_LONG_DATA | COM_STMT_CLOSE => {
+                    // No reply; only meaningful where the statement lives.
+                    if let Some(b) = self.write.as_mut() {
+                        if b.wire.send(packet).await.is_err() {
+                            self.drop_backend(Target::Write);
+                        }
+                    }
+                }
+                COM_RESET_CONNECTION => {
+                    self.drop_backend(Target::Write);
+                    self.drop_backend(Target::Read);
+                    self.route = SessionRoute::default();
+                    self.sets.clear();
+                    self.ok(&packet).await?;
+                }
+                COM_CHANGE_USER => self.change_user(packet).await?,
+                other => {
+                    self.err(
+                        &packet,
+                        1047,
+                        "08S01",
+                        &format!("Unknown command (0x{other:02x})"),
+                    )
+                    .await?
+                }
+            }
+        }
+    }
+
+    async fn query(&mut self, packet: Packet) -> Result<()> {
+        let sql = String::from_utf8_lossy(&packet.payload[1..]).into_owned();
+        let (class, hint) = classify(&sql);
+        if self.login.user.read_only && writes_data(&sql) {
+            return self.refuse_read_only(&packet).await;
+        }
+        if let Class::Use(db) = &class {
+            return self.use_schema(packet, db.clone()).await;
+        }
+        let now = Instant::now();
+        let target = self.route.target(
+            now,
+            &class,
+            hint,
+            self.host.balance,
+            self.host.read_your_writes,
+        );
+        self.metrics
+            .queries
+            .get_or_create(&RouteLabels {
+                route: if target == Target::Read {
+                    "read"
+                } else {
+                    "write"
+                },
+            })
+            .inc();
+        let remember = matches!(class, Class::SessionSet);
+        match self
+            .forward(target, packet.clone(), Expect::ResultSets)
+            .await?
+        {
+            Forwarded::Done { ok: true } => {
+                self.route.after(now, &class, target);
+                if remember {
+                    self.remember_set(packet.payload);
+                }
+            }
+            Forwarded::Done { ok: false } | Forwarded::Refused => {}
+        }
+        Ok(())
+    }
+
+    /// A session SET ran on the write connection: replay it on the others.
+    fn remember_set(&mut self, payload: Bytes) {
+        let arg = payload.slice(1..);
+        if self.sets.contains(&arg) {
+            if let Some(w) = self.write.as_mut() {
+                // Already in the list; the writer ran it again, which is harmless.
+                w.applied_sets = w.applied_sets.max(self.sets.len());
+            }
+            return;
+        }
+        if self.sets.len() >= MAX_REMEMBERED_SETS {
+            self.route.pinned.get_or_insert(PinReason::Statement(
+                hastack_proto::sql::Pin::MultiStatement,
+            ));
+            return;
+        }
+        self.sets.push(arg);
+        if let Some(w) = self.write.as_mut() {
+            w.applied_sets = self.sets.len();
+        }
+    }
+
+    async fn simple(&mut self, packet: Packet, expect: Expect) -> Result<()> {
+        self.forward(Target::Write, packet, expect)
+            .await
+            .map(|_| ())
+    }
+
+    /// `USE db` or COM_INIT_DB: checked against the user's schemas, run on
+    /// the write connection, and remembered for the others.
+    async fn use_schema(&mut self, packet: Packet, db: String) -> Result<()> {
+        if let Some((code, state, msg)) = schema_refusal(&self.topology, &self.login.user, &db) {
+            return self.err(&packet, code, state, &msg).await;
+        }
+        let host = self
+            .topology
+            .schemas
+            .get(&db)
+            .and_then(|&i| self.topology.data_hosts.get(i))
+            .cloned();
+        if let Some(host) = host {
+            if !Arc::ptr_eq(&host, &self.host) {
+                if self.route.in_transaction {
+                    return self.err(&packet, 1105, "HY000", &format!("cannot switch to schema '{db}' on another data host inside a transaction")).await;
+                }
+                self.drop_backend(Target::Write);
+                self.drop_backend(Target::Read);
+                self.host = host;
+            }
+        }
+        if let Forwarded::Done { ok: true } = self
+            .forward(Target::Write, packet, Expect::OnePacket)
+            .await?
+        {
+            self.schema = Some(db.clone());
+            if let Some(w) = self.write.as_mut() {
+                w.schema = Some(db);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `packet` to the target connection and streams the reply back.
+    async fn forward(
+        &mut self,
+        target: Target,
+        packet: Packet,
+        expect: Expect,
+    ) -> Result<Forwarded> {
+        let seq = packet.seq;
+        let target = match self.ensure_backend(target).await {
+            Ok(t) => t,
+            Err(e) => {
+                let msg = format!(
+                    "sqlproxyd cannot reach a backend of data host '{}': {e:#}",
+                    self.host.name
+                );
+                self.err(&packet, 2003, "HY000", &msg).await?;
+                return Ok(Forwarded::Refused);
+            }
+        };
+        let host = self.host.clone();
+        let backend = self.backend_mut(target)?;
+        let labels = NodeLabels::new(&host.name, &host.nodes[backend.node].name);
+        let started = Instant::now();
+        if let Err(e) = backend.wire.send(packet).await {
+            return self.lost_backend(target, seq, false, &e.into()).await;
+        }
+        let mut reply = Reply::new(expect);
+        let mut forwarded = false;
+        loop {
+            let backend = self.backend_mut(target)?;
+            let p = match next(&mut backend.wire).await {
+                Ok(p) => p,
+                Err(e) => return self.lost_backend(target, seq, forwarded, &e).await,
+            };
+            let step = reply.step(&p.payload);
+            self.client.feed(p).await?;
+            forwarded = true;
+            match step {
+                Ok(Step::More) => {}
+                Ok(Step::Done { status, error }) => {
+                    self.client.flush().await?;
+                    self.metrics.backend_commands.get_or_create(&labels).inc();
+                    self.metrics.backend_latency.get_or_create(&labels).observe(
+                        Instant::now()
+                            .saturating_duration_since(started)
+                            .as_secs_f64(),
+                    );
+                    if target == Target::Write && !error {
+                        self.route.server_status(
+                            status.contains(Status::SERVER_STATUS_IN_TRANS),
+                            status.contains(Status::SERVER_STATUS_AUTOCOMMIT),
+                        );
+                    }
+                    return Ok(Forwarded::Done { ok: !error });
+                }
+                Ok(Step::LocalInfile) => {
+                    self.client.flush().await?;
+                    self.relay_local_infile(target).await?;
+                }
+                Err(e) => {
+                    // The backend broke protocol: neither side can go on.
+                    self.drop_backend(target);
+                    anyhow::bail!("backend {}: {e}", labels.node);
+                }
+            }
+        }
+    }
+
+    /// LOAD DATA LOCAL INFILE: the client's file packets, up to an empty one, go to the backend.
+    async fn relay_local_infile(&mut self, target: Target) -> Result<()> {
+        loop {
+            let p = next(&mut self.client).await?;
+            let last = p.payload.is_empty();
+            self.backend_mut(target)?.wire.feed(p).await?;
+            if last {
+                self.backend_mut(target)?.wire.flush().await?;
+                return Ok(());
+            }
+        }
+    }
+
+    async fn lost_backend(
+        &mut self,
+        target: Target,
+        seq: u8,
+        forwarded: bool,
+        e: &anyhow::Error,
+    ) -> Result<Forwarded> {
+        let node = self.backend_mut(target)?.node;
+        let name = self.host.nodes[node].name.clone();
+        self.metrics
+            .backend_errors
+            .get_or_create(&NodeLabels::new(&self.host.name, &name))
+            .inc();
+        self.drop_backend(target);
+        tracing::warn!(session = self.id, node = %name, "lost the backend connection: {e:#}");
+        if forwarded {
+            // Part of a reply reached the client: the stream cannot be repaired.
+            anyhow::bail!("backend {name} lost in the middle of a reply");
+        }
+        if target == Target::Write {
+            // Whatever was open there (transaction, locks, temp tables) is gone.
+            self.route = SessionRoute::default();
+        }
+        let msg = format!("Lost connection to backend node '{name}' during query");
+        send_err(&mut self.client, seq.wrapping_add(1), 2013, "HY000", &msg).await?;
+        Ok(Forwarded::Refused)
+    }
+
+    fn backend_mut(&mut self, target: Target) -> Result<&mut Backend> {
+        match target {
+            Target::Write => self.write.as_mut(),
+            Target::Read => self.read.as_mut(),
+        }
+        .ok_or_else(|| anyhow::anyhow!("no {target:?} backend connection open"))
+    }
+
+    /// Opens (if needed) and brings in step the connection for `target`;
+    /// returns the target actually used (a read falls back to the writer
+    /// when no read node can be reached).
+    async fn ensure_backend(&mut self, target: Target) -> Result<Target> {
+        if target == Target::Read {
+            if self.read.is_none() {
+                for node in self.host.read_order() {
+                    if node == self.host.writer() {
+                        break;
+                    }
+                    match self.connect(node).await {
+                        Ok(b) => {
+                            self.read = Some(b);
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(session = self.id, node = %self.host.nodes[node].name, "read node unavailable: {e:#}")
+                        }
+                    }
+                }
+            }
+            if self.read.is_some() {
+                match self.sync(Target::Read).await {
+                    Ok(()) => return Ok(Target::Read),
+                    Err(e) => {
+                        tracing::warn!(
+                            session = self.id,
+                            "cannot bring the read connection in step, using the writer: {e:#}"
+                        );
+                        self.drop_backend(Target::Read);
+                    }
+                }
+            }
+        }
+        if self.write.is_none() {
+            self.write = Some(self.connect(self.host.writer()).await?);
+        }
+        self.sync(Target::Write).await?;
+        Ok(Target::Write)
+    }
+
+    async fn connect(&mut self, node: usize) -> Result<Backend> {
+        let host = self.host.clone();
+        let n = &host.nodes[node];
+        let login = Login {
+            user: &host.user,
+            password: host.password.expose(),
+            database: self.schema.as_deref(),
+            capabilities: self.login.capabilities,
+            collation: self.login.collation,
+            connect_timeout: host.connect_timeout,
+        };
+        let labels = NodeLabels::new(&host.name, &n.name);
+        match Backend::connect(node, n.addr, &login).await {
+            Ok(b) => {
+                self.metrics
+                    .backend_connections
+                    .get_or_create(&labels)
+                    .inc();
+                Ok(b)
+            }
+            Err(e) => {
+                self.metrics.backend_errors.get_or_create(&labels).inc();
+                Err(e.context(format!("node '{}' ({})", n.name, n.addr)))
+            }
+        }
+    }
+
+    /// Runs on the connection what the session did elsewhere: schema, SETs, autocommit.
+    async fn sync(&mut self, target: Target) -> Result<()> {
+        let schema = self.schema.clone();
+        let sets = self.sets.clone();
+        let b = self.backend_mut(target)?;
+        if let Some(db) = schema.filter(|db| b.schema.as_ref() != Some(db)) {
+            b.run(COM_INIT_DB, db.as_bytes()).await?;
+            b.schema = Some(db);
+        }
+        for set in &sets[b.applied_sets.min(sets.len())..] {
+            b.run(COM_QUERY, set).await?;
+        }
+        b.applied_sets = sets.len();
+        Ok(())
+    }
+
+    fn drop_backend(&mut self, target: Target) {
+        let slot = match target {
+            Target::Write => &mut self.write,
+            Target::Read => &mut self.read,
+        };
+        if let Some(b) = slot.take() {
+            let labels = NodeLabels::new(&self.host.name, &self.host.nodes[b.node].name);
+            self.metrics
+                .backend_connections
+                .get_or_create(&labels)
+                .dec();
+        }
+    }
+
+    async fn change_user(&mut self, packet: Packet) -> Result<()> {
+        use hastack_proto::mysql::auth::verify_native;
+        use hastack_proto::mysql::packets::ChangeUser;
+        let cu = match ChangeUser::parse(&packet.payload) {
+            Ok(cu) => cu,
+            Err(e) => return self.err(&packet, 1047, "08S01", &e.to_string()).await,
+        };
+        let native = cu
+            .auth_plugin
+            .as_deref()
+            .is_none_or(|p| p == "mysql_native_password");
+        let mut seq = packet.seq.wrapping_add(1);
+        let mut answer = cu.auth_response.clone();
+        if !native {
+            let mut payload = vec![0xFE];
+            payload.extend_from_slice(b"mysql_native_password\0");
+            payload.extend_from_slice(&self.login.nonce);
+            payload.push(0);
+            self.client.send(Packet::new(seq, payload)).await?;
+            let switched = next(&mut self.client).await?;
+            seq = switched.seq.wrapping_add(1);
+            answer = switched.payload.to_vec();
+        }
+        let user = self
+            .topology
+            .users
+            .get(&cu.user)
+            .filter(|u| verify_native(&self.login.nonce, &answer, &u.hash))
+            .cloned();
+        let Some(user) = user else {
+            self.metrics.auth_failures.inc();
+            let msg = format!(
+                "Access denied for user '{}'@'{}' (using password: YES)",
+                cu.user,
+                self.peer.ip()
+            );
+            send_err(&mut self.client, seq, 1045, "28000", &msg).await?;
+            anyhow::bail!("COM_CHANGE_USER refused");
+        };
+        if let Some(db) = &cu.database {
+            if let Some((code, state, msg)) = schema_refusal(&self.topology, &user, db) {
+                send_err(&mut self.client, seq, code, state, &msg).await?;
+                anyhow::bail!("COM_CHANGE_USER refused: {msg}");
+            }
+        }
+        // A new identity starts from a clean session, as on a server.
+        self.drop_backend(Target::Write);
+        self.drop_backend(Target::Read);
+        self.route = SessionRoute::default();
+        self.sets.clear();
+        self.login.user = user;
+        if let Some(c) = cu.collation {
+            self.login.collation = c;
+        }
+        self.schema = cu.database;
+        let ok = OkPacket {
+            status: Status::SERVER_STATUS_AUTOCOMMIT,
+            ..OkPacket::default()
+        };
+        self.client.send(Packet::new(seq, ok.to_payload())).await?;
+        Ok(())
+    }
+
+    async fn refuse_read_only(&mut self, packet: &Packet) -> Result<()> {
+        let msg = format!(
+            "The MariaDB server is running with the --read-only option so it cannot execute this statement (sqlproxyd user '{}' is read_only)",
+            self.login.user.name
+        );
+        self.err(packet, 1290, "HY000", &msg).await
+    }
+
+    async fn ok(&mut self, request: &Packet) -> Result<()> {
+        let mut status = Status::empty();
+        if self.route.autocommit {
+            status |= Status::SERVER_STATUS_AUTOCOMMIT;
+        }
+        if self.route.in_transaction {
+            status |= Status::SERVER_STATUS_IN_TRANS;
+        }
+        let ok = OkPacket {
+            status,
+            ..OkPacket::default()
+        };
+        self.client
+            .send(Packet::new(request.seq.wrapping_add(1), ok.to_payload()))
+            .await?;
+        Ok(())
+    }
+
+    async fn err(&mut self, request: &Packet, code: u16, state: &str, msg: &str) -> Result<()> {
+        send_err(
+            &mut self.client,
+            request.seq.wrapping_add(1),
+            code,
+            state,
+            msg,
+        )
+        .await
+    }
+}

@@ -1,0 +1,162 @@
+//! The running form of the config: users by name, data hosts with their
+//! nodes and balancing state, schemas by name. Rebuilt on reload; sessions
+//! keep the one they started with.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hastack_proto::mysql::auth::{native_hash, parse_native_hash, NativeHash};
+use hastack_rt::Secret;
+
+use crate::balance::{read_candidates, WeightedRoundRobin};
+use crate::config::{Balance, Config, Role};
+
+pub struct User {
+    pub name: String,
+    pub hash: NativeHash,
+    /// Schemas the user may use; empty = all.
+    pub schemas: Vec<String>,
+    pub read_only: bool,
+}
+
+impl User {
+    pub fn may_use(&self, schema: &str) -> bool {
+        self.schemas.is_empty() || self.schemas.iter().any(|s| s == schema)
+    }
+}
+
+pub struct Node {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub role: Role,
+    pub weight: u32,
+}
+
+pub struct DataHost {
+    pub name: String,
+    pub balance: Balance,
+    pub read_your_writes: Duration,
+    pub connect_timeout: Duration,
+    pub user: String,
+    pub password: Secret,
+    pub nodes: Vec<Node>,
+    rr: Mutex<WeightedRoundRobin>,
+}
+
+impl DataHost {
+    /// The write node in use. (Failover, in the HA issue, moves it.)
+    pub fn writer(&self) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.role == Role::Write)
+            .unwrap_or(0)
+    }
+
+    /// Read nodes in the order to try them: the balancer's pick first, then
+    /// the other candidates, then the writer as the last resort.
+    pub fn read_order(&self) -> Vec<usize> {
+        let writer = self.writer();
+        let roles: Vec<Role> = self.nodes.iter().map(|n| n.role).collect();
+        let weights: Vec<u32> = self.nodes.iter().map(|n| n.weight).collect();
+        let candidates = read_candidates(self.balance, &roles, writer);
+        let first = self
+            .rr
+            .lock()
+            .ok()
+            .and_then(|mut rr| rr.pick(&candidates, &weights));
+        let mut order: Vec<usize> = first.into_iter().collect();
+        order.extend(candidates.iter().copied().filter(|&i| Some(i) != first));
+        if !order.contains(&writer) {
+            order.push(writer);
+        }
+        order
+    }
+}
+
+pub struct Topology {
+    pub users: HashMap<String, Arc<User>>,
+    pub data_hosts: Vec<Arc<DataHost>>,
+    /// Schema name → index into `data_hosts`.
+    pub schemas: HashMap<String, usize>,
+    pub server_version: String,
+}
+
+/// What clients see as the server version until a backend tells us its own.
+pub const DEFAULT_SERVER_VERSION: &str = "5.5.5-10.11.0-MariaDB-sqlproxyd";
+
+impl Topology {
+    pub fn from_config(c: &Config) -> Topology {
+        let users = c
+            .users
+            .iter()
+            .map(|u| {
+                let hash = match (&u.password, &u.password_hash) {
+                    (Some(p), _) => native_hash(p.expose().as_bytes()),
+                    // validate() guarantees a well-formed hash when no password is given.
+                    (None, Some(h)) => parse_native_hash(h).unwrap_or([0; 20]),
+                    (None, None) => [0; 20],
+                };
+                let user = User {
+                    name: u.name.clone(),
+                    hash,
+                    schemas: u.schemas.clone(),
+                    read_only: u.read_only,
+                };
+                (u.name.clone(), Arc::new(user))
+            })
+            .collect();
+        let data_hosts = c
+            .data_hosts
+            .iter()
+            .map(|h| {
+                Arc::new(DataHost {
+                    name: h.name.clone(),
+                    balance: h.balance,
+                    read_your_writes: h.read_your_writes.get(),
+                    connect_timeout: h.connect_timeout.get(),
+                    user: h.user.clone(),
+                    password: h.password.clone(),
+                    nodes: h
+                        .nodes
+                        .iter()
+                        .map(|n| Node {
+                            name: n.name.clone(),
+                            addr: n.address,
+                            role: n.role,
+                            weight: n.weight,
+                        })
+                        .collect(),
+                    rr: Mutex::new(WeightedRoundRobin::new(h.nodes.len())),
+                })
+            })
+            .collect();
+        let schemas = c
+            .schemas
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    s.name.clone(),
+                    c.data_hosts.iter().position(|h| h.name == s.data_host)?,
+                ))
+            })
+            .collect();
+        Topology {
+            users,
+            data_hosts,
+            schemas,
+            server_version: DEFAULT_SERVER_VERSION.into(),
+        }
+    }
+
+    /// The data host a session without a schema uses: that of the user's
+    /// first schema, else the first data host.
+    pub fn default_host(&self, user: &User) -> usize {
+        user.schemas
+            .first()
+            .and_then(|s| self.schemas.get(s))
+            .copied()
+            .unwrap_or(0)
+    }
+}
