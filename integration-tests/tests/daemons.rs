@@ -16,11 +16,22 @@ use nix::sys::signal::Signal;
 
 /// A small valid config for each daemon, listening for admin on `{admin}`.
 fn config(daemon: &str, admin: SocketAddr) -> String {
+    // Every address a daemon binds is a free port: tests run in parallel.
+    let port = free_port;
     let body = match daemon {
-        "vrrpd" => "instances:\n  VI_1:\n    interface: eth0\n    virtual_router_id: 51\n    virtual_ipaddress: [10.99.0.100/24]\n",
-        "lbd" => "frontends:\n  mysql: {bind: [127.0.0.1:13306], backend: proxies}\nbackends:\n  proxies:\n    servers:\n      - {name: proxy-1, address: 127.0.0.1:18066, port: 48700}\n",
-        "sqlproxyd" => "listen: 127.0.0.1:18066\nadmin_listen: 127.0.0.1:19066\nusers:\n  - {name: app, password: app}\ndata_hosts:\n  - name: dh1\n    user: monitor\n    password: monitor\n    nodes:\n      - {name: db-1, address: 127.0.0.1:3311, role: write}\nschemas:\n  - {name: app, data_host: dh1}\n",
-        "checkd" => "services:\n  status:\n    type: http_check\n    bind: 127.0.0.1:48700\n    probe:\n      tcp: {address: 127.0.0.1:18066}\n",
+        "vrrpd" => "instances:\n  VI_1:\n    interface: eth0\n    virtual_router_id: 51\n    virtual_ipaddress: [10.99.0.100/24]\n".to_owned(),
+        "lbd" => format!(
+            "frontends:\n  mysql: {{bind: [127.0.0.1:{}], backend: proxies}}\nbackends:\n  proxies:\n    servers:\n      - {{name: proxy-1, address: 127.0.0.1:{}, port: {}}}\n",
+            port(), port(), port()
+        ),
+        "sqlproxyd" => format!(
+            "listen: 127.0.0.1:{}\nadmin_listen: 127.0.0.1:{}\nusers:\n  - {{name: app, password: app}}\ndata_hosts:\n  - name: dh1\n    user: app\n    password: app\n    nodes:\n      - {{name: db-1, address: 127.0.0.1:{}, role: write}}\nschemas:\n  - {{name: app, data_host: dh1}}\n",
+            port(), port(), port()
+        ),
+        "checkd" => format!(
+            "services:\n  status:\n    type: http_check\n    bind: 127.0.0.1:{}\n    probe:\n      tcp: {{address: 127.0.0.1:{}}}\n",
+            port(), port()
+        ),
         other => panic!("unknown daemon {other}"),
     };
     format!("admin_http:\n  listen: {admin}\nshutdown_grace: 2s\n{body}")
