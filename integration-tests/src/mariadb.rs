@@ -55,6 +55,12 @@ impl Node {
         self.dir.join("data")
     }
 
+    /// Each node its own: a starting server deletes stray `#sql*` files in
+    /// its tmpdir, which would be another node's temporary tables.
+    fn tmpdir(&self) -> PathBuf {
+        self.dir.join("tmp")
+    }
+
     fn socket(&self) -> PathBuf {
         self.dir.join("mysqld.sock")
     }
@@ -357,8 +363,10 @@ const SMALL: &[&str] = &[
 
 fn install_datadir(node: &Node) -> Result<()> {
     let mut cmd = std::process::Command::new("mariadb-install-db");
+    std::fs::create_dir_all(node.tmpdir())?;
     cmd.arg("--no-defaults")
         .arg(format!("--datadir={}", node.datadir().display()))
+        .arg(format!("--tmpdir={}", node.tmpdir().display()))
         .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
         .args(SMALL)
         .stdin(Stdio::null());
@@ -383,6 +391,7 @@ fn spawn_mariadbd(node: &Node, replica: bool) -> Result<Child> {
     let mut cmd = command_dying_with_parent(mariadbd_path());
     cmd.arg("--no-defaults")
         .arg(format!("--datadir={}", node.datadir().display()))
+        .arg(format!("--tmpdir={}", node.tmpdir().display()))
         .arg(format!("--port={}", node.port))
         .arg("--bind-address=127.0.0.1")
         .arg(format!("--socket={}", node.socket().display()))
