@@ -11,9 +11,9 @@ use hastack_proto::mysql::codec::PacketCodec;
 use hastack_proto::mysql::packets::{parse_reply, Capabilities, Handshake, Reply as ParsedReply};
 use hastack_proto::mysql::response::{Expect, Reply, Step};
 use hastack_proto::mysql::Packet;
-use mysql_common::auth::plugins::mysql_native_password::scramble_native;
 use mysql_common::packets::{AuthPlugin, HandshakeResponse};
 use mysql_common::proto::MySerialize;
+use mysql_common::scramble::scramble_native;
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 

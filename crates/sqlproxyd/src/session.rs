@@ -41,6 +41,10 @@ const COM_SET_OPTION: u8 = 0x1b;
 const COM_STMT_FETCH: u8 = 0x1c;
 const COM_RESET_CONNECTION: u8 = 0x1f;
 
+/// Largest client packet accepted (MariaDB's default max_allowed_packet is
+/// 16 MiB; clients may raise it on the server, so allow more, but bounded).
+const MAX_CLIENT_PACKET: usize = 64 << 20;
+
 /// Session SET statements remembered for replay; past this the session is
 /// pinned to its write connection instead (a client looping over
 /// `SET @x = n` must not grow the proxy without bound).
@@ -81,7 +85,10 @@ impl Session {
         stop: CancellationToken,
     ) {
         let _ = stream.set_nodelay(true);
-        let mut client = Wire::new(stream, Default::default());
+        let mut client = Wire::new(
+            stream,
+            hastack_proto::mysql::codec::PacketCodec::new(MAX_CLIENT_PACKET),
+        );
         let login = tokio::select! {
             r = frontend::login(&mut client, id, &topology, peer) => r,
             _ = stop.cancelled() => return,

@@ -54,7 +54,7 @@ pub fn verify_native(nonce: &[u8], answer: &[u8], stored: &NativeHash) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mysql_common::auth::plugins::mysql_native_password::scramble_native;
+    use mysql_common::scramble::scramble_native;
 
     #[test]
     fn the_client_scramble_verifies_against_the_stored_hash() {

@@ -132,7 +132,7 @@ impl Handshake {
     }
 }
 
-/// mysql_common 0.38 computes `auth_plugin_data_len as i8 - 8`, which
+/// mysql_common (0.37, 0.38) computes `auth_plugin_data_len as i8 - 8`, which
 /// overflows (a panic in builds with overflow checks) for 0x80..=0x87. No
 /// server sends more than 21 bytes of plugin data; refuse such a length first.
 fn check_auth_data_len(payload: &[u8]) -> Result<(), ParseError> {

@@ -1,0 +1,207 @@
+//! Bad input at sqlproxyd: unknown commands, garbage, oversized packets,
+//! clients that vanish mid-result. Each gets a clear error or a clean
+//! close, and the proxy keeps serving everyone else.
+
+// Helpers outside #[test] fns unwrap too: a failed step is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use hastack_it::sqlproxy::Proxy;
+use hastack_it::{wait_for, MariaDbCluster};
+use hastack_proto::mysql::packets::{parse_reply, Capabilities, Handshake, Reply};
+use mysql::prelude::Queryable;
+use mysql_common::packets::{AuthPlugin, HandshakeResponse};
+use mysql_common::proto::MySerialize;
+use mysql_common::scramble::scramble_native;
+
+/// A client speaking raw packets, logged in as app/app.
+struct Raw(TcpStream);
+
+impl Raw {
+    fn login(addr: SocketAddr) -> Raw {
+        let mut raw = Raw(TcpStream::connect(addr).unwrap());
+        raw.0
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let (_, hello) = raw.read();
+        let hs = Handshake::parse(&hello).unwrap();
+        let caps = Capabilities::CLIENT_PROTOCOL_41
+            | Capabilities::CLIENT_SECURE_CONNECTION
+            | Capabilities::CLIENT_PLUGIN_AUTH;
+        let answer = scramble_native(&hs.scramble, b"app").unwrap();
+        let resp = HandshakeResponse::new(
+            Some(&answer[..]),
+            (10, 11, 0),
+            Some(&b"app"[..]),
+            Some(&b"app"[..]),
+            Some(AuthPlugin::MysqlNativePassword),
+            caps,
+            None,
+            1 << 24,
+        );
+        let mut buf = Vec::new();
+        resp.serialize(&mut buf);
+        raw.write(1, &buf);
+        let (_, ok) = raw.read();
+        assert_eq!(ok[0], 0, "login failed: {ok:?}");
+        raw
+    }
+
+    fn write(&mut self, seq: u8, payload: &[u8]) {
+        let len = (payload.len() as u32).to_le_bytes();
+        self.0.write_all(&[len[0], len[1], len[2], seq]).unwrap();
+        self.0.write_all(payload).unwrap();
+    }
+
+    fn read(&mut self) -> (u8, Vec<u8>) {
+        let mut h = [0u8; 4];
+        self.0.read_exact(&mut h).unwrap();
+        let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
+        let mut p = vec![0; len];
+        self.0.read_exact(&mut p).unwrap();
+        (h[3], p)
+    }
+
+    /// The server's reply to a command: ERR code, or 0 for OK.
+    fn reply_code(&mut self) -> u16 {
+        match parse_reply(&self.read().1).unwrap() {
+            Reply::Err(e) => e.code,
+            Reply::Ok { .. } => 0,
+            Reply::Other(b) => panic!("unexpected reply 0x{b:02x}"),
+        }
+    }
+
+    /// Whether the server closes the connection (EOF or reset within the
+    /// read timeout), whatever it sent before.
+    fn closed(&mut self) -> bool {
+        let mut b = [0u8; 4096];
+        loop {
+            match self.0.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) => {
+                    return !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    )
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn unknown_and_empty_commands_get_an_err_and_the_session_goes_on() {
+    let cluster = MariaDbCluster::start(1).unwrap();
+    let proxy = Proxy::start(&cluster, "replicas", "").unwrap();
+    let mut raw = Raw::login(proxy.addr);
+    raw.write(0, &[0xAA, 1, 2, 3]);
+    assert_eq!(raw.reply_code(), 1047);
+    raw.write(0, &[]);
+    assert_eq!(raw.reply_code(), 1047);
+    raw.write(0, b"\x03SELECT 1");
+    let (_, first) = raw.read();
+    assert_eq!(first, [1], "a one-column result set after the errors");
+}
+
+#[test]
+fn a_16_mib_plus_one_packet_of_garbage_is_refused_cleanly() {
+    let cluster = MariaDbCluster::start(1).unwrap();
+    let proxy = Proxy::start(&cluster, "replicas", "").unwrap();
+    let mut raw = Raw::login(proxy.addr);
+    let garbage: Vec<u8> = (0..0xFF_FFFFu32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 | 0x80)
+        .collect();
+    raw.0.write_all(&[0xFF, 0xFF, 0xFF, 0]).unwrap();
+    raw.0.write_all(&garbage).unwrap();
+    raw.write(1, &[0xEE]);
+    assert_eq!(raw.reply_code(), 1047, "garbage command");
+    raw.write(0, b"\x0e"); // COM_PING
+    assert_eq!(raw.reply_code(), 0, "the session survived");
+}
+
+#[test]
+fn an_oversized_packet_and_a_sequence_gap_close_the_connection_with_an_error() {
+    let cluster = MariaDbCluster::start(1).unwrap();
+    let proxy = Proxy::start(&cluster, "replicas", "").unwrap();
+    // Four full frames claim 64 MiB and more: refused from the headers.
+    let mut raw = Raw::login(proxy.addr);
+    let frame = vec![0u8; 0xFF_FFFF];
+    let mut refused = false;
+    for seq in 0..5u8 {
+        if raw.0.write_all(&[0xFF, 0xFF, 0xFF, seq]).is_err() || raw.0.write_all(&frame).is_err() {
+            refused = true;
+            break;
+        }
+    }
+    if !refused {
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| raw.reply_code()));
+        assert!(matches!(code, Ok(1153)), "{code:?}\n{}", proxy.daemon.log());
+    }
+    assert!(raw.closed());
+
+    // A split packet whose second frame has the wrong sequence id.
+    let mut raw = Raw::login(proxy.addr);
+    raw.0.write_all(&[0xFF, 0xFF, 0xFF, 0]).unwrap();
+    raw.0.write_all(&frame).unwrap();
+    raw.0.write_all(&[1, 0, 0, 7, 0]).unwrap();
+    assert_eq!(raw.reply_code(), 1153);
+    assert!(raw.closed());
+
+    // Everyone else is still served.
+    let mut c = proxy.conn("app", "app", Some("app")).unwrap();
+    let one: i64 = c.query_first("SELECT 1").unwrap().unwrap();
+    assert_eq!(one, 1);
+}
+
+#[test]
+fn a_client_that_vanishes_mid_result_leaves_nothing_behind() {
+    let cluster = MariaDbCluster::start(1).unwrap();
+    let proxy = Proxy::start(&cluster, "replicas", "").unwrap();
+    let metric = |name: &str| -> f64 {
+        let m = proxy.daemon.metrics().unwrap();
+        m.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    for _ in 0..3 {
+        let mut raw = Raw::login(proxy.addr);
+        // A large result: the client reads a few packets, then drops the socket.
+        raw.write(0, b"\x03SELECT REPEAT('x', 1000) FROM seq_1_to_200000");
+        for _ in 0..5 {
+            raw.read();
+        }
+    }
+    let idle = wait_for(Duration::from_secs(20), Duration::from_millis(100), || {
+        (metric("hastack_sqlproxyd_client_connections ") == 0.0
+            && metric("hastack_sqlproxyd_backend_connections{") == 0.0)
+            .then_some(())
+    });
+    assert!(
+        idle.is_some(),
+        "sessions or backend connections left open:\n{}",
+        proxy.daemon.metrics().unwrap()
+    );
+    let mut c = proxy.conn("app", "app", Some("app")).unwrap();
+    let n: i64 = c
+        .query_first("SELECT COUNT(*) FROM seq_1_to_1000")
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 1000);
+    let processes: Vec<Option<String>> = cluster
+        .conn(0)
+        .unwrap()
+        .query("SELECT info FROM information_schema.processlist WHERE user = 'app'")
+        .unwrap();
+    assert!(
+        processes
+            .iter()
+            .flatten()
+            .all(|i| !i.contains("seq_1_to_200000")),
+        "a backend still runs the abandoned query: {processes:?}"
+    );
+}
