@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -20,11 +20,15 @@ pub fn bin_path(name: &str) -> Result<PathBuf> {
         Some(d) => PathBuf::from(d),
         None => {
             let exe = std::env::current_exe()?;
-            // target/<profile>/deps/<test binary>
-            exe.parent()
-                .and_then(Path::parent)
-                .ok_or_else(|| anyhow!("cannot find the target dir from {}", exe.display()))?
-                .to_owned()
+            // Tests run from target/<profile>/deps/, binaries from target/<profile>/.
+            let dir = exe
+                .parent()
+                .ok_or_else(|| anyhow!("cannot find the target dir from {}", exe.display()))?;
+            if dir.ends_with("deps") {
+                dir.parent().unwrap_or(dir).to_owned()
+            } else {
+                dir.to_owned()
+            }
         }
     };
     let path = dir.join(name);

@@ -70,3 +70,72 @@ impl Proxy {
             .with_context(|| format!("connecting to sqlproxyd at {} as {user}", self.addr))
     }
 }
+
+/// A client speaking raw MySQL packets, for tests that send what no client
+/// library would, or that must not run the queries libraries run at connect.
+pub struct RawClient(pub std::net::TcpStream);
+
+impl RawClient {
+    /// Connects and logs in (mysql_native_password) without running anything.
+    pub fn login(
+        addr: SocketAddr,
+        user: &str,
+        password: &str,
+        db: Option<&str>,
+    ) -> Result<RawClient> {
+        use hastack_proto::mysql::packets::{Capabilities, Handshake};
+        use mysql_common::packets::{AuthPlugin, HandshakeResponse};
+        use mysql_common::proto::MySerialize;
+        use mysql_common::scramble::scramble_native;
+
+        let stream = std::net::TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut raw = RawClient(stream);
+        let (_, hello) = raw.read()?;
+        let hs = Handshake::parse(&hello)?;
+        let caps = Capabilities::CLIENT_PROTOCOL_41
+            | Capabilities::CLIENT_SECURE_CONNECTION
+            | Capabilities::CLIENT_PLUGIN_AUTH;
+        let answer = scramble_native(&hs.scramble, password.as_bytes())
+            .map(|a| a.to_vec())
+            .unwrap_or_default();
+        let resp = HandshakeResponse::new(
+            Some(answer),
+            (10, 11, 0),
+            Some(user.as_bytes()),
+            db.map(str::as_bytes),
+            Some(AuthPlugin::MysqlNativePassword),
+            caps,
+            None,
+            1 << 24,
+        );
+        let mut buf = Vec::new();
+        resp.serialize(&mut buf);
+        raw.write(1, &buf)?;
+        let (_, ok) = raw.read()?;
+        anyhow::ensure!(
+            ok.first() == Some(&0),
+            "login refused: {:?}",
+            hastack_proto::mysql::packets::parse_reply(&ok)
+        );
+        Ok(raw)
+    }
+
+    pub fn write(&mut self, seq: u8, payload: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let len = (payload.len() as u32).to_le_bytes();
+        self.0.write_all(&[len[0], len[1], len[2], seq])?;
+        self.0.write_all(payload)?;
+        Ok(())
+    }
+
+    pub fn read(&mut self) -> Result<(u8, Vec<u8>)> {
+        use std::io::Read;
+        let mut h = [0u8; 4];
+        self.0.read_exact(&mut h)?;
+        let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
+        let mut p = vec![0; len];
+        self.0.read_exact(&mut p)?;
+        Ok((h[3], p))
+    }
+}

@@ -6,63 +6,32 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use hastack_it::sqlproxy::Proxy;
+use hastack_it::sqlproxy::{Proxy, RawClient};
 use hastack_it::{wait_for, MariaDbCluster};
-use hastack_proto::mysql::packets::{parse_reply, Capabilities, Handshake, Reply};
+use hastack_proto::mysql::packets::{parse_reply, Reply};
 use mysql::prelude::Queryable;
-use mysql_common::packets::{AuthPlugin, HandshakeResponse};
-use mysql_common::proto::MySerialize;
-use mysql_common::scramble::scramble_native;
 
-/// A client speaking raw packets, logged in as app/app.
-struct Raw(TcpStream);
+/// A raw client logged in as app/app, with the reads these tests need.
+struct Raw(RawClient);
 
 impl Raw {
     fn login(addr: SocketAddr) -> Raw {
-        let mut raw = Raw(TcpStream::connect(addr).unwrap());
-        raw.0
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let (_, hello) = raw.read();
-        let hs = Handshake::parse(&hello).unwrap();
-        let caps = Capabilities::CLIENT_PROTOCOL_41
-            | Capabilities::CLIENT_SECURE_CONNECTION
-            | Capabilities::CLIENT_PLUGIN_AUTH;
-        let answer = scramble_native(&hs.scramble, b"app").unwrap();
-        let resp = HandshakeResponse::new(
-            Some(&answer[..]),
-            (10, 11, 0),
-            Some(&b"app"[..]),
-            Some(&b"app"[..]),
-            Some(AuthPlugin::MysqlNativePassword),
-            caps,
-            None,
-            1 << 24,
-        );
-        let mut buf = Vec::new();
-        resp.serialize(&mut buf);
-        raw.write(1, &buf);
-        let (_, ok) = raw.read();
-        assert_eq!(ok[0], 0, "login failed: {ok:?}");
-        raw
+        Raw(RawClient::login(addr, "app", "app", Some("app")).unwrap())
+    }
+
+    fn stream(&mut self) -> &mut std::net::TcpStream {
+        &mut self.0 .0
     }
 
     fn write(&mut self, seq: u8, payload: &[u8]) {
-        let len = (payload.len() as u32).to_le_bytes();
-        self.0.write_all(&[len[0], len[1], len[2], seq]).unwrap();
-        self.0.write_all(payload).unwrap();
+        self.0.write(seq, payload).unwrap();
     }
 
     fn read(&mut self) -> (u8, Vec<u8>) {
-        let mut h = [0u8; 4];
-        self.0.read_exact(&mut h).unwrap();
-        let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
-        let mut p = vec![0; len];
-        self.0.read_exact(&mut p).unwrap();
-        (h[3], p)
+        self.0.read().unwrap()
     }
 
     /// The server's reply to a command: ERR code, or 0 for OK.
@@ -79,7 +48,7 @@ impl Raw {
     fn closed(&mut self) -> bool {
         let mut b = [0u8; 4096];
         loop {
-            match self.0.read(&mut b) {
+            match self.stream().read(&mut b) {
                 Ok(0) => return true,
                 Ok(_) => continue,
                 Err(e) => {
@@ -115,8 +84,8 @@ fn a_16_mib_plus_one_packet_of_garbage_is_refused_cleanly() {
     let garbage: Vec<u8> = (0..0xFF_FFFFu32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 | 0x80)
         .collect();
-    raw.0.write_all(&[0xFF, 0xFF, 0xFF, 0]).unwrap();
-    raw.0.write_all(&garbage).unwrap();
+    raw.stream().write_all(&[0xFF, 0xFF, 0xFF, 0]).unwrap();
+    raw.stream().write_all(&garbage).unwrap();
     raw.write(1, &[0xEE]);
     assert_eq!(raw.reply_code(), 1047, "garbage command");
     raw.write(0, b"\x0e"); // COM_PING
@@ -132,7 +101,9 @@ fn an_oversized_packet_and_a_sequence_gap_close_the_connection_with_an_error() {
     let frame = vec![0u8; 0xFF_FFFF];
     let mut refused = false;
     for seq in 0..5u8 {
-        if raw.0.write_all(&[0xFF, 0xFF, 0xFF, seq]).is_err() || raw.0.write_all(&frame).is_err() {
+        if raw.stream().write_all(&[0xFF, 0xFF, 0xFF, seq]).is_err()
+            || raw.stream().write_all(&frame).is_err()
+        {
             refused = true;
             break;
         }
@@ -145,9 +116,9 @@ fn an_oversized_packet_and_a_sequence_gap_close_the_connection_with_an_error() {
 
     // A split packet whose second frame has the wrong sequence id.
     let mut raw = Raw::login(proxy.addr);
-    raw.0.write_all(&[0xFF, 0xFF, 0xFF, 0]).unwrap();
-    raw.0.write_all(&frame).unwrap();
-    raw.0.write_all(&[1, 0, 0, 7, 0]).unwrap();
+    raw.stream().write_all(&[0xFF, 0xFF, 0xFF, 0]).unwrap();
+    raw.stream().write_all(&frame).unwrap();
+    raw.stream().write_all(&[1, 0, 0, 7, 0]).unwrap();
     assert_eq!(raw.reply_code(), 1153);
     assert!(raw.closed());
 

@@ -41,6 +41,15 @@ pub struct Backend {
     pub schema: Option<String>,
     /// How many of the session's SET statements this connection has run.
     pub applied_sets: usize,
+    /// This node's series, looked up once per connection, not per command.
+    pub metrics: Option<NodeMetrics>,
+}
+
+/// Handles to one node's metric series.
+#[derive(Clone)]
+pub struct NodeMetrics {
+    pub commands: prometheus_client::metrics::counter::Counter,
+    pub latency: prometheus_client::metrics::histogram::Histogram,
 }
 
 /// Capabilities the proxy may use towards a backend; everything else the
@@ -89,6 +98,7 @@ impl Backend {
             server_version,
             schema: login.database.map(str::to_owned),
             applied_sets: 0,
+            metrics: None,
         })
     }
 

@@ -19,7 +19,7 @@ use hastack_proto::mysql::Packet;
 use hastack_proto::sql::{classify, writes_data, Class};
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{next, Backend, Login, Wire};
+use crate::backend::{next, Backend, Login, NodeMetrics, Wire};
 use crate::frontend::{self, schema_refusal, send_err, Client};
 use crate::metrics::{Metrics, NodeLabels, RouteLabels};
 use crate::route::{PinReason, SessionRoute, Target};
@@ -63,6 +63,13 @@ pub struct Session {
     read: Option<Backend>,
     route: SessionRoute,
     sets: Vec<Bytes>,
+    counted: RouteCounters,
+}
+
+/// The two `queries_total` series, looked up once per session.
+struct RouteCounters {
+    reads: prometheus_client::metrics::counter::Counter,
+    writes: prometheus_client::metrics::counter::Counter,
 }
 
 /// How a forwarded command ended, for the session loop.
@@ -122,6 +129,16 @@ impl Session {
             return;
         };
         tracing::debug!(session = id, %peer, user = %login.user.name, "session opened");
+        // One statement each: get_or_create() holds the family's lock until
+        // its guard drops, and a second call in the same expression would
+        // wait on it forever when it has to insert.
+        let reads = metrics
+            .queries
+            .get_or_create_owned(&RouteLabels { route: "read" });
+        let writes = metrics
+            .queries
+            .get_or_create_owned(&RouteLabels { route: "write" });
+        let counted = RouteCounters { reads, writes };
         let mut s = Session {
             id,
             peer,
@@ -135,6 +152,7 @@ impl Session {
             read: None,
             route: SessionRoute::default(),
             sets: Vec::new(),
+            counted,
         };
         if let Err(e) = s.serve(stop).await {
             tracing::debug!(session = id, peer = %s.peer, "session closed: {e:#}");
@@ -226,7 +244,8 @@ impl Session {
     }
 
     async fn query(&mut self, packet: Packet) -> Result<()> {
-        let sql = String::from_utf8_lossy(&packet.payload[1..]).into_owned();
+        let payload = packet.payload.clone();
+        let sql = String::from_utf8_lossy(&payload[1..]);
         let (class, hint) = classify(&sql);
         if self.login.user.read_only && writes_data(&sql) {
             return self.refuse_read_only(&packet).await;
@@ -242,16 +261,10 @@ impl Session {
             self.host.balance,
             self.host.read_your_writes,
         );
-        self.metrics
-            .queries
-            .get_or_create(&RouteLabels {
-                route: if target == Target::Read {
-                    "read"
-                } else {
-                    "write"
-                },
-            })
-            .inc();
+        match target {
+            Target::Read => self.counted.reads.inc(),
+            Target::Write => self.counted.writes.inc(),
+        };
         let remember = matches!(class, Class::SessionSet);
         match self
             .forward(target, packet.clone(), Expect::ResultSets)
@@ -349,9 +362,8 @@ impl Session {
                 return Ok(Forwarded::Refused);
             }
         };
-        let host = self.host.clone();
         let backend = self.backend_mut(target)?;
-        let labels = NodeLabels::new(&host.name, &host.nodes[backend.node].name);
+        let node_metrics = backend.metrics.clone();
         let started = Instant::now();
         if let Err(e) = backend.wire.send(packet).await {
             return self.lost_backend(target, seq, false, &e.into()).await;
@@ -371,12 +383,14 @@ impl Session {
                 Ok(Step::More) => {}
                 Ok(Step::Done { status, error }) => {
                     self.client.flush().await?;
-                    self.metrics.backend_commands.get_or_create(&labels).inc();
-                    self.metrics.backend_latency.get_or_create(&labels).observe(
-                        Instant::now()
-                            .saturating_duration_since(started)
-                            .as_secs_f64(),
-                    );
+                    if let Some(m) = &node_metrics {
+                        m.commands.inc();
+                        m.latency.observe(
+                            Instant::now()
+                                .saturating_duration_since(started)
+                                .as_secs_f64(),
+                        );
+                    }
                     if target == Target::Write && !error {
                         self.route.server_status(
                             status.contains(Status::SERVER_STATUS_IN_TRANS),
@@ -392,7 +406,7 @@ impl Session {
                 Err(e) => {
                     // The backend broke protocol: neither side can go on.
                     self.drop_backend(target);
-                    anyhow::bail!("backend {}: {e}", labels.node);
+                    anyhow::bail!("backend of data host '{}': {e}", self.host.name);
                 }
             }
         }
@@ -501,11 +515,15 @@ impl Session {
         };
         let labels = NodeLabels::new(&host.name, &n.name);
         match Backend::connect(node, n.addr, &login).await {
-            Ok(b) => {
+            Ok(mut b) => {
                 self.metrics
                     .backend_connections
                     .get_or_create(&labels)
                     .inc();
+                b.metrics = Some(NodeMetrics {
+                    commands: self.metrics.backend_commands.get_or_create_owned(&labels),
+                    latency: self.metrics.backend_latency.get_or_create_owned(&labels),
+                });
                 Ok(b)
             }
             Err(e) => {

@@ -1,0 +1,280 @@
+//! sqlproxyd vs HAProxy (TCP mode) vs a direct connection, with sysbench,
+//! in one run, on one 3-node MariaDB replication cluster.
+//!
+//! Run with the release binaries (see bench/README.md):
+//! `cargo build --release --workspace --bins && target/release/bench-sqlproxyd [SECONDS]`
+//! Prints a markdown table for bench/RESULTS.md.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use hastack_it::ports::free_port;
+use hastack_it::sqlproxy::{Proxy, RawClient};
+use hastack_it::{wait_for, MariaDbCluster};
+
+struct Haproxy {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Haproxy {
+    fn start(backend: SocketAddr) -> Result<Haproxy> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let dir = tempfile::Builder::new()
+            .prefix("hs-bench-haproxy-")
+            .tempdir()?;
+        let cfg = dir.path().join("haproxy.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "global\n  maxconn 8000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n\
+                 frontend mysql\n  bind {addr}\n  default_backend db\nbackend db\n  server primary {backend}\n"
+            ),
+        )?;
+        let child = Command::new("haproxy")
+            .args(["-db", "-f"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting haproxy (apt-get install haproxy)")?;
+        let up = wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
+            std::net::TcpStream::connect(addr).ok()
+        });
+        if up.is_none() {
+            bail!("haproxy did not listen on {addr}");
+        }
+        Ok(Haproxy {
+            child,
+            addr,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    qps: f64,
+    p95_ms: f64,
+    errors: u64,
+    /// CPU time the proxy process spent per query, in microseconds (0 for direct).
+    cpu_us_per_query: f64,
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // CLK_TCK is 100 on Linux.
+    Ok(ticks / 100.0)
+}
+
+/// Runs sysbench against `addr`, charging CPU to `proxy_pid` if there is a proxy.
+fn measured(
+    addr: SocketAddr,
+    proxy_pid: Option<u32>,
+    workload: &str,
+    threads: u32,
+    seconds: u32,
+) -> Result<Sample> {
+    let before = proxy_pid.map(cpu_seconds).transpose()?;
+    let mut s = sysbench(addr, workload, threads, seconds, &[])?;
+    if let (Some(pid), Some(before)) = (proxy_pid, before) {
+        let used = cpu_seconds(pid)? - before;
+        s.cpu_us_per_query = used * 1e6 / (s.qps * f64::from(seconds)).max(1.0);
+    }
+    Ok(s)
+}
+
+fn median(mut v: Vec<Sample>, key: fn(&Sample) -> f64) -> f64 {
+    v.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    v.get(v.len() / 2).map(key).unwrap_or(0.0)
+}
+
+fn sysbench(
+    addr: SocketAddr,
+    workload: &str,
+    threads: u32,
+    seconds: u32,
+    extra: &[&str],
+) -> Result<Sample> {
+    let out = Command::new("sysbench")
+        .arg(workload)
+        .args([
+            "--db-driver=mysql",
+            "--mysql-host=127.0.0.1",
+            "--mysql-user=app",
+            "--mysql-password=app",
+            "--mysql-db=sbtest",
+        ])
+        .arg(format!("--mysql-port={}", addr.port()))
+        .args([
+            "--tables=4",
+            "--table-size=10000",
+            "--percentile=95",
+            "--report-interval=0",
+        ])
+        .arg(format!("--threads={threads}"))
+        .arg(format!("--time={seconds}"))
+        .args(extra)
+        .arg("run")
+        .output()
+        .context("running sysbench")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "sysbench {workload} against {addr} failed:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let field = |key: &str| -> Option<f64> {
+        let line = text.lines().find(|l| l.trim_start().starts_with(key))?;
+        line.split_whitespace()
+            .find_map(|w| w.trim_start_matches('(').parse::<f64>().ok())
+    };
+    // "queries: 1234 (567.89 per sec.)": the rate is the figure in parentheses.
+    let qps = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("queries:"))
+        .and_then(|l| l.split('(').nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    Ok(Sample {
+        qps,
+        p95_ms: field("95th percentile:").unwrap_or(0.0),
+        errors: field("ignored errors:").unwrap_or(0.0) as u64,
+        cpu_us_per_query: 0.0,
+    })
+}
+
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .context("VmRSS not found")
+}
+
+fn main() -> Result<()> {
+    let seconds: u32 = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(10);
+    let all = ["oltp_point_select", "oltp_read_only", "oltp_read_write"];
+    let chosen: Vec<String> = std::env::args().skip(2).collect();
+    let workloads: Vec<&str> = if chosen.is_empty() {
+        all.to_vec()
+    } else {
+        chosen.iter().map(String::as_str).collect()
+    };
+    let cluster = MariaDbCluster::start(3)?;
+    // balance 0: every query to the primary, so all three paths reach the same server.
+    let proxy = Proxy::start(&cluster, "primary", "")?;
+    let haproxy = Haproxy::start(cluster.addr(0))?;
+    let prepare = Command::new("sysbench")
+        .args([
+            "oltp_read_write",
+            "--db-driver=mysql",
+            "--mysql-host=127.0.0.1",
+            "--mysql-user=app",
+            "--mysql-password=app",
+            "--mysql-db=sbtest",
+        ])
+        .arg(format!("--mysql-port={}", cluster.addr(0).port()))
+        .args(["--tables=4", "--table-size=10000", "prepare"])
+        .output()?;
+    if !prepare.status.success() {
+        bail!(
+            "sysbench prepare: {}",
+            String::from_utf8_lossy(&prepare.stderr)
+        );
+    }
+    cluster.wait_caught_up(Duration::from_secs(60))?;
+
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    println!("Medians of {rounds} interleaved rounds of {seconds} s each.");
+    println!();
+    println!("| workload | threads | direct QPS | HAProxy-TCP QPS | sqlproxyd QPS | sqlproxyd / HAProxy | sqlproxyd / direct | p95 ms direct / HAProxy / sqlproxyd | proxy CPU µs per query HAProxy / sqlproxyd | deadlocks d/h/s |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for &workload in &workloads {
+        for threads in [8, 64] {
+            let (mut d, mut h, mut s) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..rounds {
+                d.push(measured(cluster.addr(0), None, workload, threads, seconds)?);
+                h.push(measured(
+                    haproxy.addr,
+                    Some(haproxy.child.id()),
+                    workload,
+                    threads,
+                    seconds,
+                )?);
+                s.push(measured(
+                    proxy.addr,
+                    Some(proxy.daemon.pid()),
+                    workload,
+                    threads,
+                    seconds,
+                )?);
+            }
+            let errors = |v: &[Sample]| v.iter().map(|x| x.errors).sum::<u64>();
+            let (de, he, se) = (errors(&d), errors(&h), errors(&s));
+            let qps = |x: &Sample| x.qps;
+            let p95 = |x: &Sample| x.p95_ms;
+            let cpu = |x: &Sample| x.cpu_us_per_query;
+            let (dq, hq, sq) = (
+                median(d.clone(), qps),
+                median(h.clone(), qps),
+                median(s.clone(), qps),
+            );
+            println!(
+                "| {workload} | {threads} | {dq:.0} | {hq:.0} | {sq:.0} | {:.2}× | {:.2}× | {:.2} / {:.2} / {:.2} | {:.1} / {:.1} | {de}/{he}/{se} |",
+                sq / hq,
+                sq / dq,
+                median(d, p95),
+                median(h.clone(), p95),
+                median(s.clone(), p95),
+                median(h, cpu),
+                median(s, cpu),
+            );
+        }
+    }
+
+    // Memory: 1,000 idle client sessions (logged in, no backend connection yet).
+    // Raw logins: client libraries run queries at connect, which would open
+    // backend connections; an idle application pool's sessions do not.
+    let before = rss_kib(proxy.daemon.pid())?;
+    let mut idle = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        idle.push(RawClient::login(proxy.addr, "app", "app", None)?);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let with_idle = rss_kib(proxy.daemon.pid())?;
+    println!();
+    println!(
+        "sqlproxyd RSS: {} KiB at rest, {} KiB with 1,000 idle client sessions",
+        before, with_idle
+    );
+    drop(idle);
+    Ok(())
+}
