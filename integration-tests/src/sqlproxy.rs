@@ -17,13 +17,15 @@ pub struct Proxy {
 }
 
 /// The lab's users and one data host over every node of `cluster`
-/// (node 0 write, the others read), with `balance` and extra data-host keys.
+/// (node 0 write, the others read), with `balance`, extra data-host keys
+/// and extra top-level keys.
 pub fn config(
     cluster: &MariaDbCluster,
     listen: SocketAddr,
     admin_http: SocketAddr,
     balance: &str,
     extra: &str,
+    top: &str,
 ) -> String {
     let nodes: String = (0..cluster.len())
         .map(|i| {
@@ -36,7 +38,7 @@ pub fn config(
         })
         .collect();
     format!(
-        "admin_http:\n  listen: {admin_http}\nshutdown_grace: 2s\nlisten: {listen}\nadmin_listen: 127.0.0.1:{admin}\n\
+        "{top}admin_http:\n  listen: {admin_http}\nshutdown_grace: 2s\nlisten: {listen}\nadmin_listen: 127.0.0.1:{admin}\n\
          users:\n  - {{name: app, password: app, schemas: [app, sbtest]}}\n  - {{name: reader, password: reader, schemas: [app], read_only: true}}\n\
          data_hosts:\n  - name: dh1\n    balance: {balance}\n    user: app\n    password: app\n{extra}    nodes:\n{nodes}\
          schemas:\n  - {{name: app, data_host: dh1}}\n  - {{name: sbtest, data_host: dh1}}\n",
@@ -46,11 +48,21 @@ pub fn config(
 
 impl Proxy {
     pub fn start(cluster: &MariaDbCluster, balance: &str, extra: &str) -> Result<Proxy> {
+        Self::start_with(cluster, balance, extra, "")
+    }
+
+    /// As [`Proxy::start`], with extra top-level config keys.
+    pub fn start_with(
+        cluster: &MariaDbCluster,
+        balance: &str,
+        extra: &str,
+        top: &str,
+    ) -> Result<Proxy> {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let daemon = DaemonProcess::start(
             "sqlproxyd",
-            &config(cluster, addr, admin, balance, extra),
+            &config(cluster, addr, admin, balance, extra, top),
             admin,
         )?;
         Ok(Proxy { daemon, addr })
@@ -83,13 +95,25 @@ impl RawClient {
         password: &str,
         db: Option<&str>,
     ) -> Result<RawClient> {
+        Self::login_after(addr, &[], user, password, db)
+    }
+
+    /// Sends `preamble` (a PROXY protocol header, say) first, then logs in.
+    pub fn login_after(
+        addr: SocketAddr,
+        preamble: &[u8],
+        user: &str,
+        password: &str,
+        db: Option<&str>,
+    ) -> Result<RawClient> {
         use hastack_proto::mysql::packets::{Capabilities, Handshake};
         use mysql_common::packets::{AuthPlugin, HandshakeResponse};
         use mysql_common::proto::MySerialize;
         use mysql_common::scramble::scramble_native;
 
-        let stream = std::net::TcpStream::connect(addr)?;
+        let mut stream = std::net::TcpStream::connect(addr)?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        std::io::Write::write_all(&mut stream, preamble)?;
         let mut raw = RawClient(stream);
         let (_, hello) = raw.read()?;
         let hs = Handshake::parse(&hello)?;
@@ -113,11 +137,11 @@ impl RawClient {
         resp.serialize(&mut buf);
         raw.write(1, &buf)?;
         let (_, ok) = raw.read()?;
-        anyhow::ensure!(
-            ok.first() == Some(&0),
-            "login refused: {:?}",
-            hastack_proto::mysql::packets::parse_reply(&ok)
-        );
+        match hastack_proto::mysql::packets::parse_reply(&ok)? {
+            hastack_proto::mysql::packets::Reply::Ok { .. } => {}
+            hastack_proto::mysql::packets::Reply::Err(e) => anyhow::bail!("login refused: {e}"),
+            other => anyhow::bail!("unexpected login reply {other:?}"),
+        }
         Ok(raw)
     }
 

@@ -176,3 +176,53 @@ fn a_client_that_vanishes_mid_result_leaves_nothing_behind() {
         "a backend still runs the abandoned query: {processes:?}"
     );
 }
+
+#[test]
+fn proxy_protocol_headers_carry_the_client_address_and_are_required_when_on() {
+    use hastack_proto::proxy_protocol::{encode_v2, V2_SIGNATURE};
+    let cluster = MariaDbCluster::start(1).unwrap();
+    let proxy = Proxy::start_with(&cluster, "replicas", "", "proxy_protocol: true\n").unwrap();
+    let client: SocketAddr = "203.0.113.7:5555".parse().unwrap();
+
+    // v1: the refusal names the address from the header, not 127.0.0.1.
+    let v1 = format!(
+        "PROXY TCP4 203.0.113.7 {} 5555 {}\r\n",
+        proxy.addr.ip(),
+        proxy.addr.port()
+    );
+    let e = RawClient::login_after(proxy.addr, v1.as_bytes(), "app", "wrong", None)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("'app'@'203.0.113.7'"), "{e}");
+    // v2, and the session works.
+    let mut raw = RawClient::login_after(
+        proxy.addr,
+        &encode_v2(client, proxy.addr),
+        "app",
+        "app",
+        Some("app"),
+    )
+    .unwrap();
+    raw.write(0, b"\x0e").unwrap();
+    assert_eq!(raw.read().unwrap().1[0], 0, "COM_PING after a v2 header");
+    // v2 LOCAL (a balancer's own check): the socket's address is used.
+    let mut local = V2_SIGNATURE.to_vec();
+    local.extend_from_slice(&[0x20, 0x00, 0, 0]);
+    RawClient::login_after(proxy.addr, &local, "app", "app", None).unwrap();
+    // No header at all: closed without a greeting.
+    let mut bare = std::net::TcpStream::connect(proxy.addr).unwrap();
+    bare.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    bare.write_all(b"\x03SELECT 1 garbage that is no header\r\n")
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        matches!(bare.read(&mut buf), Ok(0) | Err(_)),
+        "a connection without a PROXY header was served"
+    );
+    assert!(
+        proxy.daemon.log().contains("PROXY"),
+        "{}",
+        proxy.daemon.log()
+    );
+}

@@ -7,4 +7,5 @@
 #![forbid(unsafe_code)]
 
 pub mod mysql;
+pub mod proxy_protocol;
 pub mod sql;

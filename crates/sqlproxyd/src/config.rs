@@ -23,6 +23,11 @@ pub struct Config {
     /// MySQL protocol admin commands, `show @@datasource` etc. (Mycat's 9066).
     #[serde(default = "default_admin_listen")]
     pub admin_listen: SocketAddr,
+    /// Expect a PROXY protocol (v1 or v2) header on every client connection,
+    /// as lbd's `send_proxy` writes it, and use the client address it carries.
+    /// Turn on only when every client comes through such a balancer.
+    #[serde(default)]
+    pub proxy_protocol: bool,
     /// Where the write-node index (`dnindex.properties`) is kept.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,

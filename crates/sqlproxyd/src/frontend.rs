@@ -179,3 +179,36 @@ pub async fn send_err(wire: &mut Wire, seq: u8, code: u16, state: &str, msg: &st
         .await?;
     Ok(())
 }
+
+/// How long a client may take to send its PROXY protocol header.
+const PROXY_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads the PROXY protocol header that starts `stream`. Returns the client
+/// address it names (`None` for a balancer's LOCAL health check) and any
+/// bytes that followed it.
+pub async fn read_proxy_header(
+    stream: &mut tokio::net::TcpStream,
+) -> Result<(Option<SocketAddr>, Vec<u8>)> {
+    use hastack_proto::proxy_protocol::parse;
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::with_capacity(128);
+    let read = async {
+        loop {
+            let mut chunk = [0u8; 256];
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                bail!("connection closed before a complete PROXY protocol header");
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some((header, used)) = parse(&buf)? {
+                return Ok((header.addresses.map(|(src, _)| src), buf[used..].to_vec()));
+            }
+            if buf.len() > 16 + usize::from(u16::MAX) {
+                bail!("PROXY protocol header too long");
+            }
+        }
+    };
+    tokio::time::timeout(PROXY_HEADER_TIMEOUT, read)
+        .await
+        .map_err(|_| anyhow::anyhow!("no PROXY protocol header within {PROXY_HEADER_TIMEOUT:?}"))?
+}

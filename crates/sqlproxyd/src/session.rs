@@ -91,11 +91,29 @@ impl Session {
         metrics: Metrics,
         stop: CancellationToken,
     ) {
+        let mut stream = stream;
         let _ = stream.set_nodelay(true);
-        let mut client = Wire::new(
+        let mut peer = peer;
+        let mut early = Vec::new();
+        if topology.proxy_protocol {
+            match frontend::read_proxy_header(&mut stream).await {
+                Ok((source, rest)) => {
+                    // LOCAL (a balancer's own check) keeps the socket's address.
+                    peer = source.unwrap_or(peer);
+                    early = rest;
+                }
+                Err(e) => {
+                    tracing::warn!(session = id, %peer, "closing: {e:#}");
+                    return;
+                }
+            }
+        }
+        let mut parts = tokio_util::codec::FramedParts::new::<Packet>(
             stream,
             hastack_proto::mysql::codec::PacketCodec::new(MAX_CLIENT_PACKET),
         );
+        parts.read_buf.extend_from_slice(&early);
+        let mut client = Wire::from_parts(parts);
         let login = tokio::select! {
             r = frontend::login(&mut client, id, &topology, peer) => r,
             _ = stop.cancelled() => return,

@@ -81,6 +81,8 @@ pub struct Topology {
     /// Schema name → index into `data_hosts`.
     pub schemas: HashMap<String, usize>,
     pub server_version: String,
+    /// Clients start with a PROXY protocol header.
+    pub proxy_protocol: bool,
 }
 
 /// What clients see as the server version until a backend tells us its own.
@@ -147,6 +149,7 @@ impl Topology {
             data_hosts,
             schemas,
             server_version: DEFAULT_SERVER_VERSION.into(),
+            proxy_protocol: c.proxy_protocol,
         }
     }
 

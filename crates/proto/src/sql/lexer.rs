@@ -58,7 +58,14 @@ pub fn lex(sql: &str) -> (Vec<Token>, Vec<Hint>) {
             }
             b'`' => {
                 let end = skip_quoted(b, i, b'`');
-                let inner = &sql[i + 1..end.saturating_sub(1).max(i + 1)];
+                // Unterminated, the name runs to the end of the input (whose
+                // last byte may be inside a multi-byte character).
+                let close = if end > i + 1 && b[end - 1] == b'`' {
+                    end - 1
+                } else {
+                    end
+                };
+                let inner = &sql[i + 1..close];
                 tokens.push(Token::Quoted(inner.replace("``", "`")));
                 i = end;
             }
@@ -197,5 +204,14 @@ mod tests {
         ] {
             let _ = lex(sql);
         }
+    }
+
+    /// Found by the sql_classify fuzz target: an unterminated quoted name
+    /// ending inside a multi-byte character.
+    #[test]
+    fn unterminated_backtick_before_a_multibyte_character() {
+        let sql = String::from_utf8_lossy(&[0x60, 0xd0]);
+        assert_eq!(lex(&sql).0, [Token::Quoted("\u{FFFD}".into())]);
+        assert_eq!(lex("`\u{e9}").0, [Token::Quoted("\u{e9}".into())]);
     }
 }
