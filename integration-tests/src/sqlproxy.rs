@@ -14,6 +14,8 @@ use crate::{DaemonProcess, MariaDbCluster};
 pub struct Proxy {
     pub daemon: DaemonProcess,
     pub addr: SocketAddr,
+    /// The MySQL-protocol admin port (`admin_listen`).
+    pub admin: SocketAddr,
 }
 
 /// The lab's users and one data host over every node of `cluster`
@@ -23,6 +25,7 @@ pub fn config(
     cluster: &MariaDbCluster,
     listen: SocketAddr,
     admin_http: SocketAddr,
+    admin: SocketAddr,
     balance: &str,
     extra: &str,
     top: &str,
@@ -38,11 +41,10 @@ pub fn config(
         })
         .collect();
     format!(
-        "{top}admin_http:\n  listen: {admin_http}\nshutdown_grace: 2s\nlisten: {listen}\nadmin_listen: 127.0.0.1:{admin}\n\
+        "{top}admin_http:\n  listen: {admin_http}\nshutdown_grace: 2s\nlisten: {listen}\nadmin_listen: {admin}\n\
          users:\n  - {{name: app, password: app, schemas: [app, sbtest]}}\n  - {{name: reader, password: reader, schemas: [app], read_only: true}}\n\
          data_hosts:\n  - name: dh1\n    balance: {balance}\n    user: app\n    password: app\n{extra}    nodes:\n{nodes}\
          schemas:\n  - {{name: app, data_host: dh1}}\n  - {{name: sbtest, data_host: dh1}}\n",
-        admin = free_port(),
     )
 }
 
@@ -58,14 +60,18 @@ impl Proxy {
         extra: &str,
         top: &str,
     ) -> Result<Proxy> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let port = || SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let (addr, http, admin) = (port(), port(), port());
         let daemon = DaemonProcess::start(
             "sqlproxyd",
-            &config(cluster, addr, admin, balance, extra, top),
-            admin,
+            &config(cluster, addr, http, admin, balance, extra, top),
+            http,
         )?;
-        Ok(Proxy { daemon, addr })
+        Ok(Proxy {
+            daemon,
+            addr,
+            admin,
+        })
     }
 
     /// A client connection through the proxy.

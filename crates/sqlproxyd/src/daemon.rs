@@ -11,8 +11,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::{self, Admin};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::registry::Registry;
 use crate::session::Session;
 use crate::topology::Topology;
 
@@ -36,14 +38,30 @@ impl Daemon for Sqlproxyd {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("listen {}: cannot bind: {e}", config.listen))?;
+        let admin_listener = TcpListener::bind(config.admin_listen).await.map_err(|e| {
+            anyhow::anyhow!("admin_listen {}: cannot bind: {e}", config.admin_listen)
+        })?;
         let metrics = Metrics::register(ctx.registry);
         let topology = Arc::new(RwLock::new(Arc::new(Topology::from_config(&config))));
         let stop = CancellationToken::new();
         let sessions = TaskTracker::new();
+        let registry = Arc::new(Registry::default());
         tokio::spawn(accept_loop(
             listener,
             topology.clone(),
             metrics.clone(),
+            stop.clone(),
+            sessions.clone(),
+            registry.clone(),
+        ));
+        let admin = Admin {
+            topology: topology.clone(),
+            metrics: metrics.clone(),
+            registry,
+        };
+        tokio::spawn(admin::serve(
+            admin_listener,
+            admin,
             stop.clone(),
             sessions.clone(),
         ));
@@ -109,6 +127,7 @@ async fn accept_loop(
     metrics: Metrics,
     stop: CancellationToken,
     sessions: TaskTracker,
+    registry: Arc<Registry>,
 ) {
     let ids = AtomicU32::new(1);
     loop {
@@ -131,10 +150,20 @@ async fn accept_loop(
         let id = ids.fetch_add(1, Ordering::Relaxed);
         let metrics = metrics.clone();
         let stop = stop.clone();
+        let registry = registry.clone();
         metrics.client_connections.inc();
         metrics.client_connections_total.inc();
         sessions.spawn(async move {
-            Session::run(id, stream, peer, topo, metrics.clone(), stop).await;
+            Session::run(
+                id,
+                stream,
+                peer,
+                topo,
+                metrics.clone(),
+                stop.child_token(),
+                registry,
+            )
+            .await;
             metrics.client_connections.dec();
         });
     }

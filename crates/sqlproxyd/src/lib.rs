@@ -9,17 +9,21 @@
 //! - [`route`]: which connection a statement runs on (pure).
 //! - [`balance`]: which read node (pure).
 //! - [`backend`]: a logged-in connection to one node.
+//! - [`admin`]: the MySQL-protocol admin port (Mycat-style `show @@...`).
+//! - [`registry`]: the sessions open now.
 //! - [`metrics`]: the `hastack_sqlproxyd_*` series.
 //! - [`daemon`]: the process as the shared runtime drives it.
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod backend;
 pub mod balance;
 pub mod config;
 pub mod daemon;
 pub mod frontend;
 pub mod metrics;
+pub mod registry;
 pub mod route;
 pub mod session;
 pub mod topology;

@@ -14,6 +14,21 @@ pub struct NodeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeRouteLabels {
+    pub data_host: String,
+    pub node: String,
+    /// `read` or `write`: which of a session's connections sent it.
+    pub route: &'static str,
+}
+
+pub fn route_name(target: crate::route::Target) -> &'static str {
+    match target {
+        crate::route::Target::Read => "read",
+        crate::route::Target::Write => "write",
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     /// `read` or `write`.
     pub route: &'static str,
@@ -26,7 +41,7 @@ pub struct Metrics {
     pub auth_failures: Counter,
     pub queries: Family<RouteLabels, Counter>,
     pub backend_connections: Family<NodeLabels, Gauge>,
-    pub backend_commands: Family<NodeLabels, Counter>,
+    pub backend_commands: Family<NodeRouteLabels, Counter>,
     pub backend_errors: Family<NodeLabels, Counter>,
     pub backend_latency: Family<NodeLabels, Histogram>,
 }

@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::{next, Backend, Login, NodeMetrics, Wire};
 use crate::frontend::{self, schema_refusal, send_err, Client};
-use crate::metrics::{Metrics, NodeLabels, RouteLabels};
+use crate::metrics::{route_name, Metrics, NodeLabels, NodeRouteLabels, RouteLabels};
+use crate::registry::{Registry, SessionView};
 use crate::route::{PinReason, SessionRoute, Target};
 use crate::topology::{DataHost, Topology};
 
@@ -64,6 +65,8 @@ pub struct Session {
     route: SessionRoute,
     sets: Vec<Bytes>,
     counted: RouteCounters,
+    registry: Arc<Registry>,
+    started: Instant,
 }
 
 /// The two `queries_total` series, looked up once per session.
@@ -90,6 +93,7 @@ impl Session {
         topology: Arc<Topology>,
         metrics: Metrics,
         stop: CancellationToken,
+        registry: Arc<Registry>,
     ) {
         let mut stream = stream;
         let _ = stream.set_nodelay(true);
@@ -171,8 +175,13 @@ impl Session {
             route: SessionRoute::default(),
             sets: Vec::new(),
             counted,
+            registry,
+            started: Instant::now(),
         };
-        if let Err(e) = s.serve(stop).await {
+        s.registry.insert(id, s.view(), stop.clone());
+        let result = s.serve(stop).await;
+        s.registry.remove(id);
+        if let Err(e) = result {
             tracing::debug!(session = id, peer = %s.peer, "session closed: {e:#}");
         }
         s.drop_backend(Target::Write);
@@ -181,6 +190,7 @@ impl Session {
 
     async fn serve(&mut self, stop: CancellationToken) -> Result<()> {
         loop {
+            self.registry.update(self.id, self.view());
             let packet = tokio::select! {
                 p = self.client.next() => p,
                 _ = stop.cancelled() => return Ok(()),
@@ -489,7 +499,7 @@ impl Session {
                     if node == self.host.writer() {
                         break;
                     }
-                    match self.connect(node).await {
+                    match self.connect(node, Target::Read).await {
                         Ok(b) => {
                             self.read = Some(b);
                             break;
@@ -514,13 +524,13 @@ impl Session {
             }
         }
         if self.write.is_none() {
-            self.write = Some(self.connect(self.host.writer()).await?);
+            self.write = Some(self.connect(self.host.writer(), Target::Write).await?);
         }
         self.sync(Target::Write).await?;
         Ok(Target::Write)
     }
 
-    async fn connect(&mut self, node: usize) -> Result<Backend> {
+    async fn connect(&mut self, node: usize, target: Target) -> Result<Backend> {
         let host = self.host.clone();
         let n = &host.nodes[node];
         let login = Login {
@@ -539,7 +549,14 @@ impl Session {
                     .get_or_create(&labels)
                     .inc();
                 b.metrics = Some(NodeMetrics {
-                    commands: self.metrics.backend_commands.get_or_create_owned(&labels),
+                    commands: self
+                        .metrics
+                        .backend_commands
+                        .get_or_create_owned(&NodeRouteLabels {
+                            data_host: labels.data_host.clone(),
+                            node: labels.node.clone(),
+                            route: route_name(target),
+                        }),
                     latency: self.metrics.backend_latency.get_or_create_owned(&labels),
                 });
                 Ok(b)
@@ -642,6 +659,26 @@ impl Session {
         };
         self.client.send(Packet::new(seq, ok.to_payload())).await?;
         Ok(())
+    }
+
+    /// What the admin port shows of this session.
+    fn view(&self) -> SessionView {
+        let node = |b: &Option<Backend>| {
+            b.as_ref()
+                .map(|b| (self.host.nodes[b.node].name.clone(), b.addr))
+        };
+        SessionView {
+            user: self.login.user.name.clone(),
+            peer: self.peer,
+            data_host: self.host.name.clone(),
+            schema: self.schema.clone(),
+            started: self.started,
+            in_transaction: self.route.in_transaction,
+            autocommit: self.route.autocommit,
+            pinned: self.route.pinned.map(|p| format!("{p:?}")),
+            write_node: node(&self.write),
+            read_node: node(&self.read),
+        }
     }
 
     async fn refuse_read_only(&mut self, packet: &Packet) -> Result<()> {

@@ -39,6 +39,8 @@ pub struct DataHost {
     pub balance: Balance,
     pub read_your_writes: Duration,
     pub connect_timeout: Duration,
+    /// The configured pool size (`pool.max`), shown as Mycat's SIZE.
+    pub pool_max: u32,
     pub user: String,
     pub password: Secret,
     pub nodes: Vec<Node>,
@@ -118,6 +120,7 @@ impl Topology {
                     balance: h.balance,
                     read_your_writes: h.read_your_writes.get(),
                     connect_timeout: h.connect_timeout.get(),
+                    pool_max: h.pool.max,
                     user: h.user.clone(),
                     password: h.password.clone(),
                     nodes: h

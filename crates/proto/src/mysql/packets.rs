@@ -150,6 +150,54 @@ fn check_auth_data_len(payload: &[u8]) -> Result<(), ParseError> {
     }
 }
 
+/// A text-protocol result set of string columns, as the payloads to send
+/// (column count, definitions, EOF, rows, EOF), for replies the proxy
+/// makes itself (the admin port). `None` is SQL NULL.
+pub fn text_result_set(
+    columns: &[&str],
+    rows: &[Vec<Option<String>>],
+    status: StatusFlags,
+) -> Vec<Bytes> {
+    use mysql_common::constants::ColumnType;
+    use mysql_common::packets::Column;
+    let mut out = Vec::with_capacity(columns.len() + rows.len() + 3);
+    let mut count = Vec::new();
+    count.put_lenenc_int(columns.len() as u64);
+    out.push(count.into());
+    for name in columns {
+        let mut buf = Vec::new();
+        Column::new(ColumnType::MYSQL_TYPE_VAR_STRING)
+            .with_name(name.as_bytes())
+            .with_org_name(name.as_bytes())
+            .with_character_set(UTF8MB4_GENERAL_CI)
+            .with_column_length(1024)
+            .serialize(&mut buf);
+        out.push(buf.into());
+    }
+    out.push(eof_payload(status));
+    for row in rows {
+        let mut buf = Vec::new();
+        for value in row {
+            match value {
+                Some(v) => buf.put_lenenc_str(v.as_bytes()),
+                None => buf.push(0xFB),
+            }
+        }
+        out.push(buf.into());
+    }
+    out.push(eof_payload(status));
+    out
+}
+
+/// utf8mb4_general_ci.
+const UTF8MB4_GENERAL_CI: u16 = 45;
+
+/// A classic EOF packet: header, no warnings, `status`.
+pub fn eof_payload(status: StatusFlags) -> Bytes {
+    let s = status.bits().to_le_bytes();
+    Bytes::from(vec![0xFE, 0, 0, s[0], s[1]])
+}
+
 /// A client's COM_CHANGE_USER (mysql_common can build one but not read it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChangeUser {
@@ -344,6 +392,29 @@ mod tests {
             Err(ParseError::ServerError(e)) => assert_eq!(e.code, 1129),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn result_sets_read_back_through_the_reply_tracker() {
+        use crate::mysql::response::{Expect, Reply, Step};
+        let rows = vec![
+            vec![Some("a".to_owned()), None],
+            vec![Some("b".to_owned()), Some(String::new())],
+        ];
+        let payloads = text_result_set(
+            &["NAME", "VALUE"],
+            &rows,
+            StatusFlags::SERVER_STATUS_AUTOCOMMIT,
+        );
+        assert_eq!(payloads.len(), 1 + 2 + 1 + 2 + 1);
+        assert_eq!(&payloads[4][..], b"\x01a\xfb");
+        let mut reply = Reply::new(Expect::ResultSets);
+        let steps: Vec<Step> = payloads.iter().map(|p| reply.step(p).unwrap()).collect();
+        assert!(matches!(
+            steps.last(),
+            Some(Step::Done { error: false, .. })
+        ));
+        assert!(steps[..steps.len() - 1].iter().all(|s| *s == Step::More));
     }
 
     #[test]

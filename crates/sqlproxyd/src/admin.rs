@@ -1,0 +1,421 @@
+//! The MySQL-protocol admin port (Mycat's 9066): `show @@datasource`,
+//! `show @@connection`, `show @@backend`, `show @@session`, `kill
+//! @@connection`, `reload @@config`, for DBAs who script against Mycat's.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use anyhow::Result;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use hastack_proto::mysql::codec::PacketCodec;
+use hastack_proto::mysql::packets::{text_result_set, Ok as OkPacket, Status};
+use hastack_proto::mysql::Packet;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::backend::Wire;
+use crate::config::Role;
+use crate::frontend::{self, send_err};
+use crate::metrics::{Metrics, NodeLabels, NodeRouteLabels};
+use crate::registry::Registry;
+use crate::topology::Topology;
+
+/// What the admin port reads.
+#[derive(Clone)]
+pub struct Admin {
+    pub topology: Arc<RwLock<Arc<Topology>>>,
+    pub metrics: Metrics,
+    pub registry: Arc<Registry>,
+}
+
+/// Admin sessions get ids from here, far above client sessions'.
+static ADMIN_IDS: AtomicU32 = AtomicU32::new(1 << 30);
+
+pub async fn serve(
+    listener: TcpListener,
+    admin: Admin,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("admin accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => return,
+        };
+        let admin = admin.clone();
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            if let Err(e) = session(stream, peer, admin, stop).await {
+                tracing::debug!(%peer, "admin session ended: {e:#}");
+            }
+        });
+    }
+}
+
+async fn session(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    admin: Admin,
+    stop: CancellationToken,
+) -> Result<()> {
+    let mut wire = Wire::new(stream, PacketCodec::new(1 << 20));
+    let topology = admin
+        .topology
+        .read()
+        .map(|t| t.clone())
+        .map_err(|_| anyhow::anyhow!("topology lock poisoned"))?;
+    let id = ADMIN_IDS.fetch_add(1, Ordering::Relaxed);
+    let Some(client) = frontend::login(&mut wire, id, &topology, peer).await? else {
+        return Ok(());
+    };
+    loop {
+        let packet = tokio::select! {
+            p = wire.next() => p,
+            _ = stop.cancelled() => return Ok(()),
+        };
+        let Some(packet) = packet.transpose()? else {
+            return Ok(());
+        };
+        let seq = packet.seq.wrapping_add(1);
+        match packet.payload.first() {
+            Some(0x01) => return Ok(()),
+            Some(0x0e) => send_ok(&mut wire, seq, 0, "").await?,
+            Some(0x03) => {
+                let sql = String::from_utf8_lossy(&packet.payload[1..]).into_owned();
+                match run(&admin, &sql, client.user.read_only) {
+                    Ok(Reply::Rows(columns, rows)) => {
+                        let payloads =
+                            text_result_set(&columns, &rows, Status::SERVER_STATUS_AUTOCOMMIT);
+                        send_all(&mut wire, seq, payloads).await?;
+                    }
+                    Ok(Reply::Done(affected, info)) => {
+                        send_ok(&mut wire, seq, affected, &info).await?
+                    }
+                    Err((code, state, msg)) => send_err(&mut wire, seq, code, state, &msg).await?,
+                }
+            }
+            _ => {
+                send_err(
+                    &mut wire,
+                    seq,
+                    1047,
+                    "08S01",
+                    "Unknown command on the admin port",
+                )
+                .await?
+            }
+        }
+    }
+}
+
+async fn send_all(wire: &mut Wire, first_seq: u8, payloads: Vec<Bytes>) -> Result<()> {
+    let mut seq = first_seq;
+    for p in payloads {
+        wire.feed(Packet::new(seq, p)).await?;
+        seq = seq.wrapping_add(1);
+    }
+    wire.flush().await?;
+    Ok(())
+}
+
+async fn send_ok(wire: &mut Wire, seq: u8, affected_rows: u64, info: &str) -> Result<()> {
+    let ok = OkPacket {
+        affected_rows,
+        status: Status::SERVER_STATUS_AUTOCOMMIT,
+        info: info.to_owned(),
+        ..OkPacket::default()
+    };
+    wire.send(Packet::new(seq, ok.to_payload())).await?;
+    Ok(())
+}
+
+type Rows = Vec<Vec<Option<String>>>;
+
+enum Reply {
+    Rows(Vec<&'static str>, Rows),
+    Done(u64, String),
+}
+
+type Refusal = (u16, &'static str, String);
+
+const HELP: &[(&str, &str)] = &[
+    ("show @@help", "this list"),
+    ("show @@version", "sqlproxyd's version"),
+    (
+        "show @@datasource",
+        "every node: role in use, backend connections, commands routed",
+    ),
+    ("show @@connection", "client sessions"),
+    (
+        "show @@session",
+        "client sessions and the backend nodes they use",
+    ),
+    ("show @@backend", "backend connections, by session"),
+    (
+        "kill @@connection id[,id...]",
+        "close client sessions (at their next command)",
+    ),
+    ("reload @@config", "reload the config file (as SIGHUP)"),
+];
+
+/// Runs one admin statement.
+fn run(admin: &Admin, sql: &str, read_only: bool) -> Result<Reply, Refusal> {
+    let cmd: String = sql
+        .trim()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_lowercase();
+    let privileged = |what: &str| -> Result<(), Refusal> {
+        if read_only {
+            return Err((
+                1227,
+                "42000",
+                format!("Access denied; a read_only user cannot {what}"),
+            ));
+        }
+        Ok(())
+    };
+    match cmd.as_str() {
+        "show @@help" => Ok(Reply::Rows(
+            vec!["STATEMENT", "DESCRIPTION"],
+            HELP.iter()
+                .map(|(s, d)| vec![Some((*s).to_owned()), Some((*d).to_owned())])
+                .collect(),
+        )),
+        "show @@version" => Ok(Reply::Rows(
+            vec!["VERSION"],
+            vec![vec![Some(format!(
+                "hastack sqlproxyd {}",
+                env!("CARGO_PKG_VERSION")
+            ))]],
+        )),
+        // What the mariadb/mysql CLI asks at connect.
+        "select @@version_comment limit 1" => Ok(Reply::Rows(
+            vec!["@@version_comment"],
+            vec![vec![Some("hastack sqlproxyd admin".into())]],
+        )),
+        "show @@datasource" => Ok(datasource(admin)),
+        "show @@connection" => Ok(connections(admin)),
+        "show @@session" => Ok(sessions(admin)),
+        "show @@backend" => Ok(backends(admin)),
+        "reload @@config" => {
+            privileged("reload the config")?;
+            nix::sys::signal::raise(nix::sys::signal::Signal::SIGHUP)
+                .map_err(|e| (1105, "HY000", format!("cannot signal a reload: {e}")))?;
+            Ok(Reply::Done(
+                0,
+                "reload requested; the result is logged and shown in /status".into(),
+            ))
+        }
+        _ => {
+            if let Some(ids) = cmd.strip_prefix("kill @@connection") {
+                privileged("kill sessions")?;
+                let ids: Result<Vec<u32>, _> =
+                    ids.split(',').map(|i| i.trim().parse::<u32>()).collect();
+                let ids = ids.map_err(|_| {
+                    (
+                        1064,
+                        "42000",
+                        "expected kill @@connection id[,id...]".to_owned(),
+                    )
+                })?;
+                let killed = ids.iter().filter(|&&id| admin.registry.kill(id)).count();
+                return Ok(Reply::Done(killed as u64, String::new()));
+            }
+            Err((
+                1064,
+                "42000",
+                format!(
+                    "unsupported on the admin port: {}; try show @@help",
+                    sql.trim()
+                ),
+            ))
+        }
+    }
+}
+
+fn s(v: impl ToString) -> Option<String> {
+    Some(v.to_string())
+}
+
+/// Mycat's columns: DATANODE NAME TYPE HOST PORT W/R ACTIVE IDLE SIZE EXECUTE READ_LOAD WRITE_LOAD.
+fn datasource(admin: &Admin) -> Reply {
+    let topology = admin.topology.read().map(|t| t.clone()).ok();
+    let mut rows = Vec::new();
+    for host in topology.iter().flat_map(|t| t.data_hosts.iter()) {
+        let writer = host.writer();
+        for (i, n) in host.nodes.iter().enumerate() {
+            let labels = NodeLabels::new(&host.name, &n.name);
+            let routed = |route: &'static str| {
+                admin
+                    .metrics
+                    .backend_commands
+                    .get_or_create_owned(&NodeRouteLabels {
+                        data_host: host.name.clone(),
+                        node: n.name.clone(),
+                        route,
+                    })
+                    .get()
+            };
+            let (reads, writes) = (routed("read"), routed("write"));
+            let active = admin
+                .metrics
+                .backend_connections
+                .get_or_create_owned(&labels)
+                .get();
+            let wr = if i == writer {
+                "W"
+            } else if n.role == Role::Write {
+                "W(standby)"
+            } else {
+                "R"
+            };
+            rows.push(vec![
+                s(&host.name),
+                s(&n.name),
+                s("mysql"),
+                s(n.addr.ip()),
+                s(n.addr.port()),
+                s(wr),
+                s(active),
+                s(0),
+                s(host.pool_max),
+                s(reads + writes),
+                s(reads),
+                s(writes),
+            ]);
+        }
+    }
+    Reply::Rows(
+        vec![
+            "DATANODE",
+            "NAME",
+            "TYPE",
+            "HOST",
+            "PORT",
+            "W/R",
+            "ACTIVE",
+            "IDLE",
+            "SIZE",
+            "EXECUTE",
+            "READ_LOAD",
+            "WRITE_LOAD",
+        ],
+        rows,
+    )
+}
+
+fn alive(started: Instant) -> Option<String> {
+    s(Instant::now().saturating_duration_since(started).as_secs())
+}
+
+fn connections(admin: &Admin) -> Reply {
+    let rows = admin
+        .registry
+        .snapshot()
+        .into_iter()
+        .map(|(id, v)| {
+            vec![
+                s(id),
+                s(v.peer.ip()),
+                s(v.peer.port()),
+                s(&v.user),
+                v.schema.clone(),
+                s(&v.data_host),
+                alive(v.started),
+                s(v.in_transaction),
+                s(v.autocommit),
+            ]
+        })
+        .collect();
+    Reply::Rows(
+        vec![
+            "ID",
+            "HOST",
+            "PORT",
+            "USER",
+            "SCHEMA",
+            "DATA_HOST",
+            "ALIVE_TIME(S)",
+            "IN_TRANSACTION",
+            "AUTOCOMMIT",
+        ],
+        rows,
+    )
+}
+
+fn sessions(admin: &Admin) -> Reply {
+    let node = |n: &Option<(String, SocketAddr)>| n.as_ref().map(|(name, _)| name.clone());
+    let rows = admin
+        .registry
+        .snapshot()
+        .into_iter()
+        .map(|(id, v)| {
+            vec![
+                s(id),
+                s(&v.user),
+                v.schema.clone(),
+                node(&v.write_node),
+                node(&v.read_node),
+                s(v.in_transaction),
+                v.pinned.clone(),
+            ]
+        })
+        .collect();
+    Reply::Rows(
+        vec![
+            "ID",
+            "USER",
+            "SCHEMA",
+            "WRITE_NODE",
+            "READ_NODE",
+            "IN_TRANSACTION",
+            "PINNED",
+        ],
+        rows,
+    )
+}
+
+fn backends(admin: &Admin) -> Reply {
+    let mut rows = Vec::new();
+    for (id, v) in admin.registry.snapshot() {
+        for (role, n) in [("W", &v.write_node), ("R", &v.read_node)] {
+            if let Some((name, addr)) = n {
+                rows.push(vec![
+                    s(id),
+                    s(&v.data_host),
+                    s(name),
+                    s(addr.ip()),
+                    s(addr.port()),
+                    s(role),
+                    v.schema.clone(),
+                ]);
+            }
+        }
+    }
+    Reply::Rows(
+        vec![
+            "SESSION",
+            "DATA_HOST",
+            "NODE",
+            "HOST",
+            "PORT",
+            "W/R",
+            "SCHEMA",
+        ],
+        rows,
+    )
+}

@@ -1,0 +1,126 @@
+//! sqlproxyd's MySQL-protocol admin port, driven with the mariadb CLI as a
+//! DBA would drive Mycat's 9066.
+
+// Helpers outside #[test] fns unwrap too: a failed step is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+use std::time::Duration;
+
+use hastack_it::sqlproxy::Proxy;
+use hastack_it::{wait_for, MariaDbCluster};
+use mysql::prelude::Queryable;
+
+/// Runs `sql` on the admin port: (exit ok, rows as tab-separated fields, stderr).
+fn admin(proxy: &Proxy, user: &str, sql: &str) -> (bool, Vec<Vec<String>>, String) {
+    let out = Command::new("mariadb")
+        .args([
+            "--protocol=TCP",
+            "-h",
+            "127.0.0.1",
+            "-P",
+            &proxy.admin.port().to_string(),
+        ])
+        .arg(format!("-u{user}"))
+        .arg(format!("-p{user}"))
+        .args(["--batch", "--skip-column-names", "-e", sql])
+        .output()
+        .unwrap();
+    let rows = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect();
+    (
+        out.status.success(),
+        rows,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn show_datasource_connection_session_and_backend() {
+    let cluster = MariaDbCluster::start(3).unwrap();
+    let proxy = Proxy::start(&cluster, "replicas", "").unwrap();
+    let mut c = proxy.conn("app", "app", Some("app")).unwrap();
+    c.query_drop("CREATE TABLE a (id INT PRIMARY KEY)").unwrap();
+    let _: Option<i64> = c.query_first("SELECT 1").unwrap();
+
+    let (ok, rows, err) = admin(&proxy, "app", "show @@datasource");
+    assert!(ok, "{err}");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    // DATANODE NAME TYPE HOST PORT W/R ACTIVE IDLE SIZE EXECUTE READ_LOAD WRITE_LOAD
+    assert_eq!(
+        rows[0][..6],
+        [
+            "dh1",
+            "db-1",
+            "mysql",
+            "127.0.0.1",
+            &cluster.addr(0).port().to_string(),
+            "W"
+        ]
+    );
+    assert_eq!(rows[1][5], "R");
+    let writes: u64 = rows[0][11].parse().unwrap();
+    let reads: u64 = rows[1..]
+        .iter()
+        .map(|r| r[10].parse::<u64>().unwrap())
+        .sum();
+    assert!(writes >= 1 && reads >= 1, "{rows:?}");
+
+    let (_, sessions, _) = admin(&proxy, "app", "show @@connection");
+    let mine: Vec<_> = sessions
+        .iter()
+        .filter(|r| r[3] == "app" && r[4] == "app")
+        .collect();
+    assert_eq!(mine.len(), 1, "{sessions:?}");
+    let id = mine[0][0].clone();
+
+    let (_, backends, _) = admin(&proxy, "app", "show @@backend");
+    let nodes: Vec<&str> = backends
+        .iter()
+        .filter(|r| r[0] == id)
+        .map(|r| r[2].as_str())
+        .collect();
+    assert!(nodes.contains(&"db-1"), "{backends:?}");
+    assert_eq!(
+        nodes.len(),
+        2,
+        "a write and a read connection: {backends:?}"
+    );
+
+    let (ok, help, _) = admin(&proxy, "app", "show @@help");
+    assert!(ok && help.len() >= 6);
+    let (ok, _, err) = admin(&proxy, "app", "select * from users");
+    assert!(!ok && err.contains("ERROR 1064"), "{err}");
+}
+
+#[test]
+fn kill_and_reload_for_privileged_users_only() {
+    let cluster = MariaDbCluster::start(2).unwrap();
+    let proxy = Proxy::start(&cluster, "replicas", "").unwrap();
+    let mut victim = proxy.conn("app", "app", Some("app")).unwrap();
+    let _: Option<i64> = victim.query_first("SELECT 1").unwrap();
+    let (_, sessions, _) = admin(&proxy, "app", "show @@connection");
+    let id = sessions.iter().find(|r| r[3] == "app").unwrap()[0].clone();
+
+    let (ok, _, err) = admin(&proxy, "reader", &format!("kill @@connection {id}"));
+    assert!(!ok && err.contains("ERROR 1227"), "{err}");
+    let (ok, _, err) = admin(&proxy, "app", &format!("kill @@connection {id}"));
+    assert!(ok, "{err}");
+    let gone = wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
+        victim.query_drop("SELECT 1").is_err().then_some(())
+    });
+    assert!(gone.is_some(), "the killed session still answers");
+
+    let (ok, _, err) = admin(&proxy, "app", "reload @@config");
+    assert!(ok, "{err}");
+    let reloaded = wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
+        (proxy.daemon.status().ok()?["config_generation"] == 2).then_some(())
+    });
+    assert!(
+        reloaded.is_some(),
+        "reload @@config did not reload:\n{}",
+        proxy.daemon.log()
+    );
+}
