@@ -376,3 +376,66 @@ macro_rules! per_daemon {
 }
 
 per_daemon!(vrrpd, lbd, sqlproxyd, checkd);
+
+/// `sqlproxyd import-mycat` turns a Mycat config into one `--check` accepts.
+#[test]
+fn sqlproxyd_import_mycat_output_passes_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = dir.path().join("server.xml");
+    let schema = dir.path().join("schema.xml");
+    std::fs::write(
+        &server,
+        r#"<?xml version="1.0"?><!DOCTYPE mycat:server SYSTEM "server.dtd">
+<mycat:server xmlns:mycat="http://io.mycat/"><system><property name="serverPort">8066</property></system>
+<user name="app"><property name="password">app</property><property name="schemas">app</property></user></mycat:server>"#,
+    )
+    .unwrap();
+    std::fs::write(
+        &schema,
+        r#"<?xml version="1.0"?><!DOCTYPE mycat:schema SYSTEM "schema.dtd">
+<mycat:schema xmlns:mycat="http://io.mycat/"><schema name="app" dataNode="dn1"/><dataNode name="dn1" dataHost="dh1" database="app"/>
+<dataHost name="dh1" balance="3" switchType="1" maxCon="100" minCon="5"><heartbeat>select user()</heartbeat>
+<writeHost host="m1" url="127.0.0.1:3311" user="app" password="app"><readHost host="s1" url="127.0.0.1:3312" user="app" password="app"/></writeHost>
+</dataHost></mycat:schema>"#,
+    )
+    .unwrap();
+    let out = run(
+        "sqlproxyd",
+        &[
+            "import-mycat",
+            server.to_str().unwrap(),
+            schema.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not converted: dataHost dh1: heartbeat"),
+        "{}",
+        text(&out.stderr)
+    );
+    let converted = dir.path().join("sqlproxyd.yaml");
+    std::fs::write(&converted, &out.stdout).unwrap();
+    let check = run("sqlproxyd", &["-f", converted.to_str().unwrap(), "--check"]);
+    assert!(
+        check.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&check.stderr)
+    );
+
+    let missing = run(
+        "sqlproxyd",
+        &[
+            "import-mycat",
+            "/nonexistent/server.xml",
+            schema.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing.stderr).starts_with("/nonexistent/server.xml: cannot read"),
+        "{}",
+        text(&missing.stderr)
+    );
+    assert!(text(&run("sqlproxyd", &["--help"]).stdout).contains("import-mycat"));
+}

@@ -59,31 +59,50 @@ pub struct StartContext<'a> {
     pub config_path: &'a Path,
 }
 
-/// Runs daemon `D` as a process: call this from `main`.
-pub fn run<D: Daemon>() -> std::process::ExitCode {
-    run_with::<D>(Command::new(D::NAME)).into()
+/// A tool subcommand of a daemon's binary (`sqlproxyd import-mycat ...`).
+pub struct Subcommand {
+    /// Its clap definition; the name is the word users type.
+    pub command: Command,
+    /// Runs it with its matches; what it returns is the process exit code.
+    pub run: fn(&clap::ArgMatches) -> ExitCode,
 }
 
-fn run_with<D: Daemon>(cmd: Command) -> ExitCode {
-    let cmd = RunArgs::augment_args(
+/// Runs daemon `D` as a process: call this from `main`.
+pub fn run<D: Daemon>() -> std::process::ExitCode {
+    run_with::<D>(Command::new(D::NAME), Vec::new()).into()
+}
+
+/// As [`run`], with tool subcommands beside the daemon itself.
+pub fn run_with_subcommands<D: Daemon>(subcommands: Vec<Subcommand>) -> std::process::ExitCode {
+    run_with::<D>(Command::new(D::NAME), subcommands).into()
+}
+
+fn run_with<D: Daemon>(cmd: Command, subcommands: Vec<Subcommand>) -> ExitCode {
+    let mut cmd = RunArgs::augment_args(
         cmd.version(env_version())
             .about(D::ABOUT)
             .after_help("Exit status: 0 ok, 1 runtime error, 2 config or usage error."),
     );
-    let args = match cmd
-        .try_get_matches()
-        .and_then(|m| RunArgs::from_arg_matches(&m))
-    {
-        Ok(args) => args,
-        Err(e) => {
-            let code = if e.use_stderr() {
-                ExitCode::Config
-            } else {
-                ExitCode::Ok
-            };
-            let _ = e.print();
-            return code;
+    if !subcommands.is_empty() {
+        cmd = cmd
+            .subcommand_negates_reqs(true)
+            .args_conflicts_with_subcommands(true);
+        for s in &subcommands {
+            cmd = cmd.subcommand(s.command.clone());
         }
+    }
+    let matches = match cmd.try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return usage_error(e),
+    };
+    if let Some((name, sub)) = matches.subcommand() {
+        if let Some(s) = subcommands.iter().find(|s| s.command.get_name() == name) {
+            return (s.run)(sub);
+        }
+    }
+    let args = match RunArgs::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(e) => return usage_error(e),
     };
     let config = match config::load::<D::Config>(&args.config) {
         Ok(c) => c,
@@ -133,6 +152,17 @@ fn run_with<D: Daemon>(cmd: Command) -> ExitCode {
 }
 
 /// The crate version of the daemon binary; all crates share the workspace version.
+/// Prints a clap error (or help/version) and picks the exit code.
+fn usage_error(e: clap::Error) -> ExitCode {
+    let code = if e.use_stderr() {
+        ExitCode::Config
+    } else {
+        ExitCode::Ok
+    };
+    let _ = e.print();
+    code
+}
+
 fn env_version() -> &'static str {
     env!("CARGO_PKG_VERSION")
 }

@@ -19,7 +19,7 @@ pub mod metrics;
 pub mod secret;
 
 pub use config::{AdminHttp, ConfigError, ConfigErrors, DaemonConfig, Invalid};
-pub use daemon::{run, Daemon, StartContext};
+pub use daemon::{run, run_with_subcommands, Daemon, StartContext, Subcommand};
 pub use duration::Duration;
 pub use exit::ExitCode;
 pub use secret::Secret;

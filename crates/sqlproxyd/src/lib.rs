@@ -5,6 +5,7 @@
 //! - [`config`]: the YAML schema (Mycat's concepts under clear names).
 //! - [`topology`]: the running form of the config (users, data hosts, schemas).
 //! - [`frontend`]: the server handshake and client login.
+//! - [`import_mycat`]: `sqlproxyd import-mycat`, from Mycat's XML.
 //! - [`session`]: one client's commands, routed and streamed.
 //! - [`route`]: which connection a statement runs on (pure).
 //! - [`balance`]: which read node (pure).
@@ -22,6 +23,7 @@ pub mod balance;
 pub mod config;
 pub mod daemon;
 pub mod frontend;
+pub mod import_mycat;
 pub mod metrics;
 pub mod registry;
 pub mod route;

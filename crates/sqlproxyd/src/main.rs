@@ -1,3 +1,5 @@
 fn main() -> std::process::ExitCode {
-    hastack_rt::run::<sqlproxyd::Sqlproxyd>()
+    hastack_rt::run_with_subcommands::<sqlproxyd::Sqlproxyd>(vec![
+        sqlproxyd::import_mycat::subcommand(),
+    ])
 }
