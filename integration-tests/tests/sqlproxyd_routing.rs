@@ -216,3 +216,47 @@ fn prepared_statements_multi_results_and_large_results_pass_through() {
     }
     assert_eq!(sets, 3);
 }
+
+#[test]
+fn backend_connections_are_reset_and_reused_across_sessions() {
+    let cluster = MariaDbCluster::start(2).unwrap();
+    let proxy = Proxy::start(&cluster, "replicas", "").unwrap();
+    let writer_id = |c: &mut mysql::Conn| -> u64 {
+        c.query_first("SELECT /*hastack:primary*/ CONNECTION_ID()")
+            .unwrap()
+            .unwrap()
+    };
+    let first = {
+        let mut c = proxy.conn("app", "app", Some("app")).unwrap();
+        c.query_drop("SET @left_behind = 1").unwrap();
+        c.query_drop("CREATE TEMPORARY TABLE leftover (a INT)")
+            .unwrap();
+        c.query_drop("BEGIN").unwrap();
+        writer_id(&mut c)
+    };
+    // The session is gone; its writer connection went back to the pool.
+    let reused = hastack_it::wait_for(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(50),
+        || {
+            let mut c = proxy.conn("app", "app", Some("app")).unwrap();
+            (writer_id(&mut c) == first).then_some(c)
+        },
+    );
+    let mut c = reused.expect("the backend connection was not reused");
+    let var: Option<i64> = c
+        .query_first("SELECT /*hastack:primary*/ @left_behind")
+        .unwrap()
+        .unwrap();
+    assert_eq!(var, None, "a user variable survived into the next session");
+    let e = c.query_drop("SELECT * FROM leftover").unwrap_err();
+    assert!(
+        matches!(&e, mysql::Error::MySqlError(m) if m.code == 1146),
+        "a temporary table survived: {e:?}"
+    );
+    let in_tx: i64 = c
+        .query_first("SELECT /*hastack:primary*/ @@in_transaction")
+        .unwrap()
+        .unwrap();
+    assert_eq!(in_tx, 0, "a transaction survived");
+}

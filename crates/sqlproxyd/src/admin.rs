@@ -271,11 +271,13 @@ fn datasource(admin: &Admin) -> Reply {
                     .get()
             };
             let (reads, writes) = (routed("read"), routed("write"));
-            let active = admin
+            let open = admin
                 .metrics
                 .backend_connections
                 .get_or_create_owned(&labels)
                 .get();
+            let idle = host.pool.idle(i);
+            let active = (open.max(0) as usize).saturating_sub(idle);
             let wr = if i == writer {
                 "W"
             } else if n.role == Role::Write {
@@ -291,7 +293,7 @@ fn datasource(admin: &Admin) -> Reply {
                 s(n.addr.port()),
                 s(wr),
                 s(active),
-                s(0),
+                s(idle),
                 s(host.pool_max),
                 s(reads + writes),
                 s(reads),

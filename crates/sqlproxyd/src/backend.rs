@@ -43,6 +43,12 @@ pub struct Backend {
     pub applied_sets: usize,
     /// This node's series, looked up once per connection, not per command.
     pub metrics: Option<NodeMetrics>,
+    /// Capabilities and collation it logged in with (the pool's key).
+    pub capabilities: u32,
+    pub collation: u8,
+    /// A command was sent and its reply not read to the end: the connection
+    /// cannot be reused.
+    pub in_reply: bool,
 }
 
 /// Handles to one node's metric series.
@@ -99,6 +105,9 @@ impl Backend {
             schema: login.database.map(str::to_owned),
             applied_sets: 0,
             metrics: None,
+            capabilities: login.capabilities.bits(),
+            collation: login.collation,
+            in_reply: false,
         })
     }
 

@@ -12,6 +12,7 @@
 //! - [`backend`]: a logged-in connection to one node.
 //! - [`admin`]: the MySQL-protocol admin port (Mycat-style `show @@...`).
 //! - [`registry`]: the sessions open now.
+//! - [`pool`]: idle logged-in backend connections.
 //! - [`metrics`]: the `hastack_sqlproxyd_*` series.
 //! - [`daemon`]: the process as the shared runtime drives it.
 
@@ -25,6 +26,7 @@ pub mod daemon;
 pub mod frontend;
 pub mod import_mycat;
 pub mod metrics;
+pub mod pool;
 pub mod registry;
 pub mod route;
 pub mod session;

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::{next, Backend, Login, NodeMetrics, Wire};
 use crate::frontend::{self, schema_refusal, send_err, Client};
 use crate::metrics::{route_name, Metrics, NodeLabels, NodeRouteLabels, RouteLabels};
+use crate::pool::PoolKey;
 use crate::registry::{Registry, SessionView};
 use crate::route::{PinReason, SessionRoute, Target};
 use crate::topology::{DataHost, Topology};
@@ -181,11 +182,11 @@ impl Session {
         s.registry.insert(id, s.view(), stop.clone());
         let result = s.serve(stop).await;
         s.registry.remove(id);
+        s.release(Target::Write).await;
+        s.release(Target::Read).await;
         if let Err(e) = result {
             tracing::debug!(session = id, peer = %s.peer, "session closed: {e:#}");
         }
-        s.drop_backend(Target::Write);
-        s.drop_backend(Target::Read);
     }
 
     async fn serve(&mut self, stop: CancellationToken) -> Result<()> {
@@ -251,8 +252,8 @@ impl Session {
                     }
                 }
                 COM_RESET_CONNECTION => {
-                    self.drop_backend(Target::Write);
-                    self.drop_backend(Target::Read);
+                    self.release(Target::Write).await;
+                    self.release(Target::Read).await;
                     self.route = SessionRoute::default();
                     self.sets.clear();
                     self.ok(&packet).await?;
@@ -392,6 +393,7 @@ impl Session {
         };
         let backend = self.backend_mut(target)?;
         let node_metrics = backend.metrics.clone();
+        backend.in_reply = true;
         let started = Instant::now();
         if let Err(e) = backend.wire.send(packet).await {
             return self.lost_backend(target, seq, false, &e.into()).await;
@@ -410,6 +412,7 @@ impl Session {
             match step {
                 Ok(Step::More) => {}
                 Ok(Step::Done { status, error }) => {
+                    self.backend_mut(target)?.in_reply = false;
                     self.client.flush().await?;
                     if let Some(m) = &node_metrics {
                         m.commands.inc();
@@ -542,12 +545,40 @@ impl Session {
             connect_timeout: host.connect_timeout,
         };
         let labels = NodeLabels::new(&host.name, &n.name);
-        match Backend::connect(node, n.addr, &login).await {
-            Ok(mut b) => {
+        let key = PoolKey {
+            node,
+            capabilities: self.login.capabilities.bits(),
+            collation: self.login.collation,
+        };
+        let (pooled, expired) = host.pool.take(key, Instant::now());
+        for _ in 0..expired {
+            self.metrics
+                .backend_connections
+                .get_or_create(&labels)
+                .dec();
+        }
+        let pooled = match pooled {
+            // A pooled connection cannot leave a schema: a session without one takes a fresh one.
+            Some(b) if self.schema.is_none() && b.schema.is_some() => {
+                self.metrics
+                    .backend_connections
+                    .get_or_create(&labels)
+                    .dec();
+                None
+            }
+            other => other,
+        };
+        let connected = match pooled {
+            Some(b) => Ok(b),
+            None => Backend::connect(node, n.addr, &login).await.inspect(|_| {
                 self.metrics
                     .backend_connections
                     .get_or_create(&labels)
                     .inc();
+            }),
+        };
+        match connected {
+            Ok(mut b) => {
                 b.metrics = Some(NodeMetrics {
                     commands: self
                         .metrics
@@ -584,6 +615,42 @@ impl Session {
         Ok(())
     }
 
+    /// Returns a healthy connection to the pool (reset first), or closes it.
+    async fn release(&mut self, target: Target) {
+        let slot = match target {
+            Target::Write => &mut self.write,
+            Target::Read => &mut self.read,
+        };
+        let Some(mut b) = slot.take() else {
+            return;
+        };
+        let labels = NodeLabels::new(&self.host.name, &self.host.nodes[b.node].name);
+        let reset = !b.in_reply
+            && tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                b.run(COM_RESET_CONNECTION, &[]),
+            )
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if reset {
+            b.applied_sets = 0;
+            b.metrics = None;
+            let key = PoolKey {
+                node: b.node,
+                capabilities: b.capabilities,
+                collation: b.collation,
+            };
+            if self.host.pool.put(key, b, Instant::now()).is_none() {
+                return;
+            }
+        }
+        self.metrics
+            .backend_connections
+            .get_or_create(&labels)
+            .dec();
+    }
+
+    /// Closes a connection that cannot be reused.
     fn drop_backend(&mut self, target: Target) {
         let slot = match target {
             Target::Write => &mut self.write,
@@ -644,8 +711,8 @@ impl Session {
             }
         }
         // A new identity starts from a clean session, as on a server.
-        self.drop_backend(Target::Write);
-        self.drop_backend(Target::Read);
+        self.release(Target::Write).await;
+        self.release(Target::Read).await;
         self.route = SessionRoute::default();
         self.sets.clear();
         self.login.user = user;

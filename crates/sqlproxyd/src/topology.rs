@@ -12,6 +12,7 @@ use hastack_rt::Secret;
 
 use crate::balance::{read_candidates, WeightedRoundRobin};
 use crate::config::{Balance, Config, Role};
+use crate::pool::Pool;
 
 pub struct User {
     pub name: String,
@@ -45,6 +46,8 @@ pub struct DataHost {
     pub password: Secret,
     pub nodes: Vec<Node>,
     rr: Mutex<WeightedRoundRobin>,
+    /// Idle logged-in connections to this data host's nodes.
+    pub pool: Pool,
 }
 
 impl DataHost {
@@ -134,6 +137,7 @@ impl Topology {
                         })
                         .collect(),
                     rr: Mutex::new(WeightedRoundRobin::new(h.nodes.len())),
+                    pool: Pool::new(h.pool.max as usize),
                 })
             })
             .collect();

@@ -1,0 +1,87 @@
+//! Idle backend connections, logged in and reset, kept for the next session
+//! of the same data host, so a client's connect does not cost a backend
+//! connect and login.
+//!
+//! A connection is only pooled after `COM_RESET_CONNECTION` succeeded on it
+//! (no transaction, temporary table, lock or variable survives), and it is
+//! only reused by a session that logged in with the same capabilities and
+//! collation (they change what the server sends).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::backend::Backend;
+
+/// What must match for a pooled connection to serve a session.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct PoolKey {
+    pub node: usize,
+    pub capabilities: u32,
+    pub collation: u8,
+}
+
+/// Pooled connections idle longer than this are closed rather than reused
+/// (the server or a firewall may have dropped them).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Pool {
+    idle: Mutex<HashMap<PoolKey, Vec<(Instant, Backend)>>>,
+    /// Most idle connections kept per node (the data host's `pool.max`).
+    max_idle: usize,
+}
+
+impl Pool {
+    pub fn new(max_idle: usize) -> Self {
+        Pool {
+            idle: Mutex::new(HashMap::new()),
+            max_idle,
+        }
+    }
+
+    /// The most recently returned usable connection for `key`, and how many
+    /// expired ones were closed on the way (for the caller's gauges).
+    pub fn take(&self, key: PoolKey, now: Instant) -> (Option<Backend>, usize) {
+        let Ok(mut idle) = self.idle.lock() else {
+            return (None, 0);
+        };
+        let Some(list) = idle.get_mut(&key) else {
+            return (None, 0);
+        };
+        let before = list.len();
+        list.retain(|(at, _)| now.saturating_duration_since(*at) < IDLE_TIMEOUT);
+        let expired = before - list.len();
+        (list.pop().map(|(_, b)| b), expired)
+    }
+
+    /// Keeps `b` for reuse; gives it back when the node's share is full.
+    #[must_use = "a connection given back must be closed"]
+    pub fn put(&self, key: PoolKey, b: Backend, now: Instant) -> Option<Backend> {
+        let Ok(mut idle) = self.idle.lock() else {
+            return Some(b);
+        };
+        let node_total: usize = idle
+            .iter()
+            .filter(|(k, _)| k.node == key.node)
+            .map(|(_, v)| v.len())
+            .sum();
+        if node_total >= self.max_idle {
+            return Some(b);
+        }
+        idle.entry(key).or_default().push((now, b));
+        None
+    }
+
+    /// Idle connections to `node` now.
+    pub fn idle(&self, node: usize) -> usize {
+        self.idle
+            .lock()
+            .map(|idle| {
+                idle.iter()
+                    .filter(|(k, _)| k.node == node)
+                    .map(|(_, v)| v.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+}
