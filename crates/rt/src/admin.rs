@@ -36,14 +36,7 @@ pub async fn serve<S: AdminSource>(
 ) {
     loop {
         let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin_http: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            (stream, _) = crate::net::accept(&listener, "admin_http") => stream,
             _ = shutdown.changed() => return,
         };
         let source = source.clone();

@@ -16,6 +16,7 @@ pub mod exit;
 pub mod locate;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod secret;
 
 pub use config::{AdminHttp, ConfigError, ConfigErrors, DaemonConfig, Invalid};

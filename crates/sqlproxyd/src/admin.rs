@@ -43,14 +43,7 @@ pub async fn serve(
 ) {
     loop {
         let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!("admin accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            conn = hastack_rt::net::accept(&listener, "admin_listen") => conn,
             _ = stop.cancelled() => return,
         };
         let admin = admin.clone();

@@ -132,15 +132,7 @@ async fn accept_loop(
     let ids = AtomicU32::new(1);
     loop {
         let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of descriptors, typically: wait instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            conn = hastack_rt::net::accept(&listener, "listen") => conn,
             _ = stop.cancelled() => return,
         };
         let topo = match topology.read() {
