@@ -352,6 +352,29 @@ fn every_lab_config_is_valid() {
     assert_eq!(checked, 8, "two lab configs per daemon");
 }
 
+/// The committed man page is what the binary renders now (regenerate with
+/// `for d in vrrpd lbd sqlproxyd checkd; do target/debug/$d man > deploy/man/$d.8; done`).
+fn man_page_is_current(daemon: &str) {
+    let out = run(daemon, &["man"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = text(&out.stdout);
+    assert!(
+        page.contains(&format!(".TH {daemon} 8"))
+            && page.contains(".SH SIGNALS")
+            && page.contains(".SH CONFIGURATION"),
+        "{page}"
+    );
+    let committed = std::fs::read_to_string(format!(
+        "{}/../deploy/man/{daemon}.8",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap_or_default();
+    assert!(
+        committed == page,
+        "deploy/man/{daemon}.8 is stale: regenerate it with `{daemon} man`"
+    );
+}
+
 macro_rules! per_daemon {
     ($($daemon:ident),+) => {
         $(
@@ -370,6 +393,8 @@ macro_rules! per_daemon {
                 fn runtime_errors_exit_1_naming_the_address() { super::runtime_errors_exit_1_naming_the_address(stringify!($daemon)) }
                 #[test]
                 fn json_logs() { super::json_logs(stringify!($daemon)) }
+                #[test]
+                fn man_page_is_current() { super::man_page_is_current(stringify!($daemon)) }
             }
         )+
     };

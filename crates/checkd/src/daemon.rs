@@ -19,6 +19,8 @@ impl Daemon for Checkd {
     const ABOUT: &'static str =
         "Health-check super-server: HTTP checks of the local SQL proxy, xinetd-style services";
     const DEFAULT_ADMIN_PORT: u16 = 9167;
+    const CONFIG_HELP: &'static str = "services: by name, each with type (http_check or exec), bind, disable, only_from and no_access (addresses or CIDRs), instances, per_source, cps (rate, pause) - xinetd's names. An http_check service has a probe (exactly one of mysql, tcp, http, exec; cache; maintenance_file); an exec service has server, server_args, user and timeout.
+Status: the services are not listening yet; checkd validates, reloads and reports them.";
 
     async fn start(config: Config, _ctx: &mut StartContext<'_>) -> anyhow::Result<Self> {
         Ok(Checkd { config })

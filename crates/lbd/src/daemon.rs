@@ -18,6 +18,10 @@ impl Daemon for Lbd {
     const NAME: &'static str = "lbd";
     const ABOUT: &'static str = "TCP load balancer with health checks for the SQL proxy tier";
     const DEFAULT_ADMIN_PORT: u16 = 48800;
+    const CONFIG_HELP: &'static str = "defaults: maxconn, timeout (connect, client, server, queue, check), inter, rise, fall - HAProxy's names and defaults (2s, 2, 3).
+frontends: by name, each with bind (one or more address:port), backend and maxconn.
+backends: by name, each with balance (roundrobin, static-rr, leastconn, source, first) and servers (name, address, weight 0-256, backup, maxconn, check, port - the health-check port, e.g. checkd's 48700 - inter, rise, fall).
+Status: forwarding and health checks are not running yet; lbd validates, reloads and reports its frontends and backends.";
 
     async fn start(config: Config, _ctx: &mut StartContext<'_>) -> anyhow::Result<Self> {
         Ok(Lbd { config })

@@ -32,6 +32,9 @@ pub trait Daemon: Sized + Send + Sync + 'static {
     const ABOUT: &'static str;
     /// Admin HTTP port on 127.0.0.1 when the config names none.
     const DEFAULT_ADMIN_PORT: u16;
+    /// The config file's sections, for the man page (plain text, one
+    /// paragraph per line).
+    const CONFIG_HELP: &'static str = "";
 
     /// Binds what the daemon serves and starts its work. An error here is a
     /// runtime error (exit 1): say which address or peer and why.
@@ -69,32 +72,57 @@ pub struct Subcommand {
 
 /// Runs daemon `D` as a process: call this from `main`.
 pub fn run<D: Daemon>() -> std::process::ExitCode {
-    run_with::<D>(Command::new(D::NAME), Vec::new()).into()
+    run_with::<D>(Vec::new()).into()
 }
 
 /// As [`run`], with tool subcommands beside the daemon itself.
 pub fn run_with_subcommands<D: Daemon>(subcommands: Vec<Subcommand>) -> std::process::ExitCode {
-    run_with::<D>(Command::new(D::NAME), subcommands).into()
+    run_with::<D>(subcommands).into()
 }
 
-fn run_with<D: Daemon>(cmd: Command, subcommands: Vec<Subcommand>) -> ExitCode {
+/// The daemon's whole command line, as `--help` and the man page show it.
+fn command<D: Daemon>(subcommands: &[Subcommand]) -> Command {
     let mut cmd = RunArgs::augment_args(
-        cmd.version(env_version())
+        Command::new(D::NAME)
+            .version(env_version())
             .about(D::ABOUT)
-            .after_help("Exit status: 0 ok, 1 runtime error, 2 config or usage error."),
-    );
-    if !subcommands.is_empty() {
-        cmd = cmd
+            .after_help("Exit status: 0 ok, 1 runtime error, 2 config or usage error.")
             .subcommand_negates_reqs(true)
-            .args_conflicts_with_subcommands(true);
-        for s in &subcommands {
-            cmd = cmd.subcommand(s.command.clone());
-        }
+            .args_conflicts_with_subcommands(true)
+            .disable_help_subcommand(true),
+    );
+    for s in subcommands {
+        cmd = cmd.subcommand(s.command.clone());
     }
-    let matches = match cmd.try_get_matches() {
+    cmd.subcommand(
+        Command::new("man")
+            .about("Print this program's manual page (roff) on stdout")
+            .hide(true),
+    )
+}
+
+fn run_with<D: Daemon>(subcommands: Vec<Subcommand>) -> ExitCode {
+    let matches = match command::<D>(&subcommands).try_get_matches() {
         Ok(m) => m,
         Err(e) => return usage_error(e),
     };
+    if let Some(("man", _)) = matches.subcommand() {
+        return match crate::man::render(
+            command::<D>(&subcommands),
+            D::NAME,
+            D::DEFAULT_ADMIN_PORT,
+            D::CONFIG_HELP,
+        ) {
+            Ok(page) => {
+                print!("{page}");
+                ExitCode::Ok
+            }
+            Err(e) => {
+                eprintln!("{}: cannot render the man page: {e}", D::NAME);
+                ExitCode::Runtime
+            }
+        };
+    }
     if let Some((name, sub)) = matches.subcommand() {
         if let Some(s) = subcommands.iter().find(|s| s.command.get_name() == name) {
             return (s.run)(sub);

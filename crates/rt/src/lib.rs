@@ -15,6 +15,7 @@ pub mod duration;
 pub mod exit;
 pub mod locate;
 pub mod logging;
+pub mod man;
 pub mod metrics;
 pub mod net;
 pub mod secret;

@@ -18,6 +18,8 @@ impl Daemon for Vrrpd {
     const NAME: &'static str = "vrrpd";
     const ABOUT: &'static str = "VRRP v2/v3 virtual IP failover, interoperable with keepalived";
     const DEFAULT_ADMIN_PORT: u16 = 9168;
+    const CONFIG_HELP: &'static str = "instances: one entry per VRRP instance, by name, with keepalived's keys: interface, virtual_router_id (1-255), priority (1-255), advert_int (v2: whole seconds; v3: down to 10ms), version (2 or 3), state (MASTER or BACKUP, a start-up hint), nopreempt, preempt_delay, virtual_ipaddress (addresses with prefix length).
+Status: the VRRP state machine is not running yet; vrrpd validates, reloads and reports its instances.";
 
     async fn start(config: Config, _ctx: &mut StartContext<'_>) -> anyhow::Result<Self> {
         Ok(Vrrpd { config })
