@@ -273,3 +273,56 @@ fn sysbench_oltp_read_write_runs_without_errors() {
         );
     }
 }
+
+#[test]
+fn load_data_local_infile_passes_through() {
+    let cluster = MariaDbCluster::start(2).unwrap();
+    // LOCAL INFILE must be allowed on the server side too.
+    cluster
+        .conn(0)
+        .unwrap()
+        .query_drop("SET GLOBAL local_infile = ON")
+        .unwrap();
+    let proxy = Proxy::start(&cluster, "replicas", "").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("rows.csv");
+    let rows: String = (1..=500).map(|i| format!("{i},name{i}\n")).collect();
+    std::fs::write(&csv, rows).unwrap();
+    let script = format!(
+        "CREATE TABLE li (id INT PRIMARY KEY, name VARCHAR(20));\n\
+         LOAD DATA LOCAL INFILE '{}' INTO TABLE li FIELDS TERMINATED BY ',';\n\
+         SELECT CONCAT('loaded:', COUNT(*), ':', MAX(name)) FROM li /*hastack:primary*/;\n",
+        csv.display()
+    );
+    let out = run_with_stdin(
+        Command::new("mariadb").args([
+            "--protocol=TCP",
+            "-h",
+            "127.0.0.1",
+            "-P",
+            &proxy.addr.port().to_string(),
+            "-uapp",
+            "-papp",
+            "--local-infile=1",
+            // The CLI strips comments (and so routing hints) unless told not to.
+            "--comments",
+            "--batch",
+            "--skip-column-names",
+            "app",
+        ]),
+        &script,
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("loaded:500:name99"),
+        "{}\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr),
+        proxy.daemon.log()
+    );
+}
