@@ -68,6 +68,19 @@ pub struct Session {
     counted: RouteCounters,
     registry: Arc<Registry>,
     started: Instant,
+    /// What the registry last got, to publish only changes (a per-command
+    /// update of a shared map would cost every session a contended lock).
+    published: Option<Fingerprint>,
+}
+
+/// The parts of a session's view that change, cheap to compare.
+struct Fingerprint {
+    schema: Option<String>,
+    in_transaction: bool,
+    autocommit: bool,
+    pinned: Option<PinReason>,
+    write: Option<usize>,
+    read: Option<usize>,
 }
 
 /// The two `queries_total` series, looked up once per session.
@@ -178,6 +191,7 @@ impl Session {
             counted,
             registry,
             started: Instant::now(),
+            published: None,
         };
         s.registry.insert(id, s.view(), stop.clone());
         let result = s.serve(stop).await;
@@ -191,7 +205,7 @@ impl Session {
 
     async fn serve(&mut self, stop: CancellationToken) -> Result<()> {
         loop {
-            self.registry.update(self.id, self.view());
+            self.publish();
             let packet = tokio::select! {
                 p = self.client.next() => p,
                 _ = stop.cancelled() => return Ok(()),
@@ -726,6 +740,31 @@ impl Session {
         };
         self.client.send(Packet::new(seq, ok.to_payload())).await?;
         Ok(())
+    }
+
+    /// Updates the registry's view of this session if it changed.
+    fn publish(&mut self) {
+        let write = self.write.as_ref().map(|b| b.node);
+        let read = self.read.as_ref().map(|b| b.node);
+        let unchanged = self.published.as_ref().is_some_and(|p| {
+            p.schema == self.schema
+                && p.in_transaction == self.route.in_transaction
+                && p.autocommit == self.route.autocommit
+                && p.pinned == self.route.pinned
+                && p.write == write
+                && p.read == read
+        });
+        if !unchanged {
+            self.registry.update(self.id, self.view());
+            self.published = Some(Fingerprint {
+                schema: self.schema.clone(),
+                in_transaction: self.route.in_transaction,
+                autocommit: self.route.autocommit,
+                pinned: self.route.pinned,
+                write,
+                read,
+            });
+        }
     }
 
     /// What the admin port shows of this session.
