@@ -326,3 +326,91 @@ fn load_data_local_infile_passes_through() {
         proxy.daemon.log()
     );
 }
+
+/// A self-signed certificate and key for 127.0.0.1, made with openssl.
+fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    (cert, key)
+}
+
+#[test]
+fn tls_is_offered_and_required_when_configured() {
+    let cluster = MariaDbCluster::start(2).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let top = format!(
+        "tls: {{cert: {}, key: {}}}\nrequire_tls: true\n",
+        cert.display(),
+        key.display()
+    );
+    let proxy = Proxy::start_with(&cluster, "replicas", "", &top).unwrap();
+    let cli = |ssl: &[&str], sql: &str| {
+        Command::new("mariadb")
+            .args([
+                "--protocol=TCP",
+                "-h",
+                "127.0.0.1",
+                "-P",
+                &proxy.addr.port().to_string(),
+                "-uapp",
+                "-papp",
+            ])
+            .args(ssl)
+            .args(["--batch", "-e", sql, "app"])
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["--ssl", "--skip-ssl-verify-server-cert"], "status");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status = text(&out.stdout);
+    assert!(
+        status.contains("Cipher in use"),
+        "no TLS between the CLI and sqlproxyd:\n{status}"
+    );
+    let out = cli(
+        &["--ssl", "--skip-ssl-verify-server-cert"],
+        "SELECT CONCAT('over-tls:', COUNT(*)) FROM seq_1_to_5000",
+    );
+    assert!(
+        text(&out.stdout).contains("over-tls:5000"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    let out = cli(&["--skip-ssl"], "SELECT 1");
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("3159"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn unreadable_tls_files_stop_the_start_naming_the_file() {
+    let cluster = MariaDbCluster::start(1).unwrap();
+    let top = "tls: {cert: /nonexistent/cert.pem, key: /nonexistent/key.pem}\n";
+    let e = Proxy::start_with(&cluster, "replicas", "", top)
+        .err()
+        .unwrap();
+    assert!(
+        format!("{e:#}").contains("tls.cert /nonexistent/cert.pem"),
+        "{e:#}"
+    );
+}

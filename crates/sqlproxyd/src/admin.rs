@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::backend::Wire;
+use crate::client_stream::{ClientStream, ClientWire};
 use crate::config::Role;
 use crate::frontend::{self, send_err};
 use crate::metrics::{Metrics, NodeLabels, NodeRouteLabels};
@@ -62,7 +62,7 @@ async fn session(
     admin: Admin,
     stop: CancellationToken,
 ) -> Result<()> {
-    let mut wire = Wire::new(stream, PacketCodec::new(1 << 20));
+    let mut wire = ClientWire::new(ClientStream::Plain(stream), PacketCodec::new(1 << 20));
     let topology = admin
         .topology
         .read()
@@ -112,7 +112,7 @@ async fn session(
     }
 }
 
-async fn send_all(wire: &mut Wire, first_seq: u8, payloads: Vec<Bytes>) -> Result<()> {
+async fn send_all(wire: &mut ClientWire, first_seq: u8, payloads: Vec<Bytes>) -> Result<()> {
     let mut seq = first_seq;
     for p in payloads {
         wire.feed(Packet::new(seq, p)).await?;
@@ -122,7 +122,7 @@ async fn send_all(wire: &mut Wire, first_seq: u8, payloads: Vec<Bytes>) -> Resul
     Ok(())
 }
 
-async fn send_ok(wire: &mut Wire, seq: u8, affected_rows: u64, info: &str) -> Result<()> {
+async fn send_ok(wire: &mut ClientWire, seq: u8, affected_rows: u64, info: &str) -> Result<()> {
     let ok = OkPacket {
         affected_rows,
         status: Status::SERVER_STATUS_AUTOCOMMIT,

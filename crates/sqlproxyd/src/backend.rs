@@ -14,6 +14,7 @@ use hastack_proto::mysql::Packet;
 use mysql_common::packets::{AuthPlugin, HandshakeResponse};
 use mysql_common::proto::MySerialize;
 use mysql_common::scramble::scramble_native;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
@@ -198,7 +199,9 @@ impl Backend {
 }
 
 /// The next packet, or an error naming a closed connection.
-pub async fn next(wire: &mut Wire) -> Result<Packet> {
+pub async fn next<S: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Framed<S, PacketCodec>,
+) -> Result<Packet> {
     match wire.next().await {
         Some(Ok(p)) => Ok(p),
         Some(Err(e)) => Err(e.into()),

@@ -28,6 +28,11 @@ pub struct Config {
     /// Turn on only when every client comes through such a balancer.
     #[serde(default)]
     pub proxy_protocol: bool,
+    /// TLS for clients (offered when set): PEM certificate chain and key.
+    pub tls: Option<Tls>,
+    /// Refuse clients that do not switch to TLS.
+    #[serde(default)]
+    pub require_tls: bool,
     /// Where the write-node index (`dnindex.properties`) is kept.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
@@ -50,6 +55,13 @@ fn default_admin_listen() -> SocketAddr {
 
 fn default_state_dir() -> PathBuf {
     PathBuf::from("/var/lib/sqlproxyd")
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// A client account of the proxy (Mycat's server.xml `<user>`).
@@ -220,6 +232,12 @@ fn is_native_hash(s: &str) -> bool {
 impl DaemonConfig for Config {
     fn validate(&self) -> Vec<Invalid> {
         let mut out = Vec::new();
+        if self.require_tls && self.tls.is_none() {
+            out.push(Invalid::new(
+                "require_tls",
+                "needs a tls section (cert and key)",
+            ));
+        }
         if self.listen == self.admin_listen {
             out.push(Invalid::new(
                 "admin_listen",
@@ -361,6 +379,16 @@ mod tests {
             errors(include_str!("../../../configs/lab/sqlproxyd-1.yaml")),
             Vec::<String>::new()
         );
+    }
+
+    #[test]
+    fn require_tls_needs_a_tls_section() {
+        let lab = include_str!("../../../configs/lab/sqlproxyd-1.yaml");
+        let e = errors(&format!("{lab}require_tls: true\n"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("require_tls: needs a tls section"), "{e:?}");
+        let e = errors(&format!("{lab}tls: {{cert: /x.pem}}\n"));
+        assert!(e[0].contains("tls: missing field `key`"), "{e:?}");
     }
 
     #[test]

@@ -13,7 +13,12 @@ use mysql_common::io::ParseBuf;
 use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakeResponse};
 use mysql_common::proto::{MyDeserialize, MySerialize};
 
-use crate::backend::{next, Wire};
+use hastack_proto::mysql::codec::PacketCodec;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::codec::Framed;
+
+use crate::backend::next;
+use crate::client_stream::ClientWire;
 use crate::topology::{Topology, User};
 
 /// What the proxy offers clients. Not offered: TLS (not yet), compression,
@@ -63,36 +68,58 @@ pub fn nonce() -> [u8; 20] {
 /// Greets the client and checks its login. `Ok(None)`: refused, the client
 /// got its ERR and the connection should close.
 pub async fn login(
-    wire: &mut Wire,
+    wire: &mut ClientWire,
     conn_id: u32,
     topology: &Topology,
     peer: SocketAddr,
 ) -> Result<Option<Client>> {
     let nonce = nonce();
+    let mut offered = offered_capabilities();
+    if topology.tls.is_some() {
+        offered |= Capabilities::CLIENT_SSL;
+    }
     let hello = Handshake {
         server_version: topology.server_version.clone(),
         connection_id: conn_id,
         scramble: nonce,
-        capabilities: offered_capabilities(),
+        capabilities: offered,
         collation: DEFAULT_COLLATION,
         status: Status::SERVER_STATUS_AUTOCOMMIT,
         auth_plugin: "mysql_native_password".into(),
     };
     wire.send(Packet::new(0, hello.to_payload())).await?;
-    let reply = next(wire).await?;
-    let response = match HandshakeResponse::deserialize((), &mut ParseBuf(&reply.payload)) {
-        Ok(r) => r,
-        Err(_) if reply.payload.len() == 32 => {
+    let mut reply = next(wire).await?;
+    // An SSLRequest is the first 32 bytes of a handshake response with
+    // CLIENT_SSL set; TLS starts right after it, and the real response
+    // follows inside TLS.
+    let wants_tls = reply.payload.len() == 32
+        && reply.payload.get(..4).is_some_and(|f| {
+            u32::from_le_bytes([f[0], f[1], f[2], f[3]]) & Capabilities::CLIENT_SSL.bits() != 0
+        });
+    if wants_tls {
+        let Some(acceptor) = &topology.tls else {
             send_err(
                 wire,
                 reply.seq.wrapping_add(1),
                 1045,
                 "28000",
-                "TLS was requested but sqlproxyd does not offer it",
+                "TLS was requested but sqlproxyd has no tls section",
             )
             .await?;
             return Ok(None);
-        }
+        };
+        wire.get_mut()
+            .upgrade(acceptor)
+            .await
+            .map_err(|e| anyhow::anyhow!("TLS handshake with {peer}: {e}"))?;
+        reply = next(wire).await?;
+    } else if topology.require_tls {
+        let msg = "Connections using insecure transport are prohibited (sqlproxyd require_tls)";
+        send_err(wire, reply.seq.wrapping_add(1), 3159, "HY000", msg).await?;
+        return Ok(None);
+    }
+    let response = match HandshakeResponse::deserialize((), &mut ParseBuf(&reply.payload)) {
+        Ok(r) => r,
         Err(e) => bail!("malformed handshake response from {peer}: {e}"),
     };
     let user_name = String::from_utf8_lossy(response.user()).into_owned();
@@ -100,6 +127,7 @@ pub async fn login(
         .db_name()
         .filter(|d| !d.is_empty())
         .map(|d| String::from_utf8_lossy(d).into_owned());
+    // CLIENT_SSL is between client and proxy only; backends never see it.
     let capabilities = response.capabilities() & offered_capabilities();
     let collation = response.collation();
     let mut seq = reply.seq.wrapping_add(1);
@@ -174,7 +202,13 @@ pub fn schema_refusal(
     None
 }
 
-pub async fn send_err(wire: &mut Wire, seq: u8, code: u16, state: &str, msg: &str) -> Result<()> {
+pub async fn send_err<S: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Framed<S, PacketCodec>,
+    seq: u8,
+    code: u16,
+    state: &str,
+    msg: &str,
+) -> Result<()> {
     wire.send(Packet::new(seq, err_payload(code, state, msg)))
         .await?;
     Ok(())

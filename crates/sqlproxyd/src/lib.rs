@@ -21,6 +21,7 @@
 pub mod admin;
 pub mod backend;
 pub mod balance;
+pub mod client_stream;
 pub mod config;
 pub mod daemon;
 pub mod frontend;

@@ -19,7 +19,8 @@ use hastack_proto::mysql::Packet;
 use hastack_proto::sql::{classify, writes_data, Class};
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{next, Backend, Login, NodeMetrics, Wire};
+use crate::backend::{next, Backend, Login, NodeMetrics};
+use crate::client_stream::{ClientStream, ClientWire};
 use crate::frontend::{self, schema_refusal, send_err, Client};
 use crate::metrics::{route_name, Metrics, NodeLabels, NodeRouteLabels, RouteLabels};
 use crate::pool::PoolKey;
@@ -57,7 +58,7 @@ pub struct Session {
     peer: SocketAddr,
     topology: Arc<Topology>,
     metrics: Metrics,
-    client: Wire,
+    client: ClientWire,
     login: Client,
     schema: Option<String>,
     host: Arc<DataHost>,
@@ -127,11 +128,11 @@ impl Session {
             }
         }
         let mut parts = tokio_util::codec::FramedParts::new::<Packet>(
-            stream,
+            ClientStream::Plain(stream),
             hastack_proto::mysql::codec::PacketCodec::new(MAX_CLIENT_PACKET),
         );
         parts.read_buf.extend_from_slice(&early);
-        let mut client = Wire::from_parts(parts);
+        let mut client = ClientWire::from_parts(parts);
         let login = tokio::select! {
             r = frontend::login(&mut client, id, &topology, peer) => r,
             _ = stop.cancelled() => return,

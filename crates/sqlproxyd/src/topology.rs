@@ -88,13 +88,17 @@ pub struct Topology {
     pub server_version: String,
     /// Clients start with a PROXY protocol header.
     pub proxy_protocol: bool,
+    /// Offered to clients when configured.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub require_tls: bool,
 }
 
 /// What clients see as the server version until a backend tells us its own.
 pub const DEFAULT_SERVER_VERSION: &str = "5.5.5-10.11.0-MariaDB-sqlproxyd";
 
 impl Topology {
-    pub fn from_config(c: &Config) -> Topology {
+    /// Builds it; fails only on unreadable TLS files.
+    pub fn from_config(c: &Config) -> anyhow::Result<Topology> {
         let users = c
             .users
             .iter()
@@ -151,13 +155,20 @@ impl Topology {
                 ))
             })
             .collect();
-        Topology {
+        let tls = c
+            .tls
+            .as_ref()
+            .map(|t| crate::client_stream::acceptor(&t.cert, &t.key))
+            .transpose()?;
+        Ok(Topology {
             users,
             data_hosts,
             schemas,
             server_version: DEFAULT_SERVER_VERSION.into(),
             proxy_protocol: c.proxy_protocol,
-        }
+            tls,
+            require_tls: c.require_tls,
+        })
     }
 
     /// The data host a session without a schema uses: that of the user's
