@@ -124,3 +124,25 @@ fn kill_and_reload_for_privileged_users_only() {
         proxy.daemon.log()
     );
 }
+
+#[test]
+fn kill_ends_a_session_in_the_middle_of_a_query() {
+    let cluster = MariaDbCluster::start(1).unwrap();
+    let proxy = Proxy::start(&cluster, "primary", "").unwrap();
+    let mut victim = proxy.conn("app", "app", Some("app")).unwrap();
+    let _: Option<i64> = victim.query_first("SELECT 1").unwrap();
+    let (_, sessions, _) = admin(&proxy, "app", "show @@connection");
+    let id = sessions.iter().find(|r| r[3] == "app").unwrap()[0].clone();
+    let started = std::time::Instant::now();
+    let sleeper = std::thread::spawn(move || victim.query_drop("SELECT SLEEP(60)"));
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, _, err) = admin(&proxy, "app", &format!("kill @@connection {id}"));
+    assert!(ok, "{err}");
+    let result = sleeper.join().unwrap();
+    assert!(result.is_err(), "the killed query completed");
+    let took = std::time::Instant::now().duration_since(started);
+    assert!(
+        took < Duration::from_secs(30),
+        "kill waited for the query: {took:?}"
+    );
+}

@@ -61,7 +61,7 @@ impl Registry {
             .unwrap_or_default()
     }
 
-    /// Ends session `id` (at its next command boundary). False if there is none.
+    /// Ends session `id` at once. False if there is none.
     pub fn kill(&self, id: u32) -> bool {
         self.sessions
             .lock()

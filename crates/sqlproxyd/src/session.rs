@@ -68,6 +68,9 @@ pub struct Session {
     sets: Vec<Bytes>,
     counted: RouteCounters,
     registry: Arc<Registry>,
+    /// Cancelled by `kill @@connection`: ends the session at once, even in
+    /// the middle of a reply (a shutdown, in contrast, lets replies finish).
+    kill: CancellationToken,
     started: Instant,
     /// What the registry last got, to publish only changes (a per-command
     /// update of a shared map would cost every session a contended lock).
@@ -192,9 +195,10 @@ impl Session {
             counted,
             registry,
             started: Instant::now(),
+            kill: CancellationToken::new(),
             published: None,
         };
-        s.registry.insert(id, s.view(), stop.clone());
+        s.registry.insert(id, s.view(), s.kill.clone());
         let result = s.serve(stop).await;
         s.registry.remove(id);
         s.release(Target::Write).await;
@@ -210,6 +214,7 @@ impl Session {
             let packet = tokio::select! {
                 p = self.client.next() => p,
                 _ = stop.cancelled() => return Ok(()),
+                _ = self.kill.cancelled() => return Ok(()),
             };
             let packet = match packet {
                 Some(Ok(p)) => p,
@@ -416,8 +421,17 @@ impl Session {
         let mut reply = Reply::new(expect);
         let mut forwarded = false;
         loop {
+            let kill = self.kill.clone();
             let backend = self.backend_mut(target)?;
-            let p = match next(&mut backend.wire).await {
+            let next_packet = tokio::select! {
+                r = next(&mut backend.wire) => r,
+                // kill @@connection: no waiting for the reply to finish.
+                _ = kill.cancelled() => {
+                    self.drop_backend(target);
+                    anyhow::bail!("killed by the admin port");
+                }
+            };
+            let p = match next_packet {
                 Ok(p) => p,
                 Err(e) => return self.lost_backend(target, seq, forwarded, &e).await,
             };
