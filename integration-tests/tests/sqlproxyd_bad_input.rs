@@ -226,3 +226,22 @@ fn proxy_protocol_headers_carry_the_client_address_and_are_required_when_on() {
         proxy.daemon.log()
     );
 }
+
+#[test]
+fn max_allowed_packet_is_configurable() {
+    let cluster = MariaDbCluster::start(1).unwrap();
+    let proxy = Proxy::start_with(&cluster, "replicas", "", "max_allowed_packet: 1M\n").unwrap();
+    let mut raw = Raw::login(proxy.addr);
+    // 1 MiB of query text is fine, 2 MiB is not.
+    let mut ok = b"\x03SELECT LENGTH('".to_vec();
+    ok.extend(std::iter::repeat_n(b'x', (1 << 20) - 100));
+    ok.extend_from_slice(b"')");
+    raw.write(0, &ok);
+    assert_eq!(raw.read().1, [1], "a one-column result set");
+    for _ in 0..4 {
+        raw.read();
+    }
+    raw.write(0, &vec![0x03; 2 << 20]);
+    assert_eq!(raw.reply_code(), 1153);
+    assert!(raw.closed());
+}

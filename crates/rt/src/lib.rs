@@ -19,9 +19,11 @@ pub mod man;
 pub mod metrics;
 pub mod net;
 pub mod secret;
+pub mod size;
 
 pub use config::{AdminHttp, ConfigError, ConfigErrors, DaemonConfig, Invalid};
 pub use daemon::{run, run_with_subcommands, Daemon, StartContext, Subcommand};
 pub use duration::Duration;
 pub use exit::ExitCode;
 pub use secret::Secret;
+pub use size::ByteSize;

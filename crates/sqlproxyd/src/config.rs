@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use hastack_rt::config::{check, AdminHttp, DaemonConfig, Invalid};
-use hastack_rt::{Duration, Secret};
+use hastack_rt::{ByteSize, Duration, Secret};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -33,6 +33,10 @@ pub struct Config {
     /// Refuse clients that do not switch to TLS.
     #[serde(default)]
     pub require_tls: bool,
+    /// Largest packet a client may send (MariaDB's max_allowed_packet);
+    /// bigger ones get ERR 1153 and the connection is closed.
+    #[serde(default = "default_max_allowed_packet")]
+    pub max_allowed_packet: ByteSize,
     /// Where the write-node index (`dnindex.properties`) is kept.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
@@ -51,6 +55,10 @@ fn default_listen() -> SocketAddr {
 
 fn default_admin_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9066))
+}
+
+fn default_max_allowed_packet() -> ByteSize {
+    ByteSize(64 << 20)
 }
 
 fn default_state_dir() -> PathBuf {
@@ -232,6 +240,13 @@ fn is_native_hash(s: &str) -> bool {
 impl DaemonConfig for Config {
     fn validate(&self) -> Vec<Invalid> {
         let mut out = Vec::new();
+        check::range(
+            &mut out,
+            "max_allowed_packet",
+            self.max_allowed_packet,
+            ByteSize(1024),
+            ByteSize(1 << 30),
+        );
         if self.require_tls && self.tls.is_none() {
             out.push(Invalid::new(
                 "require_tls",
@@ -379,6 +394,22 @@ mod tests {
             errors(include_str!("../../../configs/lab/sqlproxyd-1.yaml")),
             Vec::<String>::new()
         );
+    }
+
+    #[test]
+    fn max_allowed_packet_takes_mysql_sizes_within_limits() {
+        let lab = include_str!("../../../configs/lab/sqlproxyd-1.yaml");
+        assert_eq!(
+            errors(&format!("{lab}max_allowed_packet: 16M\n")),
+            Vec::<String>::new()
+        );
+        let e = errors(&format!("{lab}max_allowed_packet: 2G\n"));
+        assert!(
+            e[0].contains("max_allowed_packet: must be between 1K and 1G, got 2G"),
+            "{e:?}"
+        );
+        let e = errors(&format!("{lab}max_allowed_packet: lots\n"));
+        assert!(e[0].contains("expected a size like"), "{e:?}");
     }
 
     #[test]

@@ -44,10 +44,6 @@ const COM_SET_OPTION: u8 = 0x1b;
 const COM_STMT_FETCH: u8 = 0x1c;
 const COM_RESET_CONNECTION: u8 = 0x1f;
 
-/// Largest client packet accepted (MariaDB's default max_allowed_packet is
-/// 16 MiB; clients may raise it on the server, so allow more, but bounded).
-const MAX_CLIENT_PACKET: usize = 64 << 20;
-
 /// Session SET statements remembered for replay; past this the session is
 /// pinned to its write connection instead (a client looping over
 /// `SET @x = n` must not grow the proxy without bound).
@@ -132,7 +128,7 @@ impl Session {
         }
         let mut parts = tokio_util::codec::FramedParts::new::<Packet>(
             ClientStream::Plain(stream),
-            hastack_proto::mysql::codec::PacketCodec::new(MAX_CLIENT_PACKET),
+            hastack_proto::mysql::codec::PacketCodec::new(topology.max_allowed_packet),
         );
         parts.read_buf.extend_from_slice(&early);
         let mut client = ClientWire::from_parts(parts);

@@ -91,6 +91,8 @@ pub struct Topology {
     /// Offered to clients when configured.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub require_tls: bool,
+    /// Largest client packet, in bytes.
+    pub max_allowed_packet: usize,
 }
 
 /// What clients see as the server version until a backend tells us its own.
@@ -168,6 +170,7 @@ impl Topology {
             proxy_protocol: c.proxy_protocol,
             tls,
             require_tls: c.require_tls,
+            max_allowed_packet: usize::try_from(c.max_allowed_packet.0).unwrap_or(usize::MAX),
         })
     }
 
