@@ -260,3 +260,57 @@ fn backend_connections_are_reset_and_reused_across_sessions() {
         .unwrap();
     assert_eq!(in_tx, 0, "a transaction survived");
 }
+
+#[test]
+fn kill_query_names_a_proxy_session_not_a_backend_thread() {
+    let cluster = MariaDbCluster::start(1).unwrap();
+    let proxy = Proxy::start(&cluster, "primary", "").unwrap();
+    let mut victim = proxy.conn("app", "app", Some("app")).unwrap();
+    let id = victim.connection_id();
+    let sleeper = std::thread::spawn(move || victim.query_drop("SELECT SLEEP(60)"));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut killer = proxy.conn("app", "app", Some("app")).unwrap();
+    killer.query_drop(format!("KILL QUERY {id}")).unwrap();
+    assert!(sleeper.join().unwrap().is_err(), "the killed query went on");
+    let e = killer.query_drop("KILL 999999").unwrap_err();
+    assert!(
+        matches!(&e, mysql::Error::MySqlError(m) if m.code == 1094),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_failed_multi_statement_still_pins_and_sets_replay_in_order() {
+    let cluster = MariaDbCluster::start(3).unwrap();
+    let proxy = Proxy::start(&cluster, "replicas", "").unwrap();
+    let mut c = proxy.conn("app", "app", Some("app")).unwrap();
+    c.query_drop("SET time_zone = '+00:00'").unwrap();
+    c.query_drop("SET time_zone = '+08:00'").unwrap();
+    c.query_drop("SET time_zone = '+00:00'").unwrap();
+    let (tz, sid): (String, u32) = c
+        .query_first("SELECT @@time_zone, @@server_id")
+        .unwrap()
+        .unwrap();
+    assert_ne!(sid, 1, "this check is about a read connection");
+    assert_eq!(
+        tz, "+00:00",
+        "the read connection replayed SETs out of order"
+    );
+
+    let mut failed = false;
+    let mut result = c
+        .query_iter("BEGIN; SELECT 1; SELECT * FROM no_such_table")
+        .unwrap();
+    while let Some(set) = result.iter() {
+        for row in set {
+            failed |= row.is_err();
+        }
+    }
+    drop(result);
+    assert!(failed, "the third statement should have failed");
+    assert_eq!(
+        server_id(&mut c, "SELECT @@server_id"),
+        1,
+        "a transaction may be open: reads stay on the writer"
+    );
+}

@@ -69,7 +69,14 @@ async fn session(
         .map(|t| t.clone())
         .map_err(|_| anyhow::anyhow!("topology lock poisoned"))?;
     let id = ADMIN_IDS.fetch_add(1, Ordering::Relaxed);
-    let Some(client) = frontend::login(&mut wire, id, &topology, peer).await? else {
+    let login = tokio::time::timeout(
+        frontend::LOGIN_TIMEOUT,
+        frontend::login(&mut wire, id, &topology, peer),
+    );
+    let Some(client) = login
+        .await
+        .map_err(|_| anyhow::anyhow!("no login within {:?}", frontend::LOGIN_TIMEOUT))??
+    else {
         return Ok(());
     };
     loop {

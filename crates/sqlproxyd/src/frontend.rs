@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::Framed;
 
 use crate::backend::next;
-use crate::client_stream::ClientWire;
+use crate::client_stream::{ClientStream, ClientWire};
 use crate::topology::{Topology, User};
 
 /// What the proxy offers clients. Not offered: TLS (not yet), compression,
@@ -46,6 +46,9 @@ pub fn offered_capabilities() -> Capabilities {
 
 /// utf8mb4_general_ci, what MariaDB 10.11 announces.
 const DEFAULT_COLLATION: u8 = 45;
+
+/// How long a client may take from connect to logged in.
+pub const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A logged-in client.
 pub struct Client {
@@ -88,7 +91,14 @@ pub async fn login(
         auth_plugin: "mysql_native_password".into(),
     };
     wire.send(Packet::new(0, hello.to_payload())).await?;
-    let mut reply = next(wire).await?;
+    // With TLS on offer, read the first packet exactly, byte by byte count:
+    // a client sends its TLS ClientHello right behind an SSLRequest, and
+    // bytes the framer read ahead would never reach the TLS handshake.
+    let mut reply = if topology.tls.is_some() && wire.read_buffer().is_empty() {
+        read_one_packet(wire.get_mut()).await?
+    } else {
+        next(wire).await?
+    };
     // An SSLRequest is the first 32 bytes of a handshake response with
     // CLIENT_SSL set; TLS starts right after it, and the real response
     // follows inside TLS.
@@ -178,6 +188,20 @@ pub async fn login(
         collation,
         nonce,
     }))
+}
+
+/// Reads exactly one packet (a login packet: at most 64 KiB) from `stream`.
+async fn read_one_packet(stream: &mut ClientStream) -> Result<Packet> {
+    use tokio::io::AsyncReadExt;
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header).await?;
+    let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
+    if len > 64 << 10 {
+        bail!("a {len}-byte login packet");
+    }
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).await?;
+    Ok(Packet::new(header[3], payload))
 }
 
 /// Why `user` may not use `schema`, as MariaDB would say it.

@@ -89,7 +89,8 @@ impl SessionRoute {
     pub fn after(&mut self, now: Instant, class: &Class, target: Target) {
         match class {
             Class::Pin(pin) => self.pinned = Some(PinReason::Statement(*pin)),
-            Class::Write => {}
+            // A commit publishes the transaction's writes: replicas get them only now.
+            Class::Write | Class::End | Class::SetAutocommit(true) => {}
             _ => return,
         }
         if target == Target::Write {

@@ -133,7 +133,9 @@ impl Session {
         parts.read_buf.extend_from_slice(&early);
         let mut client = ClientWire::from_parts(parts);
         let login = tokio::select! {
-            r = frontend::login(&mut client, id, &topology, peer) => r,
+            r = tokio::time::timeout(frontend::LOGIN_TIMEOUT, frontend::login(&mut client, id, &topology, peer)) => {
+                r.unwrap_or_else(|_| Err(anyhow::anyhow!("no login within {:?}", frontend::LOGIN_TIMEOUT)))
+            }
             _ = stop.cancelled() => return,
         };
         let login = match login {
@@ -298,6 +300,9 @@ impl Session {
         if let Class::Use(db) = &class {
             return self.use_schema(packet, db.clone()).await;
         }
+        if let Some(target) = kill_target(&sql) {
+            return self.kill(&packet, target).await;
+        }
         let now = Instant::now();
         let target = self.route.target(
             now,
@@ -316,26 +321,30 @@ impl Session {
             .await?
         {
             Forwarded::Done { ok: true } => {
-                self.route.after(now, &class, target);
+                // The write is done now, not when it was sent.
+                self.route.after(Instant::now(), &class, target);
                 if remember {
                     self.remember_set(packet.payload);
                 }
             }
-            Forwarded::Done { ok: false } | Forwarded::Refused => {}
+            Forwarded::Done { ok: false } => {
+                // A multi-statement may have opened a transaction or made a
+                // temporary table before the statement that failed: pinning
+                // is always the safe direction.
+                if let Class::Pin(pin) = class {
+                    self.route.pinned.get_or_insert(PinReason::Statement(pin));
+                }
+            }
+            Forwarded::Refused => {}
         }
         Ok(())
     }
 
     /// A session SET ran on the write connection: replay it on the others.
     fn remember_set(&mut self, payload: Bytes) {
+        // Always appended, repeats included: replay order must end where the
+        // writer is (`SET time_zone` A, B, A leaves A in force).
         let arg = payload.slice(1..);
-        if self.sets.contains(&arg) {
-            if let Some(w) = self.write.as_mut() {
-                // Already in the list; the writer ran it again, which is harmless.
-                w.applied_sets = w.applied_sets.max(self.sets.len());
-            }
-            return;
-        }
         if self.sets.len() >= MAX_REMEMBERED_SETS {
             self.route.pinned.get_or_insert(PinReason::Statement(
                 hastack_proto::sql::Pin::MultiStatement,
@@ -650,7 +659,16 @@ impl Session {
             return;
         };
         let labels = NodeLabels::new(&self.host.name, &self.host.nodes[b.node].name);
+        // After a multi-statement the connection's schema is not known for
+        // sure (a `USE` inside it), and COM_RESET_CONNECTION keeps it.
+        let multi = matches!(
+            self.route.pinned,
+            Some(PinReason::Statement(
+                hastack_proto::sql::Pin::MultiStatement
+            ))
+        );
         let reset = !b.in_reply
+            && !multi
             && tokio::time::timeout(
                 std::time::Duration::from_secs(2),
                 b.run(COM_RESET_CONNECTION, &[]),
@@ -744,6 +762,16 @@ impl Session {
         if let Some(c) = cu.collation {
             self.login.collation = c;
         }
+        // The data host follows the new schema (or the new user's default).
+        let host = cu
+            .database
+            .as_deref()
+            .and_then(|d| self.topology.schemas.get(d))
+            .copied()
+            .unwrap_or_else(|| self.topology.default_host(&self.login.user));
+        if let Some(h) = self.topology.data_hosts.get(host) {
+            self.host = h.clone();
+        }
         self.schema = cu.database;
         let ok = OkPacket {
             status: Status::SERVER_STATUS_AUTOCOMMIT,
@@ -751,6 +779,42 @@ impl Session {
         };
         self.client.send(Packet::new(seq, ok.to_payload())).await?;
         Ok(())
+    }
+
+    /// `KILL [QUERY|CONNECTION] n`: `n` is a proxy session id (the one the
+    /// handshake announced); passing it to a backend would kill whichever
+    /// backend thread has that number. Ends that session, if this user owns it.
+    async fn kill(&mut self, packet: &Packet, target: u32) -> Result<()> {
+        let owner = self
+            .registry
+            .snapshot()
+            .into_iter()
+            .find(|(id, _)| *id == target)
+            .map(|(_, v)| v.user);
+        match owner {
+            None => {
+                self.err(
+                    packet,
+                    1094,
+                    "HY000",
+                    &format!("Unknown thread id: {target}"),
+                )
+                .await
+            }
+            Some(user) if user != self.login.user.name => {
+                self.err(
+                    packet,
+                    1095,
+                    "HY000",
+                    &format!("You are not owner of thread {target}"),
+                )
+                .await
+            }
+            Some(_) => {
+                self.registry.kill(target);
+                self.ok(packet).await
+            }
+        }
     }
 
     /// Updates the registry's view of this session if it changed.
@@ -819,19 +883,45 @@ impl Session {
             ..OkPacket::default()
         };
         self.client
-            .send(Packet::new(request.seq.wrapping_add(1), ok.to_payload()))
+            .send(Packet::new(request.next_seq(), ok.to_payload()))
             .await?;
         Ok(())
     }
 
     async fn err(&mut self, request: &Packet, code: u16, state: &str, msg: &str) -> Result<()> {
-        send_err(
-            &mut self.client,
-            request.seq.wrapping_add(1),
-            code,
-            state,
-            msg,
-        )
-        .await
+        send_err(&mut self.client, request.next_seq(), code, state, msg).await
+    }
+}
+
+/// The session id of a `KILL [HARD|SOFT] [CONNECTION|QUERY] n` statement.
+fn kill_target(sql: &str) -> Option<u32> {
+    let mut words = sql.trim().trim_end_matches(';').split_whitespace();
+    if !words.next()?.eq_ignore_ascii_case("KILL") {
+        return None;
+    }
+    let mut word = words.next()?;
+    for optional in ["HARD", "SOFT", "CONNECTION", "QUERY"] {
+        if word.eq_ignore_ascii_case(optional) {
+            word = words.next()?;
+        }
+    }
+    // `KILL QUERY ID n` and `KILL USER name` are not ids of ours.
+    if words.next().is_some() {
+        return None;
+    }
+    word.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kill_target;
+
+    #[test]
+    fn kill_statements() {
+        assert_eq!(kill_target("KILL 12"), Some(12));
+        assert_eq!(kill_target("kill query 7;"), Some(7));
+        assert_eq!(kill_target("KILL HARD CONNECTION 3"), Some(3));
+        assert_eq!(kill_target("KILL USER app"), None);
+        assert_eq!(kill_target("SELECT 1"), None);
     }
 }

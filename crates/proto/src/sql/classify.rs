@@ -39,6 +39,9 @@ pub enum Pin {
     /// Several statements in one COM_QUERY, or a prepared statement: the
     /// proxy cannot split them, so the session stays where they ran.
     MultiStatement,
+    /// A session variable set from an expression (a call or subquery): its
+    /// value cannot be replayed on another connection.
+    SessionExpression,
 }
 
 /// Statement words whose text is a read when nothing else in it writes.
@@ -125,7 +128,10 @@ fn has_pair(tokens: &[Token], w1: &str, w2: &str) -> bool {
 
 fn classify_one(t: &[Token]) -> Class {
     // A parenthesised query: `(SELECT ...) UNION (SELECT ...)`.
-    let start = t.iter().position(|t| *t != Token::Other).unwrap_or(t.len());
+    let start = t
+        .iter()
+        .position(|t| !matches!(t, Token::Other | Token::Open))
+        .unwrap_or(t.len());
     let t = if start > 0 && word(t.get(start)) == Some("SELECT") {
         &t[start..]
     } else {
@@ -235,9 +241,23 @@ fn classify_read(first: &str, t: &[Token]) -> Class {
 /// `SET ...`: autocommit alone is tracked; transaction characteristics go to
 /// the write node; the rest is session state for every connection.
 fn classify_set(t: &[Token]) -> Class {
+    // Not session state: statements with a SET prefix (SET STATEMENT ... FOR
+    // <stmt> runs <stmt>), account and server changes, and any list that
+    // touches a global.
+    if matches!(word(t.first()), Some("STATEMENT" | "PASSWORD" | "ROLE" | "DEFAULT" | "PERSIST" | "PERSIST_ONLY" | "GLOBAL"))
+        || has_word(t, &["GLOBAL", "PERSIST", "PERSIST_ONLY"])
+        || t.iter().any(|tok| matches!(tok, Token::Var(v) if v.starts_with("@@GLOBAL.") || v.starts_with("@@PERSIST")))
+    {
+        return Class::Write;
+    }
+    // A value computed by a call or subquery (`SET @id = LAST_INSERT_ID()`)
+    // would come out differently if replayed elsewhere: run it on the writer
+    // and keep the session there.
+    if t.contains(&Token::Open) {
+        return Class::Pin(Pin::SessionExpression);
+    }
     let t = match word(t.first()) {
         Some("SESSION" | "LOCAL") => &t[1..],
-        Some("GLOBAL") => return Class::Write,
         _ => t,
     };
     if word(t.first()) == Some("TRANSACTION") {
@@ -365,6 +385,22 @@ mod tests {
             ("SET SESSION wait_timeout = 60", Class::SessionSet),
             ("SET GLOBAL read_only = ON", Class::Write),
             ("SET @@global.read_only = ON", Class::Write),
+            (
+                "SET STATEMENT max_statement_time=1 FOR DELETE FROM t",
+                Class::Write,
+            ),
+            ("SET PASSWORD = PASSWORD('x')", Class::Write),
+            ("SET a = 1, GLOBAL b = 2", Class::Write),
+            ("SET ROLE admin", Class::Write),
+            (
+                "SET @id = LAST_INSERT_ID()",
+                Class::Pin(Pin::SessionExpression),
+            ),
+            (
+                "SET @n = (SELECT COUNT(*) FROM t)",
+                Class::Pin(Pin::SessionExpression),
+            ),
+            ("/*M!100000 DELETE FROM t */", Class::Write),
             (
                 "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
                 Class::Write,

@@ -18,6 +18,8 @@ pub enum Token {
     Var(String),
     /// A number, as written.
     Number(String),
+    /// `(`: a call or a subquery follows.
+    Open,
     /// Anything else: punctuation, numbers, string literals.
     Other,
 }
@@ -44,7 +46,10 @@ pub fn lex(sql: &str) -> (Vec<Token>, Vec<Hint>) {
                 i = (end + 2).min(b.len());
                 if let Some(hint) = Hint::parse(body) {
                     hints.push(hint);
-                } else if let Some(rest) = body.strip_prefix('!') {
+                } else if let Some(rest) =
+                    body.strip_prefix('!').or_else(|| body.strip_prefix("M!"))
+                {
+                    // MySQL's /*!NNNNN ...*/ and MariaDB's /*M!NNNNNN ...*/.
                     // MySQL executable comment: /*!40101 SET NAMES utf8 */ runs its text.
                     let code = rest.trim_start_matches(|c: char| c.is_ascii_digit());
                     let (inner, inner_hints) = lex(code);
@@ -103,6 +108,10 @@ pub fn lex(sql: &str) -> (Vec<Token>, Vec<Hint>) {
                 } else {
                     tokens.push(Token::Word(word.to_ascii_uppercase()));
                 }
+            }
+            b'(' => {
+                tokens.push(Token::Open);
+                i += 1;
             }
             _ => {
                 tokens.push(Token::Other);
