@@ -169,3 +169,15 @@ impl RawClient {
         Ok((h[3], p))
     }
 }
+
+/// The `mariadb` CLI, connected over TCP to `addr` as `user`/`password`;
+/// add options and the database with `.args(...)`.
+pub fn mariadb_cli(addr: SocketAddr, user: &str, password: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new("mariadb");
+    cmd.arg("--protocol=TCP")
+        .arg(format!("-h{}", addr.ip()))
+        .arg(format!("-P{}", addr.port()))
+        .arg(format!("-u{user}"))
+        .arg(format!("-p{password}"));
+    cmd
+}

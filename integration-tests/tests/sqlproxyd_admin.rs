@@ -4,25 +4,16 @@
 // Helpers outside #[test] fns unwrap too: a failed step is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
 use std::time::Duration;
 
-use hastack_it::sqlproxy::Proxy;
+use hastack_it::sqlproxy::{mariadb_cli, Proxy};
 use hastack_it::{wait_for, MariaDbCluster};
 use mysql::prelude::Queryable;
 
 /// Runs `sql` on the admin port: (exit ok, rows as tab-separated fields, stderr).
 fn admin(proxy: &Proxy, user: &str, sql: &str) -> (bool, Vec<Vec<String>>, String) {
-    let out = Command::new("mariadb")
-        .args([
-            "--protocol=TCP",
-            "-h",
-            "127.0.0.1",
-            "-P",
-            &proxy.admin.port().to_string(),
-        ])
-        .arg(format!("-u{user}"))
-        .arg(format!("-p{user}"))
+    // The lab's users have their name as password.
+    let out = mariadb_cli(proxy.admin, user, user)
         .args(["--batch", "--skip-column-names", "-e", sql])
         .output()
         .unwrap();

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use hastack_it::sqlproxy::Proxy;
+use hastack_it::sqlproxy::{mariadb_cli, Proxy};
 use hastack_it::MariaDbCluster;
 use mysql::prelude::Queryable;
 
@@ -49,14 +49,7 @@ SELECT * FROM nonexistent_table;
 SELECT 'after-error';
 ";
     let out = run_with_stdin(
-        Command::new("mariadb").args([
-            "--protocol=TCP",
-            "-h",
-            "127.0.0.1",
-            "-P",
-            &proxy.addr.port().to_string(),
-            "-uapp",
-            "-papp",
+        mariadb_cli(proxy.addr, "app", "app").args([
             "--batch",
             "--skip-column-names",
             "--force",
@@ -295,14 +288,7 @@ fn load_data_local_infile_passes_through() {
         csv.display()
     );
     let out = run_with_stdin(
-        Command::new("mariadb").args([
-            "--protocol=TCP",
-            "-h",
-            "127.0.0.1",
-            "-P",
-            &proxy.addr.port().to_string(),
-            "-uapp",
-            "-papp",
+        mariadb_cli(proxy.addr, "app", "app").args([
             "--local-infile=1",
             // The CLI strips comments (and so routing hints) unless told not to.
             "--comments",
@@ -364,16 +350,7 @@ fn tls_is_offered_and_required_when_configured() {
     );
     let proxy = Proxy::start_with(&cluster, "replicas", "", &top).unwrap();
     let cli = |ssl: &[&str], sql: &str| {
-        Command::new("mariadb")
-            .args([
-                "--protocol=TCP",
-                "-h",
-                "127.0.0.1",
-                "-P",
-                &proxy.addr.port().to_string(),
-                "-uapp",
-                "-papp",
-            ])
+        mariadb_cli(proxy.addr, "app", "app")
             .args(ssl)
             .args(["--batch", "-e", sql, "app"])
             .output()
