@@ -635,17 +635,24 @@ impl Session {
 
     /// Runs on the connection what the session did elsewhere: schema, SETs, autocommit.
     async fn sync(&mut self, target: Target) -> Result<()> {
-        let schema = self.schema.clone();
-        let sets = self.sets.clone();
-        let b = self.backend_mut(target)?;
-        if let Some(db) = schema.filter(|db| b.schema.as_ref() != Some(db)) {
-            b.run(COM_INIT_DB, db.as_bytes()).await?;
-            b.schema = Some(db);
+        // Disjoint borrows: nothing is cloned on the per-command path.
+        let b = match target {
+            Target::Write => self.write.as_mut(),
+            Target::Read => self.read.as_mut(),
         }
-        for set in &sets[b.applied_sets.min(sets.len())..] {
+        .ok_or_else(|| anyhow::anyhow!("no {target:?} backend connection open"))?;
+        if let Some(db) = self
+            .schema
+            .as_ref()
+            .filter(|db| b.schema.as_ref() != Some(*db))
+        {
+            b.run(COM_INIT_DB, db.as_bytes()).await?;
+            b.schema = Some(db.clone());
+        }
+        for set in &self.sets[b.applied_sets.min(self.sets.len())..] {
             b.run(COM_QUERY, set).await?;
         }
-        b.applied_sets = sets.len();
+        b.applied_sets = self.sets.len();
         Ok(())
     }
 
