@@ -43,7 +43,7 @@ pub fn config(
     format!(
         "{top}admin_http:\n  listen: {admin_http}\nshutdown_grace: 2s\nlisten: {listen}\nadmin_listen: {admin}\n\
          users:\n  - {{name: app, password: app, schemas: [app, sbtest]}}\n  - {{name: reader, password: reader, schemas: [app], read_only: true}}\n\
-         data_hosts:\n  - name: dh1\n    balance: {balance}\n    user: app\n    password: app\n{extra}    nodes:\n{nodes}\
+         data_hosts:\n  - name: dh1\n    balance: {balance}\n    user: app\n    password: app\n    heartbeat: {{interval: 300ms, user: monitor, password: monitor}}\n    failover: {{replication_user: repl, replication_password: repl}}\n{extra}    nodes:\n{nodes}\
          schemas:\n  - {{name: app, data_host: dh1}}\n  - {{name: sbtest, data_host: dh1}}\n",
     )
 }

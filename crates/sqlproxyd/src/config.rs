@@ -33,6 +33,9 @@ pub struct Config {
     /// Refuse clients that do not switch to TLS.
     #[serde(default)]
     pub require_tls: bool,
+    /// The login plugin the handshake names and clients are switched to.
+    #[serde(default)]
+    pub default_auth_plugin: AuthPlugin,
     /// Largest packet a client may send (MariaDB's max_allowed_packet);
     /// bigger ones get ERR 1153 and the connection is closed.
     #[serde(default = "default_max_allowed_packet")]
@@ -70,6 +73,28 @@ fn default_state_dir() -> PathBuf {
 pub struct Tls {
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+/// A login plugin sqlproxyd checks itself (`default_auth_plugin`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum AuthPlugin {
+    #[default]
+    #[serde(rename = "mysql_native_password")]
+    MysqlNativePassword,
+    /// MySQL 8's default. Users with only a password_hash can use it only
+    /// over TLS: its full path sends the password in clear.
+    #[serde(rename = "caching_sha2_password")]
+    CachingSha2Password,
+}
+
+impl AuthPlugin {
+    /// As handshakes and auth switches name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthPlugin::MysqlNativePassword => "mysql_native_password",
+            AuthPlugin::CachingSha2Password => "caching_sha2_password",
+        }
+    }
 }
 
 /// A client account of the proxy (Mycat's server.xml `<user>`).
@@ -110,7 +135,95 @@ pub struct DataHost {
     /// Limit on connecting and logging in to a node.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: Duration,
+    /// Replicas further behind the primary than this (or with a stopped
+    /// replication thread) get no reads (Mycat's slaveThreshold).
+    #[serde(default = "default_max_replica_lag")]
+    pub max_replica_lag: Duration,
+    /// When no replica qualifies for reads, send them to the primary
+    /// (Mycat's tempReadHostAvailable) rather than refusing them.
+    #[serde(default = "yes")]
+    pub reads_fall_back_to_primary: bool,
+    #[serde(default)]
+    pub heartbeat: Heartbeat,
+    #[serde(default)]
+    pub failover: Failover,
     pub nodes: Vec<Node>,
+}
+
+fn default_max_replica_lag() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How each node is watched: a query, and the replication probe.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Heartbeat {
+    pub query: String,
+    pub interval: Duration,
+    /// Limit on one heartbeat (connect, query and probe).
+    pub timeout: Duration,
+    /// Consecutive failed heartbeats before a node is down (Mycat's 3).
+    pub fail_count: u32,
+    /// The monitor account: it needs SLAVE MONITOR (or REPLICATION CLIENT),
+    /// and for failover and rejoin also READ_ONLY ADMIN, REPLICATION SLAVE
+    /// ADMIN and SUPER. Defaults to the data host's `user`/`password`.
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat {
+            query: "SELECT 1".into(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            fail_count: 3,
+            user: None,
+            password: None,
+        }
+    }
+}
+
+/// What happens when the primary fails, and to a node that comes back.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Failover {
+    /// Promote the most advanced replica (true), or only move writes to the
+    /// next configured write node, as Mycat does (false).
+    pub promote: bool,
+    /// No second switch sooner than this after one (a flapping node must
+    /// not cause failover after failover).
+    pub min_switch_interval: Duration,
+    /// Point a fenced node (a returning old primary) at the current primary
+    /// and readmit it for reads once it has caught up, unless it holds
+    /// transactions the primary lacks.
+    pub auto_rejoin: bool,
+    /// New sessions and writes wait this long for a primary before failing.
+    pub primary_wait: Duration,
+    /// Longest wait for the promoted replica to apply its relay log.
+    pub apply_timeout: Duration,
+    /// The account replicas use towards the primary (CHANGE MASTER TO);
+    /// needed for promotion and rejoin.
+    pub replication_user: Option<String>,
+    pub replication_password: Option<Secret>,
+}
+
+impl Default for Failover {
+    fn default() -> Self {
+        Failover {
+            promote: true,
+            min_switch_interval: Duration::from_secs(30),
+            auto_rejoin: true,
+            primary_wait: Duration::from_secs(5),
+            apply_timeout: Duration::from_secs(30),
+            replication_user: None,
+            replication_password: None,
+        }
+    }
 }
 
 fn default_connect_timeout() -> Duration {
@@ -321,6 +434,51 @@ impl DaemonConfig for Config {
                     "at least one node with role: write is needed",
                 ));
             }
+            check::range(
+                &mut out,
+                at("heartbeat.interval"),
+                h.heartbeat.interval,
+                Duration::from_millis(100),
+                Duration::from_secs(3600),
+            );
+            check::range(
+                &mut out,
+                at("heartbeat.timeout"),
+                h.heartbeat.timeout,
+                Duration::from_millis(50),
+                Duration::from_secs(600),
+            );
+            check::range(
+                &mut out,
+                at("heartbeat.fail_count"),
+                h.heartbeat.fail_count,
+                1,
+                100,
+            );
+            if h.heartbeat.query.trim().is_empty() {
+                out.push(Invalid::new(at("heartbeat.query"), "must not be empty"));
+            }
+            if h.heartbeat.user.is_some() != h.heartbeat.password.is_some() {
+                out.push(Invalid::new(
+                    at("heartbeat.user"),
+                    "give both user and password, or neither (the data host's account is used)",
+                ));
+            }
+            let f = &h.failover;
+            if f.replication_user.is_some() != f.replication_password.is_some() {
+                out.push(Invalid::new(
+                    at("failover.replication_user"),
+                    "give both replication_user and replication_password",
+                ));
+            }
+            let mutates = h.switch_type != SwitchType::None && f.promote;
+            // One node has nobody to fail over to or rejoin.
+            if (mutates || f.auto_rejoin) && f.replication_user.is_none() && h.nodes.len() > 1 {
+                out.push(Invalid::new(
+                    at("failover.replication_user"),
+                    "promotion and auto_rejoin point replicas at the primary: set replication_user and replication_password (or promote: false and auto_rejoin: false)",
+                ));
+            }
             for (k, n) in h.nodes.iter().enumerate() {
                 check::range(
                     &mut out,
@@ -420,6 +578,23 @@ mod tests {
         assert!(e[0].contains("require_tls: needs a tls section"), "{e:?}");
         let e = errors(&format!("{lab}tls: {{cert: /x.pem}}\n"));
         assert!(e[0].contains("tls: missing field `key`"), "{e:?}");
+    }
+
+    #[test]
+    fn default_auth_plugin_takes_the_two_plugin_names() {
+        let lab = include_str!("../../../configs/lab/sqlproxyd-1.yaml");
+        let e = errors(&format!("{lab}default_auth_plugin: sha256_password\n"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("default_auth_plugin: unknown variant `sha256_password`, expected `mysql_native_password` or `caching_sha2_password`"),
+            "{e:?}"
+        );
+        let cfg = hastack_rt::config::parse::<Config>(
+            Path::new("x.yaml"),
+            &format!("{lab}default_auth_plugin: caching_sha2_password\n"),
+        )
+        .unwrap();
+        assert_eq!(cfg.default_auth_plugin, AuthPlugin::CachingSha2Password);
     }
 
     #[test]

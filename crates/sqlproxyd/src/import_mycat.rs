@@ -226,16 +226,27 @@ pub fn convert(server_xml: &str, schema_xml: &str) -> Result<Converted, ConvertE
             ));
         }
         if let Some(t) = h.attribute("slaveThreshold") {
-            notes.push(format!(
-                "dataHost {name}: slaveThreshold {t} (lag-aware reads come with the HA issue)"
-            ));
+            match t.trim().parse::<u32>() {
+                Ok(secs) => {
+                    let _ = writeln!(y, "    max_replica_lag: {secs}s");
+                }
+                Err(_) => notes.push(format!("dataHost {name}: slaveThreshold {t:?}")),
+            }
         }
-        if let Some(hb) = h.children().find(|c| c.has_tag_name("heartbeat")) {
-            notes.push(format!(
-                "dataHost {name}: heartbeat {:?} (heartbeats come with the HA issue)",
-                hb.text().unwrap_or("").trim()
-            ));
+        if let Some(q) = h
+            .children()
+            .find(|c| c.has_tag_name("heartbeat"))
+            .and_then(|hb| hb.text())
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+        {
+            let _ = writeln!(y, "    heartbeat: {{query: {}}}", yaml_str(q));
         }
+        // Mycat only moves writes to the next writeHost; promoting a
+        // replica and rejoining a returning master need a replication
+        // account Mycat's config does not have.
+        y.push_str("    failover: {promote: false, auto_rejoin: false}\n");
+        notes.push(format!("dataHost {name}: failover is Mycat's (promote: false); set failover.replication_user/password and promote: true to let sqlproxyd promote replicas and rejoin a returning master"));
         let mut nodes = String::new();
         let mut credentials: Option<(String, String)> = None;
         let mut add = |n: Node, role: &str, notes: &mut Vec<String>| {
@@ -394,8 +405,14 @@ mod tests {
         assert_eq!(cfg.schemas.len(), 2);
         let notes = out.not_converted.join("\n");
         assert!(notes.contains("system property charset"), "{notes}");
-        assert!(notes.contains("slaveThreshold 100"), "{notes}");
-        assert!(notes.contains("heartbeat \"show slave status\""), "{notes}");
+        assert!(
+            notes.contains("failover is Mycat's (promote: false)"),
+            "{notes}"
+        );
+        assert!(!notes.contains("slaveThreshold"), "{notes}");
+        assert_eq!(dh.max_replica_lag, hastack_rt::Duration::from_secs(100));
+        assert_eq!(dh.heartbeat.query, "show slave status");
+        assert!(!dh.failover.promote && !dh.failover.auto_rejoin);
     }
 
     #[test]

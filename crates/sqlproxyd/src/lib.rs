@@ -10,6 +10,8 @@
 //! - [`route`]: which connection a statement runs on (pure).
 //! - [`balance`]: which read node (pure).
 //! - [`backend`]: a logged-in connection to one node.
+//! - [`probe`]: what one heartbeat saw (pure).
+//! - [`cluster`]: who is primary, who may read, what to repair (pure).
 //! - [`admin`]: the MySQL-protocol admin port (Mycat-style `show @@...`).
 //! - [`registry`]: the sessions open now.
 //! - [`pool`]: idle logged-in backend connections.
@@ -22,12 +24,14 @@ pub mod admin;
 pub mod backend;
 pub mod balance;
 pub mod client_stream;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod frontend;
 pub mod import_mycat;
 pub mod metrics;
 pub mod pool;
+pub mod probe;
 pub mod registry;
 pub mod route;
 pub mod session;

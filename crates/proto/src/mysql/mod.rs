@@ -5,11 +5,15 @@
 //!   `mysql_common` where it has them.
 //! - [`response`]: where a server's reply to one command ends.
 //! - [`auth`]: mysql_native_password, the server's side.
+//! - [`rows`]: text result sets read back, for a daemon's own queries.
+//! - [`gtid`]: MariaDB GTID positions, compared for failover.
 
 pub mod auth;
 pub mod framing;
+pub mod gtid;
 pub mod packets;
 pub mod response;
+pub mod rows;
 
 #[cfg(feature = "codec")]
 pub mod codec;

@@ -1,0 +1,158 @@
+//! MariaDB GTID positions (`@@gtid_binlog_pos`, `Gtid_IO_Pos`, ...): one
+//! `domain-server-seq` triple per replication domain, comma-separated.
+//!
+//! Failover needs two questions answered from them: which replica has
+//! received the most (the one to promote), and whether a returning node
+//! holds transactions the new primary never had (errant: it must not rejoin).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One GTID: `domain-server-seq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Gtid {
+    pub domain: u32,
+    pub server: u32,
+    pub seq: u64,
+}
+
+impl fmt::Display for Gtid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}-{}", self.domain, self.server, self.seq)
+    }
+}
+
+/// A position: the last GTID of each domain.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GtidPos(BTreeMap<u32, Gtid>);
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("malformed GTID position {input:?}: {what}")]
+pub struct BadGtid {
+    input: String,
+    what: &'static str,
+}
+
+impl GtidPos {
+    /// Parses MariaDB's form; the empty string is the empty position.
+    pub fn parse(s: &str) -> Result<GtidPos, BadGtid> {
+        let bad = |what| BadGtid {
+            input: s.chars().take(200).collect(),
+            what,
+        };
+        let mut map = BTreeMap::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let mut it = part.split('-');
+            let (Some(d), Some(sv), Some(q), None) = (it.next(), it.next(), it.next(), it.next())
+            else {
+                return Err(bad("each GTID is domain-server-seq"));
+            };
+            let gtid = Gtid {
+                domain: d.parse().map_err(|_| bad("domain is not a number"))?,
+                server: sv.parse().map_err(|_| bad("server id is not a number"))?,
+                seq: q.parse().map_err(|_| bad("sequence is not a number"))?,
+            };
+            if map.insert(gtid.domain, gtid).is_some() {
+                return Err(bad("a domain appears twice"));
+            }
+        }
+        Ok(GtidPos(map))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, domain: u32) -> Option<Gtid> {
+        self.0.get(&domain).copied()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Gtid> + '_ {
+        self.0.values().copied()
+    }
+
+    /// The GTIDs of `self` beyond `other`: in a domain `other` lacks, or
+    /// with a higher sequence number than `other` has there. A node whose
+    /// binlog position has any is not a prefix of `other`'s history.
+    pub fn beyond(&self, other: &GtidPos) -> Vec<Gtid> {
+        self.iter()
+            .filter(|g| other.get(g.domain).is_none_or(|o| g.seq > o.seq))
+            .collect()
+    }
+
+    /// True when `self` has at least everything `other` has, domain by domain.
+    pub fn covers(&self, other: &GtidPos) -> bool {
+        other.beyond(self).is_empty()
+    }
+
+    /// A total order for "who received the most": by how many domains one
+    /// is ahead in, then by the sum of sequence numbers.
+    pub fn progress_key(&self, others: &[&GtidPos]) -> (usize, u64) {
+        let ahead = others
+            .iter()
+            .filter(|o| self.covers(o) && !o.covers(self))
+            .count();
+        (ahead, self.iter().map(|g| g.seq).sum())
+    }
+}
+
+impl fmt::Display for GtidPos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, g) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{g}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> GtidPos {
+        GtidPos::parse(s).unwrap()
+    }
+
+    #[test]
+    fn parses_and_prints_mariadb_positions() {
+        assert!(p("").is_empty());
+        assert_eq!(p("0-1-100").to_string(), "0-1-100");
+        assert_eq!(p(" 1-2-5, 0-1-100 ").to_string(), "0-1-100,1-2-5");
+        for bad in ["0-1", "0-1-x", "a-1-2", "0-1-2-3", "0-1-2,0-2-3", "-1-1-1"] {
+            assert!(GtidPos::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn errant_transactions_are_what_lies_beyond() {
+        let primary = p("0-2-110");
+        // The old master received nothing the new one lacks.
+        assert!(p("0-1-103").beyond(&primary).is_empty());
+        // It wrote past the new primary's sequence in the same domain.
+        assert_eq!(
+            p("0-1-111").beyond(&primary),
+            [Gtid {
+                domain: 0,
+                server: 1,
+                seq: 111
+            }]
+        );
+        // Or in a domain the new primary never saw.
+        assert_eq!(p("0-1-100,7-1-1").beyond(&primary).len(), 1);
+    }
+
+    #[test]
+    fn the_most_advanced_replica_wins() {
+        let (a, b, c) = (p("0-1-100"), p("0-1-104"), p("0-1-104,1-3-1"));
+        let all = [&a, &b, &c];
+        let best = all
+            .iter()
+            .max_by_key(|x| x.progress_key(&all))
+            .map(|x| x.to_string());
+        assert_eq!(best.as_deref(), Some("0-1-104,1-3-1"));
+        assert!(c.covers(&b) && b.covers(&a) && !a.covers(&b));
+    }
+}
