@@ -181,3 +181,33 @@ pub fn mariadb_cli(addr: SocketAddr, user: &str, password: &str) -> std::process
         .arg(format!("-p{password}"));
     cmd
 }
+
+/// A self-signed certificate and key for 127.0.0.1, made with openssl in
+/// `dir`, for a `tls` section.
+pub fn self_signed_cert(dir: &std::path::Path) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .context("running openssl")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "openssl req: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((cert, key))
+}

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use hastack_it::sqlproxy::{mariadb_cli, Proxy};
+use hastack_it::sqlproxy::{mariadb_cli, self_signed_cert, Proxy};
 use hastack_it::MariaDbCluster;
 use mysql::prelude::Queryable;
 
@@ -313,36 +313,11 @@ fn load_data_local_infile_passes_through() {
     );
 }
 
-/// A self-signed certificate and key for 127.0.0.1, made with openssl.
-fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    (cert, key)
-}
-
 #[test]
 fn tls_is_offered_and_required_when_configured() {
     let cluster = MariaDbCluster::start(2).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed(dir.path());
+    let (cert, key) = self_signed_cert(dir.path()).unwrap();
     let top = format!(
         "tls: {{cert: {}, key: {}}}\nrequire_tls: true\n",
         cert.display(),

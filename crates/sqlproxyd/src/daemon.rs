@@ -33,8 +33,8 @@ impl Daemon for Sqlproxyd {
     const ABOUT: &'static str =
         "MySQL-protocol proxy with read/write splitting and safe write-node failover";
     const DEFAULT_ADMIN_PORT: u16 = 9166;
-    const CONFIG_HELP: &'static str = "listen (default 0.0.0.0:8066) for applications; admin_listen (default 127.0.0.1:9066) for the MySQL-protocol admin commands (show @@help lists them); proxy_protocol (expect a PROXY protocol v1/v2 header on every client connection); tls (cert, key: PEM files; TLS is then offered to clients) and require_tls; max_allowed_packet (16M, 64MiB, 1G); state_dir.
-users: name, password or password_hash (a mysql_native_password hash, '*' and 40 hex digits), schemas (empty: all), read_only.
+    const CONFIG_HELP: &'static str = "listen (default 0.0.0.0:8066) for applications; admin_listen (default 127.0.0.1:9066) for the MySQL-protocol admin commands (show @@help lists them); proxy_protocol (expect a PROXY protocol v1/v2 header on every client connection); tls (cert, key: PEM files; TLS is then offered to clients) and require_tls; default_auth_plugin (mysql_native_password or caching_sha2_password: the login plugin the handshake names; answers with either are accepted); max_allowed_packet (16M, 64MiB, 1G); state_dir.
+users: name, password or password_hash (a mysql_native_password hash, '*' and 40 hex digits; their caching_sha2_password logins need TLS), schemas (empty: all), read_only.
 data_hosts: name, balance (primary 0, replicas_and_standby 1, any 2, replicas 3 - Mycat's numbers accepted), switch_type (none -1, heartbeat 1, replication 2), user and password (the account client traffic runs as on the backends), pool (min, max), read_your_writes, connect_timeout, nodes (name, address, role write or read, weight).
 schemas: name (the database of that name on the data host's nodes) and data_host.
 import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as a sqlproxyd config on stdout and lists what it could not convert on stderr.";

@@ -1,16 +1,20 @@
 //! The client side of a session's start: the server handshake and the
-//! client's login (mysql_native_password, with an auth switch for clients
-//! that start with another plugin).
+//! client's login: mysql_native_password, or caching_sha2_password (fast
+//! path with a configured password, full path over TLS for users with only
+//! a hash), with an auth switch for clients that start with another plugin.
 
 use std::net::SocketAddr;
 
 use anyhow::{bail, Result};
 use futures::SinkExt;
-use hastack_proto::mysql::auth::verify_native;
+use hastack_proto::mysql::auth::{
+    is_empty_answer, verify_clear, verify_native, verify_sha2_fast, FAST_AUTH_SUCCESS,
+    PERFORM_FULL_AUTHENTICATION,
+};
 use hastack_proto::mysql::packets::{err_payload, Capabilities, Handshake, Ok as OkPacket, Status};
 use hastack_proto::mysql::Packet;
 use mysql_common::io::ParseBuf;
-use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakeResponse};
+use mysql_common::packets::{AuthPlugin as WirePlugin, AuthSwitchRequest, HandshakeResponse};
 use mysql_common::proto::{MyDeserialize, MySerialize};
 
 use hastack_proto::mysql::codec::PacketCodec;
@@ -19,6 +23,7 @@ use tokio_util::codec::Framed;
 
 use crate::backend::next;
 use crate::client_stream::{ClientStream, ClientWire};
+use crate::config::AuthPlugin;
 use crate::topology::{Topology, User};
 
 /// What the proxy offers clients. Not offered: TLS (not yet), compression,
@@ -88,7 +93,7 @@ pub async fn login(
         capabilities: offered,
         collation: DEFAULT_COLLATION,
         status: Status::SERVER_STATUS_AUTOCOMMIT,
-        auth_plugin: "mysql_native_password".into(),
+        auth_plugin: topology.default_auth_plugin.name().into(),
     };
     wire.send(Packet::new(0, hello.to_payload())).await?;
     // With TLS on offer, read the first packet exactly, byte by byte count:
@@ -140,35 +145,50 @@ pub async fn login(
     // CLIENT_SSL is between client and proxy only; backends never see it.
     let capabilities = response.capabilities() & offered_capabilities();
     let collation = response.collation();
-    let mut seq = reply.seq.wrapping_add(1);
-    let mut answer = response.scramble_buf().to_vec();
-    let native = matches!(
-        response.auth_plugin(),
-        None | Some(AuthPlugin::MysqlNativePassword)
-    );
-    if !native {
-        // MySQL 8 clients start with caching_sha2_password: ask for native.
-        let mut nonce_nul = nonce.to_vec();
-        nonce_nul.push(0);
-        let mut buf = Vec::new();
-        AuthSwitchRequest::new(&b"mysql_native_password"[..], nonce_nul).serialize(&mut buf);
-        wire.send(Packet::new(seq, buf)).await?;
-        let switched = next(wire).await?;
-        seq = switched.seq.wrapping_add(1);
-        answer = switched.payload.to_vec();
-    }
-    let user = topology
-        .users
-        .get(&user_name)
-        .filter(|u| verify_native(&nonce, &answer, &u.hash));
-    let Some(user) = user else {
-        let using = if answer.is_empty() { "NO" } else { "YES" };
-        let msg = format!(
-            "Access denied for user '{user_name}'@'{}' (using password: {using})",
-            peer.ip()
-        );
-        send_err(wire, seq, 1045, "28000", &msg).await?;
-        return Ok(None);
+    let answered = match response.auth_plugin() {
+        // Clients without CLIENT_PLUGIN_AUTH answer with a native scramble.
+        None | Some(WirePlugin::MysqlNativePassword) => Some(AuthPlugin::MysqlNativePassword),
+        Some(WirePlugin::CachingSha2Password) => Some(AuthPlugin::CachingSha2Password),
+        Some(_) => None,
+    };
+    let exchange = Exchange {
+        seq: reply.seq.wrapping_add(1),
+        answer: response.scramble_buf().to_vec(),
+        answered,
+        switched: false,
+    };
+    let user = topology.users.get(&user_name);
+    let tls = wire.get_ref().is_tls();
+    let (verdict, seq) = authenticate(
+        wire,
+        topology.default_auth_plugin,
+        user.map(|u| &**u),
+        &nonce,
+        tls,
+        exchange,
+    )
+    .await?;
+    let ip = peer.ip();
+    let user = match (verdict, user) {
+        (Verdict::Accepted, Some(user)) => user,
+        (Verdict::FullAuthNeedsTls, _) => {
+            let msg = format!(
+                "Access denied for user '{user_name}'@'{ip}': caching_sha2_password full \
+                 authentication needs TLS (sqlproxyd offers no RSA key exchange); \
+                 connect with TLS, or use mysql_native_password"
+            );
+            send_err(wire, seq, 1045, "28000", &msg).await?;
+            return Ok(None);
+        }
+        (Verdict::Refused { with_password }, _) => {
+            let using = if with_password { "YES" } else { "NO" };
+            let msg =
+                format!("Access denied for user '{user_name}'@'{ip}' (using password: {using})");
+            send_err(wire, seq, 1045, "28000", &msg).await?;
+            return Ok(None);
+        }
+        // authenticate() accepts known users only.
+        (Verdict::Accepted, None) => bail!("accepted an unknown user {user_name:?}"),
     };
     if let Some(db) = &database {
         if let Some((code, state, msg)) = schema_refusal(topology, user, db) {
@@ -188,6 +208,158 @@ pub async fn login(
         collation,
         nonce,
     }))
+}
+
+/// Where a login's authentication exchange stands.
+struct Exchange {
+    /// The sequence id of the next packet sqlproxyd sends.
+    seq: u8,
+    /// The client's latest auth data.
+    answer: Vec<u8>,
+    /// The plugin `answer` is for; `None`: one sqlproxyd cannot check.
+    answered: Option<AuthPlugin>,
+    /// An auth switch was sent already; there is never a second.
+    switched: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Accepted,
+    Refused {
+        with_password: bool,
+    },
+    /// A user with only a hash answered caching_sha2_password without TLS.
+    FullAuthNeedsTls,
+}
+
+/// The next move of the authentication exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// Check a mysql_native_password scramble.
+    Native,
+    /// Check a caching_sha2_password scramble (or empty answer) and finish.
+    Sha2Fast,
+    /// Ask for caching_sha2_password full authentication.
+    Sha2Full,
+    /// Ask the client to answer again with this plugin.
+    Switch(AuthPlugin),
+    Refuse,
+}
+
+/// Decides the next move from what the client answered. `wanted` is
+/// `default_auth_plugin`: the plugin named in the handshake and switched
+/// to. An answer from either plugin sqlproxyd knows is checked as it is,
+/// so that a client set to mysql_native_password always gets in.
+fn next_step(
+    wanted: AuthPlugin,
+    answered: Option<AuthPlugin>,
+    user: Option<&User>,
+    empty_answer: bool,
+    tls: bool,
+    switched: bool,
+) -> Step {
+    use AuthPlugin::{CachingSha2Password as Sha2, MysqlNativePassword as Native};
+    match (answered, user) {
+        (Some(Native), _) => Step::Native,
+        // An unknown user: nothing to check the answer against.
+        (Some(Sha2), None) => Step::Refuse,
+        // The fast path needs the password; an empty answer needs nothing.
+        (Some(Sha2), Some(u)) if u.password.is_some() || empty_answer => Step::Sha2Fast,
+        (Some(Sha2), Some(_)) if tls => Step::Sha2Full,
+        // Only a hash and no TLS: the full path cannot work, native can
+        // (MySQL 8 clients start with caching_sha2_password whatever the
+        // handshake names). Not when caching_sha2_password was asked for:
+        // its users then get the error that says to use TLS.
+        (Some(Sha2), Some(_)) if wanted == Native && !switched => Step::Switch(Native),
+        (Some(Sha2), Some(_)) => Step::Sha2Full,
+        (None, _) if !switched => Step::Switch(wanted),
+        (None, _) => Step::Refuse,
+    }
+}
+
+/// Runs the exchange from the client's first answer to a verdict. Returns
+/// it with the sequence id the OK or ERR that follows must carry.
+async fn authenticate(
+    wire: &mut ClientWire,
+    wanted: AuthPlugin,
+    user: Option<&User>,
+    nonce: &[u8; 20],
+    tls: bool,
+    mut ex: Exchange,
+) -> Result<(Verdict, u8)> {
+    // Servers send the nonce NUL-terminated in an auth switch, and clients
+    // insist on those 21 bytes.
+    let mut nonce_nul = nonce.to_vec();
+    nonce_nul.push(0);
+    loop {
+        let empty = is_empty_answer(&ex.answer);
+        let refused = Verdict::Refused {
+            with_password: !empty,
+        };
+        let verdict = |ok: bool| if ok { Verdict::Accepted } else { refused };
+        match next_step(wanted, ex.answered, user, empty, tls, ex.switched) {
+            Step::Switch(plugin) => {
+                let mut buf = Vec::new();
+                AuthSwitchRequest::new(plugin.name().as_bytes(), &nonce_nul[..])
+                    .serialize(&mut buf);
+                wire.send(Packet::new(ex.seq, buf)).await?;
+                let switched = next(wire).await?;
+                ex = Exchange {
+                    seq: switched.seq.wrapping_add(1),
+                    answer: switched.payload.to_vec(),
+                    answered: Some(plugin),
+                    switched: true,
+                };
+            }
+            Step::Native => {
+                let ok = user.is_some_and(|u| verify_native(nonce, &ex.answer, &u.hash));
+                return Ok((verdict(ok), ex.seq));
+            }
+            Step::Sha2Fast => {
+                let ok = user.is_some_and(|u| match &u.password {
+                    // PyMySQL (1.0) scrambles with all 21 bytes of a
+                    // switch's nonce, the NUL included.
+                    Some(p) => {
+                        let p = p.expose().as_bytes();
+                        verify_sha2_fast(nonce, &ex.answer, p)
+                            || (ex.switched && verify_sha2_fast(&nonce_nul, &ex.answer, p))
+                    }
+                    None => empty && verify_clear(b"", &u.hash),
+                });
+                let mut seq = ex.seq;
+                // Servers answer an empty password with the OK alone: a
+                // client that sent none reads no AuthMoreData.
+                if ok && !empty {
+                    wire.send(Packet::new(seq, FAST_AUTH_SUCCESS.to_vec()))
+                        .await?;
+                    seq = seq.wrapping_add(1);
+                }
+                return Ok((verdict(ok), seq));
+            }
+            Step::Sha2Full => {
+                wire.send(Packet::new(ex.seq, PERFORM_FULL_AUTHENTICATION.to_vec()))
+                    .await?;
+                // Over TLS: the password, in clear. Without: a request for
+                // the RSA key (0x02) or the password RSA-encrypted with a
+                // key the client had; either way it is read so that the
+                // ERR comes as the reply the client waits for.
+                let reply = next(wire).await?;
+                let seq = reply.seq.wrapping_add(1);
+                if !tls {
+                    return Ok((Verdict::FullAuthNeedsTls, seq));
+                }
+                let ok = user.is_some_and(|u| verify_clear(&reply.payload, &u.hash));
+                let with_password = !is_empty_answer(&reply.payload);
+                let verdict = if ok {
+                    Verdict::Accepted
+                } else {
+                    Verdict::Refused { with_password }
+                };
+                return Ok((verdict, seq));
+            }
+            Step::Refuse => return Ok((refused, ex.seq)),
+        }
+    }
 }
 
 /// Reads exactly one packet (a login packet: at most 64 KiB) from `stream`.
@@ -269,4 +441,106 @@ pub async fn read_proxy_header(
     tokio::time::timeout(PROXY_HEADER_TIMEOUT, read)
         .await
         .map_err(|_| anyhow::anyhow!("no PROXY protocol header within {PROXY_HEADER_TIMEOUT:?}"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hastack_proto::mysql::auth::native_hash;
+    use AuthPlugin::{CachingSha2Password as Sha2, MysqlNativePassword as Native};
+
+    fn user(password: Option<&str>) -> User {
+        User {
+            name: "u".into(),
+            hash: native_hash(password.unwrap_or("pw").as_bytes()),
+            password: password.map(hastack_rt::Secret::new),
+            schemas: Vec::new(),
+            read_only: false,
+        }
+    }
+
+    #[test]
+    fn native_answers_are_checked_whatever_the_handshake_named() {
+        for wanted in [Native, Sha2] {
+            for u in [user(Some("pw")), user(None)] {
+                for tls in [false, true] {
+                    let step = next_step(wanted, Some(Native), Some(&u), false, tls, false);
+                    assert_eq!(step, Step::Native);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sha2_answers_take_the_fast_path_when_the_password_is_known() {
+        let u = user(Some("pw"));
+        for wanted in [Native, Sha2] {
+            for tls in [false, true] {
+                let step = next_step(wanted, Some(Sha2), Some(&u), false, tls, false);
+                assert_eq!(step, Step::Sha2Fast);
+            }
+        }
+    }
+
+    #[test]
+    fn hash_only_users_take_the_full_path_over_tls() {
+        let u = user(None);
+        for wanted in [Native, Sha2] {
+            let step = next_step(wanted, Some(Sha2), Some(&u), false, true, false);
+            assert_eq!(step, Step::Sha2Full);
+        }
+    }
+
+    #[test]
+    fn hash_only_users_without_tls_are_switched_to_native_unless_sha2_is_wanted() {
+        let u = user(None);
+        let step = next_step(Native, Some(Sha2), Some(&u), false, false, false);
+        assert_eq!(step, Step::Switch(Native));
+        // The full path then ends in the ERR that asks for TLS.
+        let step = next_step(Sha2, Some(Sha2), Some(&u), false, false, false);
+        assert_eq!(step, Step::Sha2Full);
+    }
+
+    #[test]
+    fn empty_sha2_answers_are_checked_at_once() {
+        let step = next_step(Sha2, Some(Sha2), Some(&user(None)), true, false, false);
+        assert_eq!(step, Step::Sha2Fast);
+    }
+
+    #[test]
+    fn unknown_users_answering_sha2_are_refused_at_once() {
+        for tls in [false, true] {
+            assert_eq!(
+                next_step(Sha2, Some(Sha2), None, false, tls, false),
+                Step::Refuse
+            );
+        }
+    }
+
+    #[test]
+    fn other_plugins_are_switched_once_to_the_wanted_one() {
+        let u = user(Some("pw"));
+        for wanted in [Native, Sha2] {
+            let step = next_step(wanted, None, Some(&u), false, false, false);
+            assert_eq!(step, Step::Switch(wanted));
+            let step = next_step(wanted, None, Some(&u), false, false, true);
+            assert_eq!(step, Step::Refuse);
+        }
+    }
+
+    #[test]
+    fn there_is_never_a_second_switch() {
+        for wanted in [Native, Sha2] {
+            for answered in [None, Some(Native), Some(Sha2)] {
+                for u in [None, Some(user(Some("pw"))), Some(user(None))] {
+                    for empty in [false, true] {
+                        for tls in [false, true] {
+                            let step = next_step(wanted, answered, u.as_ref(), empty, tls, true);
+                            assert!(!matches!(step, Step::Switch(_)), "{step:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

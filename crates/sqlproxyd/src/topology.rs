@@ -11,12 +11,15 @@ use hastack_proto::mysql::auth::{native_hash, parse_native_hash, NativeHash};
 use hastack_rt::Secret;
 
 use crate::balance::{read_candidates, WeightedRoundRobin};
-use crate::config::{Balance, Config, Role};
+use crate::config::{AuthPlugin, Balance, Config, Role};
 use crate::pool::Pool;
 
 pub struct User {
     pub name: String,
     pub hash: NativeHash,
+    /// The password itself, when configured rather than only its hash:
+    /// caching_sha2_password's fast path needs it.
+    pub password: Option<Secret>,
     /// Schemas the user may use; empty = all.
     pub schemas: Vec<String>,
     pub read_only: bool,
@@ -91,6 +94,7 @@ pub struct Topology {
     /// Offered to clients when configured.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub require_tls: bool,
+    pub default_auth_plugin: AuthPlugin,
     /// Largest client packet, in bytes.
     pub max_allowed_packet: usize,
 }
@@ -114,6 +118,7 @@ impl Topology {
                 let user = User {
                     name: u.name.clone(),
                     hash,
+                    password: u.password.clone(),
                     schemas: u.schemas.clone(),
                     read_only: u.read_only,
                 };
@@ -170,6 +175,7 @@ impl Topology {
             proxy_protocol: c.proxy_protocol,
             tls,
             require_tls: c.require_tls,
+            default_auth_plugin: c.default_auth_plugin,
             max_allowed_packet: usize::try_from(c.max_allowed_packet.0).unwrap_or(usize::MAX),
         })
     }
