@@ -40,12 +40,36 @@ pub fn config(
             )
         })
         .collect();
+    // Never the system's /var/lib/sqlproxyd: a directory per proxy port.
+    let state_dir = if top.contains("state_dir:") {
+        String::new()
+    } else {
+        format!("state_dir: {}\n", state_dir_for(listen).display())
+    };
+    // Defaults a test may replace through `extra`.
+    let heartbeat = if extra.contains("heartbeat:") {
+        ""
+    } else {
+        "    heartbeat: {interval: 300ms, user: monitor, password: monitor}\n"
+    };
+    let failover = if extra.contains("failover:") {
+        ""
+    } else {
+        "    failover: {replication_user: repl, replication_password: repl}\n"
+    };
     format!(
-        "{top}admin_http:\n  listen: {admin_http}\nshutdown_grace: 2s\nlisten: {listen}\nadmin_listen: {admin}\n\
+        "{top}{state_dir}admin_http:\n  listen: {admin_http}\nshutdown_grace: 2s\nlisten: {listen}\nadmin_listen: {admin}\n\
          users:\n  - {{name: app, password: app, schemas: [app, sbtest]}}\n  - {{name: reader, password: reader, schemas: [app], read_only: true}}\n\
-         data_hosts:\n  - name: dh1\n    balance: {balance}\n    user: app\n    password: app\n    heartbeat: {{interval: 300ms, user: monitor, password: monitor}}\n    failover: {{replication_user: repl, replication_password: repl}}\n{extra}    nodes:\n{nodes}\
+         data_hosts:\n  - name: dh1\n    balance: {balance}\n    user: app\n    password: app\n{heartbeat}{failover}{extra}    nodes:\n{nodes}\
          schemas:\n  - {{name: app, data_host: dh1}}\n  - {{name: sbtest, data_host: dh1}}\n",
     )
+}
+
+/// The `state_dir` [`config`] gives the proxy listening on `listen`.
+pub fn state_dir_for(listen: SocketAddr) -> std::path::PathBuf {
+    std::env::temp_dir()
+        .join("hs-sqlproxyd-state")
+        .join(listen.port().to_string())
 }
 
 impl Proxy {
@@ -62,6 +86,8 @@ impl Proxy {
     ) -> Result<Proxy> {
         let port = || SocketAddr::from(([127, 0, 0, 1], free_port()));
         let (addr, http, admin) = (port(), port(), port());
+        // A stale index from an earlier run on this port must not count.
+        let _ = std::fs::remove_dir_all(state_dir_for(addr));
         let daemon = DaemonProcess::start(
             "sqlproxyd",
             &config(cluster, addr, http, admin, balance, extra, top),

@@ -99,6 +99,12 @@ async fn session(
                             text_result_set(&columns, &rows, Status::SERVER_STATUS_AUTOCOMMIT);
                         send_all(&mut wire, seq, payloads).await?;
                     }
+                    Ok(Reply::Named(columns, rows)) => {
+                        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+                        let payloads =
+                            text_result_set(&columns, &rows, Status::SERVER_STATUS_AUTOCOMMIT);
+                        send_all(&mut wire, seq, payloads).await?;
+                    }
                     Ok(Reply::Done(affected, info)) => {
                         send_ok(&mut wire, seq, affected, &info).await?
                     }
@@ -144,6 +150,8 @@ type Rows = Vec<Vec<Option<String>>>;
 
 enum Reply {
     Rows(Vec<&'static str>, Rows),
+    /// Rows whose column names come from the statement.
+    Named(Vec<String>, Rows),
     Done(u64, String),
 }
 
@@ -154,7 +162,11 @@ const HELP: &[(&str, &str)] = &[
     ("show @@version", "sqlproxyd's version"),
     (
         "show @@datasource",
-        "every node: role in use, backend connections, commands routed",
+        "every node: role in use, backend connections, commands routed, state and why",
+    ),
+    (
+        "show @@heartbeat",
+        "every node's last heartbeat: failures in a row, state, lag, why",
     ),
     ("show @@connection", "client sessions"),
     (
@@ -202,12 +214,8 @@ fn run(admin: &Admin, sql: &str, read_only: bool) -> Result<Reply, Refusal> {
                 env!("CARGO_PKG_VERSION")
             ))]],
         )),
-        // What the mariadb/mysql CLI asks at connect.
-        "select @@version_comment limit 1" => Ok(Reply::Rows(
-            vec!["@@version_comment"],
-            vec![vec![Some("hastack sqlproxyd admin".into())]],
-        )),
         "show @@datasource" => Ok(datasource(admin)),
+        "show @@heartbeat" => Ok(heartbeat(admin)),
         "show @@connection" => Ok(connections(admin)),
         "show @@session" => Ok(sessions(admin)),
         "show @@backend" => Ok(backends(admin)),
@@ -221,6 +229,9 @@ fn run(admin: &Admin, sql: &str, read_only: bool) -> Result<Reply, Refusal> {
             ))
         }
         _ => {
+            if let Some(vars) = connect_variables(&cmd, admin) {
+                return Ok(vars);
+            }
             if let Some(ids) = cmd.strip_prefix("kill @@connection") {
                 privileged("kill sessions")?;
                 let ids: Result<Vec<u32>, _> =
@@ -247,6 +258,39 @@ fn run(admin: &Admin, sql: &str, read_only: bool) -> Result<Reply, Refusal> {
     }
 }
 
+/// `SELECT @@a, @@b [LIMIT 1]`: what client libraries ask right after
+/// connecting (the CLI its version comment, the Rust and Java drivers
+/// max_allowed_packet and friends). Unknown variables are NULL.
+fn connect_variables(cmd: &str, admin: &Admin) -> Option<Reply> {
+    let list = cmd.strip_prefix("select ")?;
+    let list = list.strip_suffix(" limit 1").unwrap_or(list);
+    let names: Vec<&str> = list.split(',').map(str::trim).collect();
+    if !names.iter().all(|n| n.starts_with("@@")) {
+        return None;
+    }
+    let max_packet = admin
+        .topology
+        .read()
+        .map(|t| t.max_allowed_packet)
+        .unwrap_or_default();
+    let row = names
+        .iter()
+        .map(
+            |n| match n.trim_start_matches("@@").trim_start_matches("session.") {
+                "version_comment" => s("hastack sqlproxyd admin"),
+                "version" => s(crate::topology::DEFAULT_SERVER_VERSION),
+                "max_allowed_packet" => s(max_packet),
+                "autocommit" => s(1),
+                _ => None,
+            },
+        )
+        .collect();
+    Some(Reply::Named(
+        names.iter().map(|n| (*n).to_owned()).collect(),
+        vec![row],
+    ))
+}
+
 fn s(v: impl ToString) -> Option<String> {
     Some(v.to_string())
 }
@@ -256,7 +300,8 @@ fn datasource(admin: &Admin) -> Reply {
     let topology = admin.topology.read().map(|t| t.clone()).ok();
     let mut rows = Vec::new();
     for host in topology.iter().flat_map(|t| t.data_hosts.iter()) {
-        let writer = host.writer();
+        let view = host.view.borrow().clone();
+        let writer = view.primary;
         for (i, n) in host.nodes.iter().enumerate() {
             let labels = NodeLabels::new(&host.name, &n.name);
             let routed = |route: &'static str| {
@@ -278,7 +323,7 @@ fn datasource(admin: &Admin) -> Reply {
                 .get();
             let idle = host.pool.idle(i);
             let active = (open.max(0) as usize).saturating_sub(idle);
-            let wr = if i == writer {
+            let wr = if Some(i) == writer {
                 "W"
             } else if n.role == Role::Write {
                 "W(standby)"
@@ -298,6 +343,8 @@ fn datasource(admin: &Admin) -> Reply {
                 s(reads + writes),
                 s(reads),
                 s(writes),
+                s(state_name(view.nodes.get(i).map(|v| v.state))),
+                view.nodes.get(i).map(|v| v.reason.clone()),
             ]);
         }
     }
@@ -315,6 +362,68 @@ fn datasource(admin: &Admin) -> Reply {
             "EXECUTE",
             "READ_LOAD",
             "WRITE_LOAD",
+            "STATE",
+            "REASON",
+        ],
+        rows,
+    )
+}
+
+fn state_name(state: Option<crate::cluster::State>) -> String {
+    state
+        .and_then(|s| serde_json::to_value(s).ok())
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Mycat's columns NAME TYPE HOST PORT RS_CODE RETRY STATUS TIMEOUT
+/// EXECUTE_TIME LAST_ACTIVE_TIME STOP, then hastack's LAG and REASON.
+/// RS_CODE is Mycat's: 1 ok, -1 error, 0 not checked yet.
+fn heartbeat(admin: &Admin) -> Reply {
+    let topology = admin.topology.read().map(|t| t.clone()).ok();
+    let mut rows = Vec::new();
+    for host in topology.iter().flat_map(|t| t.data_hosts.iter()) {
+        let view = host.view.borrow().clone();
+        for (i, n) in host.nodes.iter().enumerate() {
+            let Some(v) = view.nodes.get(i) else { continue };
+            let rs_code = match v.state {
+                crate::cluster::State::Unknown => 0,
+                crate::cluster::State::Down => -1,
+                _ if v.failures > 0 => -1,
+                _ => 1,
+            };
+            rows.push(vec![
+                s(&n.name),
+                s("mysql"),
+                s(n.addr.ip()),
+                s(n.addr.port()),
+                s(rs_code),
+                s(v.failures),
+                s(state_name(Some(v.state))),
+                s(host.heartbeat_timeout.as_millis()),
+                v.probe_ms.map(|ms| ms.to_string()),
+                v.last_ok.clone(),
+                s("false"),
+                v.lag.map(|l| l.to_string()),
+                s(&v.reason),
+            ]);
+        }
+    }
+    Reply::Rows(
+        vec![
+            "NAME",
+            "TYPE",
+            "HOST",
+            "PORT",
+            "RS_CODE",
+            "RETRY",
+            "STATUS",
+            "TIMEOUT",
+            "EXECUTE_TIME",
+            "LAST_ACTIVE_TIME",
+            "STOP",
+            "LAG",
+            "REASON",
         ],
         rows,
     )

@@ -10,6 +10,7 @@ use futures::{SinkExt, StreamExt};
 use hastack_proto::mysql::codec::PacketCodec;
 use hastack_proto::mysql::packets::{parse_reply, Capabilities, Handshake, Reply as ParsedReply};
 use hastack_proto::mysql::response::{Expect, Reply, Step};
+use hastack_proto::mysql::rows::{decode_rows, Rows};
 use hastack_proto::mysql::Packet;
 use mysql_common::packets::{AuthPlugin, HandshakeResponse};
 use mysql_common::proto::MySerialize;
@@ -164,6 +165,34 @@ impl Backend {
         }
     }
 
+    /// Runs a query of the proxy's own whose result is small (heartbeats,
+    /// replication status) and returns its rows; an ERR is an error that
+    /// downcasts to [`ParseError::ServerError`].
+    pub async fn query_rows(&mut self, sql: &str) -> Result<Rows> {
+        /// Far more than any status query returns: a bound, not a limit.
+        const MAX_PACKETS: usize = 10_000;
+        let mut payload = Vec::with_capacity(1 + sql.len());
+        payload.push(COM_QUERY);
+        payload.extend_from_slice(sql.as_bytes());
+        self.wire.send(Packet::new(0, payload)).await?;
+        let mut reply = Reply::new(Expect::ResultSets);
+        let mut payloads = Vec::new();
+        loop {
+            let p = next(&mut self.wire).await?;
+            let step = reply.step(&p.payload)?;
+            // Only the first result set is kept; later ones are read past.
+            if payloads.len() < MAX_PACKETS && !reply_ended(&payloads) {
+                payloads.push(p.payload);
+            }
+            match step {
+                Step::More => {}
+                Step::Done { .. } => break,
+                Step::LocalInfile => bail!("{sql:?} asked for a local file"),
+            }
+        }
+        Ok(decode_rows(&payloads)?)
+    }
+
     /// Runs a statement of the proxy's own (session sync) and reads the
     /// whole reply; an ERR becomes an error.
     pub async fn run(&mut self, command: u8, arg: &[u8]) -> Result<()> {
@@ -194,6 +223,24 @@ impl Backend {
         match first_err {
             Some(e) => bail!("{e}"),
             None => Ok(()),
+        }
+    }
+}
+
+const COM_QUERY: u8 = 0x03;
+
+/// Whether `payloads` already hold one complete reply (an OK, an ERR, or a
+/// result set's final EOF), so what follows belongs to a later result.
+fn reply_ended(payloads: &[Bytes]) -> bool {
+    match payloads.first().and_then(|p| p.first()) {
+        None => false,
+        Some(0x00 | 0xFF) => true,
+        Some(_) => {
+            payloads
+                .iter()
+                .filter(|p| p.first() == Some(&0xFE) && p.len() < 9)
+                .count()
+                >= 2
         }
     }
 }

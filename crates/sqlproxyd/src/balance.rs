@@ -5,14 +5,19 @@
 use crate::config::{Balance, Role};
 
 /// Nodes a read may go to under `balance`, as indexes into the data host's
-/// nodes; `writer` is the index of the write node in use.
-pub fn read_candidates(balance: Balance, roles: &[Role], writer: usize) -> Vec<usize> {
+/// nodes; `writer` is the node in use as primary (a `role: read` node
+/// promoted by a failover is no longer a replica).
+pub fn read_candidates(balance: Balance, roles: &[Role], writer: Option<usize>) -> Vec<usize> {
     let all = 0..roles.len();
+    let not_writer = |i: &usize| Some(*i) != writer;
     match balance {
-        Balance::Primary => vec![writer],
+        Balance::Primary => writer.into_iter().collect(),
         Balance::Any => all.collect(),
-        Balance::Replicas => all.filter(|&i| roles[i] == Role::Read).collect(),
-        Balance::ReplicasAndStandby => all.filter(|&i| i != writer).collect(),
+        Balance::Replicas => all
+            .filter(|&i| roles[i] == Role::Read)
+            .filter(not_writer)
+            .collect(),
+        Balance::ReplicasAndStandby => all.filter(not_writer).collect(),
     }
 }
 
@@ -66,20 +71,29 @@ mod tests {
 
     #[test]
     fn mycat_balance_values() {
-        assert_eq!(read_candidates(Balance::Primary, &ROLES, 0), [0]);
+        assert_eq!(read_candidates(Balance::Primary, &ROLES, Some(0)), [0]);
         assert_eq!(
-            read_candidates(Balance::ReplicasAndStandby, &ROLES, 0),
+            read_candidates(Balance::ReplicasAndStandby, &ROLES, Some(0)),
             [1, 2]
         );
-        assert_eq!(read_candidates(Balance::Any, &ROLES, 0), [0, 1, 2]);
-        assert_eq!(read_candidates(Balance::Replicas, &ROLES, 0), [1, 2]);
+        assert_eq!(read_candidates(Balance::Any, &ROLES, Some(0)), [0, 1, 2]);
+        assert_eq!(read_candidates(Balance::Replicas, &ROLES, Some(0)), [1, 2]);
         // A standby write node takes reads under 1 but not under 3.
         let two_writers = [Role::Write, Role::Write, Role::Read];
         assert_eq!(
-            read_candidates(Balance::ReplicasAndStandby, &two_writers, 0),
+            read_candidates(Balance::ReplicasAndStandby, &two_writers, Some(0)),
             [1, 2]
         );
-        assert_eq!(read_candidates(Balance::Replicas, &two_writers, 0), [2]);
+        assert_eq!(
+            read_candidates(Balance::Replicas, &two_writers, Some(0)),
+            [2]
+        );
+        // A promoted read node takes writes, not replica reads; no primary, no reads under 0.
+        assert_eq!(read_candidates(Balance::Replicas, &ROLES, Some(2)), [1]);
+        assert_eq!(
+            read_candidates(Balance::Primary, &ROLES, None),
+            Vec::<usize>::new()
+        );
     }
 
     #[test]

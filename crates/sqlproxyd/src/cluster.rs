@@ -65,6 +65,10 @@ pub struct NodeView {
     pub lag: Option<u64>,
     /// Failed heartbeats in a row.
     pub failures: u32,
+    /// Filled in by the monitor (wall-clock facts the pure core has not):
+    /// how long the last heartbeat took, and when one last answered.
+    pub probe_ms: Option<u64>,
+    pub last_ok: Option<String>,
 }
 
 /// What the rest of the proxy reads after each round.
@@ -92,6 +96,8 @@ impl View {
                     readable: false,
                     lag: None,
                     failures: 0,
+                    probe_ms: None,
+                    last_ok: None,
                 };
                 n
             ],
@@ -491,7 +497,7 @@ impl Cluster {
     /// Transactions in `i`'s binlog that the primary `p` never had.
     fn errant(&self, i: usize, p: usize) -> Vec<hastack_proto::mysql::gtid::Gtid> {
         match (&self.last[i], &self.last[p]) {
-            (Some(r), Some(pr)) => r.gtid_binlog_pos.beyond(&pr.gtid_binlog_pos),
+            (Some(r), Some(pr)) => pr.gtid_binlog_state.missing(&r.gtid_binlog_pos),
             _ => Vec::new(),
         }
     }
@@ -504,6 +510,8 @@ impl Cluster {
             readable: false,
             lag: None,
             failures: self.failures[i],
+            probe_ms: None,
+            last_ok: None,
         }
     }
 
@@ -514,6 +522,8 @@ impl Cluster {
             readable,
             lag,
             failures: self.failures[i],
+            probe_ms: None,
+            last_ok: None,
         };
         let Some(r) = self.last[i].as_ref() else {
             let why = self.errors[i]
@@ -672,7 +682,7 @@ impl Cluster {
 mod tests {
     use super::*;
     use crate::probe::Link;
-    use hastack_proto::mysql::gtid::GtidPos;
+    use hastack_proto::mysql::gtid::{GtidPos, GtidState};
 
     const FAIL: u32 = 3;
 
@@ -705,11 +715,16 @@ mod tests {
     }
 
     fn primary(binlog: &str) -> Result<Report, String> {
+        primary_with_state(binlog, binlog)
+    }
+
+    fn primary_with_state(binlog: &str, state: &str) -> Result<Report, String> {
         Ok(Report {
             read_only: false,
             server_id: 1,
             gtid_binlog_pos: gtid(binlog),
             gtid_current_pos: gtid(binlog),
+            gtid_binlog_state: GtidState::parse(state).unwrap(),
             links: Some(vec![]),
         })
     }
@@ -734,6 +749,7 @@ mod tests {
             server_id: 2,
             gtid_binlog_pos: gtid(&pos),
             gtid_current_pos: gtid(&pos),
+            gtid_binlog_state: GtidState::parse(&pos).unwrap(),
             links: Some(vec![l]),
         })
     }
@@ -901,11 +917,11 @@ mod tests {
 
     /// After db-3 was promoted and db-2 re-pointed.
     fn after_failover() -> Vec<Result<Report, String>> {
-        let mut p = primary("0-1-12,1-3-5");
+        let mut p = primary_with_state("0-3-20,1-3-5", "0-1-12,0-3-20,1-3-5");
         if let Ok(r) = &mut p {
             r.server_id = 3;
         }
-        vec![down(), replica(link(2, "0-1-12,1-3-5")), p]
+        vec![down(), replica(link(2, "0-3-20,1-3-5")), p]
     }
 
     fn failed_over(c: &mut Cluster, t: Instant) {

@@ -1,6 +1,7 @@
 //! sqlproxyd as the shared runtime drives it: the client listener, the
 //! sessions, reload and drain.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
@@ -14,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin::{self, Admin};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::monitor::Monitor;
 use crate::registry::Registry;
 use crate::session::Session;
 use crate::topology::Topology;
@@ -25,6 +27,9 @@ pub struct Sqlproxyd {
     stop: CancellationToken,
     sessions: TaskTracker,
     listen: SocketAddr,
+    /// One heartbeat per data host, by name; kept across reloads that do
+    /// not change the data host.
+    monitors: HashMap<String, Monitor>,
 }
 
 impl Daemon for Sqlproxyd {
@@ -47,7 +52,11 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
             anyhow::anyhow!("admin_listen {}: cannot bind: {e}", config.admin_listen)
         })?;
         let metrics = Metrics::register(ctx.registry);
-        let topology = Arc::new(RwLock::new(Arc::new(Topology::from_config(&config)?)));
+        let mut monitors = HashMap::new();
+        refresh_monitors(&mut monitors, &config, &metrics);
+        let topology = Arc::new(RwLock::new(Arc::new(Topology::from_config(
+            &config, &monitors,
+        )?)));
         let stop = CancellationToken::new();
         let sessions = TaskTracker::new();
         let registry = Arc::new(Registry::default());
@@ -78,6 +87,7 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
             metrics,
             stop,
             sessions,
+            monitors,
         })
     }
 
@@ -85,7 +95,14 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
         if config.listen != self.listen {
             tracing::warn!(running = %self.listen, configured = %config.listen, "listen changes only at restart");
         }
-        let fresh = Arc::new(Topology::from_config(&config)?);
+        let mut monitors = std::mem::take(&mut self.monitors);
+        let state_dir_changed = config.state_dir != self.config.state_dir;
+        if state_dir_changed {
+            monitors.clear();
+        }
+        refresh_monitors(&mut monitors, &config, &self.metrics);
+        self.monitors = monitors;
+        let fresh = Arc::new(Topology::from_config(&config, &self.monitors)?);
         if let Ok(mut t) = self.topology.write() {
             *t = fresh;
         }
@@ -99,12 +116,29 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
             .data_hosts
             .iter()
             .map(|h| {
+                let view = self.monitors.get(&h.name).map(|m| m.view.borrow().clone());
                 let nodes: Vec<_> = h
                     .nodes
                     .iter()
-                    .map(|n| json!({ "name": n.name, "address": n.address, "role": n.role, "weight": n.weight }))
+                    .enumerate()
+                    .map(|(i, n)| {
+                        let v = view.as_ref().and_then(|v| v.nodes.get(i));
+                        json!({
+                            "name": n.name, "address": n.address, "role": n.role, "weight": n.weight,
+                            "state": v.map(|v| v.state), "reason": v.map(|v| &v.reason),
+                            "readable": v.map(|v| v.readable), "lag_seconds": v.and_then(|v| v.lag),
+                            "failed_heartbeats": v.map(|v| v.failures), "last_ok": v.and_then(|v| v.last_ok.as_ref()),
+                        })
+                    })
                     .collect();
-                json!({ "name": h.name, "balance": h.balance, "switch_type": h.switch_type, "nodes": nodes })
+                let primary = view.as_ref().and_then(|v| v.primary).and_then(|p| h.nodes.get(p)).map(|n| &n.name);
+                json!({
+                    "name": h.name, "balance": h.balance, "switch_type": h.switch_type,
+                    "primary": primary,
+                    "no_primary": view.as_ref().filter(|v| v.primary.is_none()).map(|v| &v.no_primary),
+                    "heartbeat_rounds": view.as_ref().map(|v| v.round),
+                    "nodes": nodes,
+                })
             })
             .collect();
         json!({
@@ -123,6 +157,25 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
         self.stop.cancel();
         self.sessions.close();
         self.sessions.wait().await;
+    }
+}
+
+/// Starts a heartbeat for each data host that has none or whose config
+/// changed, and stops those of data hosts no longer configured.
+fn refresh_monitors(monitors: &mut HashMap<String, Monitor>, config: &Config, metrics: &Metrics) {
+    monitors.retain(|name, m| {
+        config
+            .data_hosts
+            .iter()
+            .any(|h| &h.name == name && *h == m.config)
+    });
+    for h in &config.data_hosts {
+        if !monitors.contains_key(&h.name) {
+            monitors.insert(
+                h.name.clone(),
+                Monitor::spawn(h, config.state_dir.clone(), metrics.clone()),
+            );
+        }
     }
 }
 

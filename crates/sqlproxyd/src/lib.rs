@@ -12,6 +12,9 @@
 //! - [`backend`]: a logged-in connection to one node.
 //! - [`probe`]: what one heartbeat saw (pure).
 //! - [`cluster`]: who is primary, who may read, what to repair (pure).
+//! - [`monitor`]: the heartbeat of a data host, driving [`cluster`].
+//! - [`failover`]: fencing, promotion and re-pointing on the backends.
+//! - [`dnindex`]: the persisted write node (Mycat's dnindex.properties).
 //! - [`admin`]: the MySQL-protocol admin port (Mycat-style `show @@...`).
 //! - [`registry`]: the sessions open now.
 //! - [`pool`]: idle logged-in backend connections.
@@ -27,9 +30,12 @@ pub mod client_stream;
 pub mod cluster;
 pub mod config;
 pub mod daemon;
+pub mod dnindex;
+pub mod failover;
 pub mod frontend;
 pub mod import_mycat;
 pub mod metrics;
+pub mod monitor;
 pub mod pool;
 pub mod probe;
 pub mod registry;

@@ -34,6 +34,15 @@ pub struct RouteLabels {
     pub route: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HaEventLabels {
+    pub data_host: String,
+    /// `promote`, `fence`, `follow`, `primary_changed`, `persist`.
+    pub event: &'static str,
+    /// `ok`, `failed` or `skipped` (another sqlproxyd holds the lock).
+    pub result: &'static str,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     pub client_connections: Gauge,
@@ -44,6 +53,11 @@ pub struct Metrics {
     pub backend_commands: Family<NodeRouteLabels, Counter>,
     pub backend_errors: Family<NodeLabels, Counter>,
     pub backend_latency: Family<NodeLabels, Histogram>,
+    pub heartbeat_failures: Family<NodeLabels, Counter>,
+    /// 1 for a node that may take reads or writes now, else 0.
+    pub node_up: Family<NodeLabels, Gauge>,
+    pub node_lag: Family<NodeLabels, Gauge>,
+    pub ha_events: Family<HaEventLabels, Counter>,
 }
 
 impl Metrics {
@@ -60,6 +74,10 @@ impl Metrics {
             backend_latency: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.0001, 2.0, 16))
             }),
+            heartbeat_failures: Family::default(),
+            node_up: Family::default(),
+            node_lag: Family::default(),
+            ha_events: Family::default(),
         };
         r.register(
             "client_connections",
@@ -97,7 +115,37 @@ impl Metrics {
             "Time from sending a command to the end of its reply",
             m.backend_latency.clone(),
         );
+        r.register(
+            "heartbeat_failures",
+            "Failed heartbeats, per node",
+            m.heartbeat_failures.clone(),
+        );
+        r.register(
+            "node_up",
+            "1 when the node may take traffic (primary, or a replica within max_replica_lag)",
+            m.node_up.clone(),
+        );
+        r.register(
+            "node_lag_seconds",
+            "Seconds_Behind_Master of a replica at the last heartbeat",
+            m.node_lag.clone(),
+        );
+        r.register(
+            "ha_events",
+            "Failover steps: promotions, fences, replicas pointed at the primary, primary changes",
+            m.ha_events.clone(),
+        );
         m
+    }
+
+    pub fn ha_event(&self, data_host: &str, event: &'static str, result: &'static str) {
+        self.ha_events
+            .get_or_create(&HaEventLabels {
+                data_host: data_host.to_owned(),
+                event,
+                result,
+            })
+            .inc();
     }
 }
 

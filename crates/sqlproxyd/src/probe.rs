@@ -5,8 +5,12 @@
 
 use std::net::SocketAddr;
 
-use hastack_proto::mysql::gtid::GtidPos;
+use hastack_proto::mysql::gtid::{GtidPos, GtidState};
 use hastack_proto::mysql::rows::Rows;
+
+/// The variables a heartbeat reads, in the order [`Report::from_rows`] expects.
+pub const VARS: &str =
+    "SELECT @@read_only, @@server_id, @@gtid_binlog_pos, @@gtid_current_pos, @@gtid_binlog_state";
 
 /// A heartbeat that answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +21,8 @@ pub struct Report {
     /// log_slave_updates, replicated ones).
     pub gtid_binlog_pos: GtidPos,
     pub gtid_current_pos: GtidPos,
+    /// The last GTID of each server in each domain of its binlog.
+    pub gtid_binlog_state: GtidState,
     /// `None` when the monitor account may not read replication status.
     pub links: Option<Vec<Link>>,
 }
@@ -58,8 +64,7 @@ impl Link {
 }
 
 impl Report {
-    /// From `SELECT @@read_only, @@server_id, @@gtid_binlog_pos,
-    /// @@gtid_current_pos` and the replication status rows (`None` when
+    /// From [`VARS`] and the replication status rows (`None` when
     /// they could not be read).
     pub fn from_rows(vars: &Rows, links: Option<&Rows>) -> Result<Report, String> {
         let v = |i: usize| vars.rows.first().and_then(|r| r.get(i)?.as_deref());
@@ -69,6 +74,7 @@ impl Report {
             server_id: v(1).and_then(|s| s.parse().ok()).unwrap_or(0),
             gtid_binlog_pos: gtid(2)?,
             gtid_current_pos: gtid(3)?,
+            gtid_binlog_state: GtidState::parse(v(4).unwrap_or("")).map_err(|e| e.to_string())?,
             links: links.map(parse_links).transpose()?,
         })
     }
@@ -128,8 +134,15 @@ mod tests {
                 "@@server_id",
                 "@@gtid_binlog_pos",
                 "@@gtid_current_pos",
+                "@@gtid_binlog_state",
             ],
-            &[&[Some("1"), Some("2"), Some("0-1-7"), Some("0-1-9")]],
+            &[&[
+                Some("1"),
+                Some("2"),
+                Some("0-1-7"),
+                Some("0-1-9"),
+                Some("0-1-7,0-2-3"),
+            ]],
         );
         let links = rows(
             &[
@@ -161,6 +174,11 @@ mod tests {
         assert!(r.read_only);
         assert_eq!(r.server_id, 2);
         assert_eq!(r.gtid_current_pos.to_string(), "0-1-9");
+        assert!(r.gtid_binlog_state.holds(hastack_proto::mysql::gtid::Gtid {
+            domain: 0,
+            server: 2,
+            seq: 3
+        }));
         let l = &r.links.as_ref().unwrap()[0];
         assert_eq!(l.io, IoThread::Connecting);
         assert!(l.sql_running && l.active());

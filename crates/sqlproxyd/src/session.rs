@@ -96,6 +96,8 @@ enum Forwarded {
     /// The backend failed before any reply byte reached the client; the
     /// client has an ERR and the session goes on.
     Refused,
+    /// A read's node was lost before any reply byte: it may run again.
+    Retry,
 }
 
 impl Session {
@@ -335,7 +337,7 @@ impl Session {
                     self.route.pinned.get_or_insert(PinReason::Statement(pin));
                 }
             }
-            Forwarded::Refused => {}
+            Forwarded::Refused | Forwarded::Retry => {}
         }
         Ok(())
     }
@@ -398,11 +400,37 @@ impl Session {
     }
 
     /// Sends `packet` to the target connection and streams the reply back.
+    /// A read whose node is lost before any reply byte is run once more,
+    /// on another node (a read is safe to repeat; a write never is).
     async fn forward(
         &mut self,
         target: Target,
         packet: Packet,
         expect: Expect,
+    ) -> Result<Forwarded> {
+        if target == Target::Read {
+            match self
+                .forward_once(target, packet.clone(), expect, true)
+                .await?
+            {
+                Forwarded::Retry => {
+                    tracing::info!(
+                        session = self.id,
+                        "read node lost before replying: the read runs again on another node"
+                    );
+                }
+                done => return Ok(done),
+            }
+        }
+        self.forward_once(target, packet, expect, false).await
+    }
+
+    async fn forward_once(
+        &mut self,
+        target: Target,
+        packet: Packet,
+        expect: Expect,
+        may_retry: bool,
     ) -> Result<Forwarded> {
         let seq = packet.seq;
         let target = match self.ensure_backend(target).await {
@@ -421,7 +449,9 @@ impl Session {
         backend.in_reply = true;
         let started = Instant::now();
         if let Err(e) = backend.wire.send(packet).await {
-            return self.lost_backend(target, seq, false, &e.into()).await;
+            return self
+                .lost_backend(target, seq, false, may_retry, &e.into())
+                .await;
         }
         let mut reply = Reply::new(expect);
         let mut forwarded = false;
@@ -438,7 +468,11 @@ impl Session {
             };
             let p = match next_packet {
                 Ok(p) => p,
-                Err(e) => return self.lost_backend(target, seq, forwarded, &e).await,
+                Err(e) => {
+                    return self
+                        .lost_backend(target, seq, forwarded, may_retry, &e)
+                        .await
+                }
             };
             let step = reply.step(&p.payload);
             self.client.feed(p).await?;
@@ -495,6 +529,7 @@ impl Session {
         target: Target,
         seq: u8,
         forwarded: bool,
+        may_retry: bool,
         e: &anyhow::Error,
     ) -> Result<Forwarded> {
         let node = self.backend_mut(target)?.node;
@@ -508,6 +543,9 @@ impl Session {
         if forwarded {
             // Part of a reply reached the client: the stream cannot be repaired.
             anyhow::bail!("backend {name} lost in the middle of a reply");
+        }
+        if may_retry && target == Target::Read {
+            return Ok(Forwarded::Retry);
         }
         if target == Target::Write {
             // Whatever was open there (transaction, locks, temp tables) is gone.
@@ -528,12 +566,21 @@ impl Session {
 
     /// Opens (if needed) and brings in step the connection for `target`;
     /// returns the target actually used (a read falls back to the writer
-    /// when no read node can be reached).
+    /// when no read node qualifies and the data host allows it).
     async fn ensure_backend(&mut self, target: Target) -> Result<Target> {
         if target == Target::Read {
+            // A replica that fell behind, or a node promoted or fenced since,
+            // is let go: the read goes where the heartbeat allows now.
+            if let Some(node) = self.read.as_ref().map(|b| b.node) {
+                if !self.host.readable(node) || Some(node) == self.host.writer() {
+                    self.release(Target::Read).await;
+                }
+            }
             if self.read.is_none() {
-                for node in self.host.read_order() {
-                    if node == self.host.writer() {
+                let writer = self.host.writer();
+                let order = self.host.read_order();
+                for &node in &order {
+                    if Some(node) == writer {
                         break;
                     }
                     match self.connect(node, Target::Read).await {
@@ -545,6 +592,9 @@ impl Session {
                             tracing::warn!(session = self.id, node = %self.host.nodes[node].name, "read node unavailable: {e:#}")
                         }
                     }
+                }
+                if self.read.is_none() && writer.is_some_and(|w| !order.contains(&w)) {
+                    anyhow::bail!("{}", self.host.no_read_node());
                 }
             }
             if self.read.is_some() {
@@ -560,11 +610,55 @@ impl Session {
                 }
             }
         }
-        if self.write.is_none() {
-            self.write = Some(self.connect(self.host.writer(), Target::Write).await?);
-        }
+        self.ensure_writer().await?;
         self.sync(Target::Write).await?;
         Ok(Target::Write)
+    }
+
+    /// Keeps the write connection on the primary in use: after a failover
+    /// the old one is closed (what it held is gone, and the client is told
+    /// when that was a transaction or session state), and a new one is
+    /// opened, waiting up to `primary_wait` for a primary to exist.
+    async fn ensure_writer(&mut self) -> Result<()> {
+        let writer = self.host.writer();
+        if let Some(node) = self.write.as_ref().map(|b| b.node) {
+            if Some(node) != writer {
+                let held = self.route.in_transaction || self.route.pinned.is_some();
+                let old = self.host.nodes[node].name.clone();
+                self.drop_backend(Target::Write);
+                self.route = SessionRoute::default();
+                if held {
+                    anyhow::bail!("the primary changed (it was {old}): this session's open transaction, locks, temporary tables or prepared statements there are lost; retry the transaction");
+                }
+            }
+        }
+        if self.write.is_none() {
+            // Nothing was sent yet, so a primary that refuses the connection
+            // (dying, a failover under way) is waited out, not reported.
+            let deadline = tokio::time::Instant::now() + self.host.primary_wait;
+            loop {
+                let w = self.host.wait_writer().await.map_err(|why| {
+                    anyhow::anyhow!("no primary for data host '{}': {why}", self.host.name)
+                })?;
+                match self.connect(w, Target::Write).await {
+                    Ok(b) => {
+                        self.write = Some(b);
+                        break;
+                    }
+                    Err(e) => {
+                        if !self.host.wait_primary_change(w, deadline).await {
+                            return Err(e);
+                        }
+                        tracing::info!(
+                            session = self.id,
+                            "primary {} unreachable; writes go to the new primary",
+                            self.host.nodes[w].name
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn connect(&mut self, node: usize, target: Target) -> Result<Backend> {

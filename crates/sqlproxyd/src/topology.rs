@@ -11,8 +11,11 @@ use hastack_proto::mysql::auth::{native_hash, parse_native_hash, NativeHash};
 use hastack_rt::Secret;
 
 use crate::balance::{read_candidates, WeightedRoundRobin};
+use crate::cluster::View;
 use crate::config::{AuthPlugin, Balance, Config, Role};
+use crate::monitor::Monitor;
 use crate::pool::Pool;
+use tokio::sync::watch;
 
 pub struct User {
     pub name: String,
@@ -51,24 +54,54 @@ pub struct DataHost {
     rr: Mutex<WeightedRoundRobin>,
     /// Idle logged-in connections to this data host's nodes.
     pub pool: Pool,
+    /// The heartbeat's latest verdict: primary, readable nodes.
+    pub view: watch::Receiver<View>,
+    pub primary_wait: Duration,
+    pub reads_fall_back_to_primary: bool,
+    pub heartbeat_timeout: Duration,
 }
 
 impl DataHost {
-    /// The write node in use. (Failover, in the HA issue, moves it.)
-    pub fn writer(&self) -> usize {
-        self.nodes
-            .iter()
-            .position(|n| n.role == Role::Write)
-            .unwrap_or(0)
+    /// The node writes go to now, if there is one.
+    pub fn writer(&self) -> Option<usize> {
+        self.view.borrow().primary
     }
 
-    /// Read nodes in the order to try them: the balancer's pick first, then
-    /// the other candidates, then the writer as the last resort.
+    /// The node writes go to, waiting up to `primary_wait` while there is
+    /// none (a failover in progress); the error says why there is none.
+    pub async fn wait_writer(&self) -> Result<usize, String> {
+        let mut view = self.view.clone();
+        crate::monitor::wait_primary(&mut view, self.primary_wait).await
+    }
+
+    /// Waits until the primary is no longer `old` (a failover), at most
+    /// until `deadline`; true when it changed.
+    pub async fn wait_primary_change(&self, old: usize, deadline: tokio::time::Instant) -> bool {
+        let mut view = self.view.clone();
+        let changed = tokio::time::timeout_at(
+            deadline,
+            view.wait_for(|v| v.primary.is_some_and(|p| p != old)),
+        )
+        .await;
+        matches!(changed, Ok(Ok(_)))
+    }
+
+    /// Whether node `i` may take reads now.
+    pub fn readable(&self, i: usize) -> bool {
+        self.view.borrow().nodes.get(i).is_some_and(|n| n.readable)
+    }
+
+    /// Nodes to try for a read, in order: the balancer's pick first, then
+    /// the other readable candidates, then (when allowed) the primary.
     pub fn read_order(&self) -> Vec<usize> {
-        let writer = self.writer();
+        let view = self.view.borrow();
+        let writer = view.primary;
         let roles: Vec<Role> = self.nodes.iter().map(|n| n.role).collect();
         let weights: Vec<u32> = self.nodes.iter().map(|n| n.weight).collect();
-        let candidates = read_candidates(self.balance, &roles, writer);
+        let candidates: Vec<usize> = read_candidates(self.balance, &roles, writer)
+            .into_iter()
+            .filter(|&i| view.nodes.get(i).is_some_and(|n| n.readable))
+            .collect();
         let first = self
             .rr
             .lock()
@@ -76,10 +109,28 @@ impl DataHost {
             .and_then(|mut rr| rr.pick(&candidates, &weights));
         let mut order: Vec<usize> = first.into_iter().collect();
         order.extend(candidates.iter().copied().filter(|&i| Some(i) != first));
-        if !order.contains(&writer) {
-            order.push(writer);
+        if let Some(w) = writer.filter(|w| !order.contains(w)) {
+            if self.reads_fall_back_to_primary || self.balance == Balance::Primary {
+                order.push(w);
+            }
         }
         order
+    }
+
+    /// Why no node can take a read now, for the client's error.
+    pub fn no_read_node(&self) -> String {
+        let view = self.view.borrow();
+        let why: Vec<String> = self
+            .nodes
+            .iter()
+            .zip(&view.nodes)
+            .map(|(n, v)| format!("{}: {}", n.name, v.reason))
+            .collect();
+        format!(
+            "no node of data host '{}' may take reads ({}) and reads_fall_back_to_primary is off",
+            self.name,
+            why.join("; ")
+        )
     }
 }
 
@@ -103,8 +154,12 @@ pub struct Topology {
 pub const DEFAULT_SERVER_VERSION: &str = "5.5.5-10.11.0-MariaDB-sqlproxyd";
 
 impl Topology {
-    /// Builds it; fails only on unreadable TLS files.
-    pub fn from_config(c: &Config) -> anyhow::Result<Topology> {
+    /// Builds it over the heartbeats in `monitors` (by data host name);
+    /// fails only on unreadable TLS files or a data host without one.
+    pub fn from_config(
+        c: &Config,
+        monitors: &HashMap<String, Monitor>,
+    ) -> anyhow::Result<Topology> {
         let users = c
             .users
             .iter()
@@ -129,7 +184,10 @@ impl Topology {
             .data_hosts
             .iter()
             .map(|h| {
-                Arc::new(DataHost {
+                let monitor = monitors
+                    .get(&h.name)
+                    .ok_or_else(|| anyhow::anyhow!("data host {}: no heartbeat running", h.name))?;
+                Ok(Arc::new(DataHost {
                     name: h.name.clone(),
                     balance: h.balance,
                     read_your_writes: h.read_your_writes.get(),
@@ -149,9 +207,13 @@ impl Topology {
                         .collect(),
                     rr: Mutex::new(WeightedRoundRobin::new(h.nodes.len())),
                     pool: Pool::new(h.pool.max as usize),
-                })
+                    view: monitor.view.clone(),
+                    primary_wait: h.failover.primary_wait.get(),
+                    reads_fall_back_to_primary: h.reads_fall_back_to_primary,
+                    heartbeat_timeout: h.heartbeat.timeout.get(),
+                }))
             })
-            .collect();
+            .collect::<anyhow::Result<_>>()?;
         let schemas = c
             .schemas
             .iter()

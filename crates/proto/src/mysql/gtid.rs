@@ -96,6 +96,40 @@ impl GtidPos {
     }
 }
 
+/// `@@gtid_binlog_state`: the last GTID of each (domain, server) pair a
+/// binlog holds (kept when old binlogs are purged). Under
+/// gtid_strict_mode a GTID is in that history exactly when its sequence
+/// number is at most the state's for its domain and server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GtidState(BTreeMap<(u32, u32), u64>);
+
+impl GtidState {
+    pub fn parse(s: &str) -> Result<GtidState, BadGtid> {
+        let mut map = BTreeMap::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let g = GtidPos::parse(part)?.iter().next().ok_or_else(|| BadGtid {
+                input: part.chars().take(200).collect(),
+                what: "empty GTID",
+            })?;
+            map.insert((g.domain, g.server), g.seq);
+        }
+        Ok(GtidState(map))
+    }
+
+    /// Whether this history holds `g`.
+    pub fn holds(&self, g: Gtid) -> bool {
+        self.0
+            .get(&(g.domain, g.server))
+            .is_some_and(|&s| g.seq <= s)
+    }
+
+    /// The GTIDs of `pos` this history does not hold: a node whose binlog
+    /// ends with any of them has transactions the primary never had.
+    pub fn missing(&self, pos: &GtidPos) -> Vec<Gtid> {
+        pos.iter().filter(|&g| !self.holds(g)).collect()
+    }
+}
+
 impl fmt::Display for GtidPos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, g) in self.iter().enumerate() {
@@ -142,6 +176,26 @@ mod tests {
         );
         // Or in a domain the new primary never saw.
         assert_eq!(p("0-1-100,7-1-1").beyond(&primary).len(), 1);
+    }
+
+    #[test]
+    fn a_binlog_state_knows_each_servers_history() {
+        // The new primary (server 3) took over at 0-1-103 and wrote 104..110.
+        let state = GtidState::parse("0-1-103,0-3-110").unwrap();
+        // The old master had 0-1-103: a prefix, it may rejoin.
+        assert!(state.missing(&p("0-1-103")).is_empty());
+        // It had written 0-1-105, never replicated: errant, although 105 < 110.
+        assert_eq!(state.missing(&p("0-1-105")).len(), 1);
+        assert!(
+            p("0-1-105").beyond(&p("0-3-110")).is_empty(),
+            "why positions alone are not enough"
+        );
+        assert!(!GtidState::parse("").unwrap().holds(Gtid {
+            domain: 0,
+            server: 1,
+            seq: 1
+        }));
+        assert!(GtidState::parse("0-1").is_err());
     }
 
     #[test]

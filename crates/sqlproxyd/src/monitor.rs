@@ -1,0 +1,391 @@
+//! The heartbeat of one data host: every `interval`, each node is probed
+//! (the configured query, `@@read_only`, the GTID positions and
+//! `SHOW ALL SLAVES STATUS`) over a kept monitor connection, the round is
+//! folded into [`Cluster`], the resulting [`View`] is published for routing,
+//! and the actions it asks for are carried out by [`Actor`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use hastack_proto::mysql::packets::ParseError;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::Backend;
+use crate::cluster::{Action, Cluster, NodeSpec, Policy, State, View};
+use crate::config;
+use crate::failover::{connect_as, Actor};
+use crate::metrics::{Metrics, NodeLabels};
+use crate::probe::{Report, VARS};
+
+/// A running heartbeat: its published view, and what it was started from
+/// (a reload keeps it when that did not change).
+pub struct Monitor {
+    pub view: watch::Receiver<View>,
+    pub config: config::DataHost,
+    stop: CancellationToken,
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Monitor {
+    /// Starts the heartbeat of `host`; the write-node index is kept in
+    /// `state_dir`.
+    pub fn spawn(host: &config::DataHost, state_dir: PathBuf, metrics: Metrics) -> Monitor {
+        let (tx, view) = watch::channel(View::initial(host.nodes.len()));
+        let stop = CancellationToken::new();
+        let task = Task::new(host, state_dir, metrics, tx);
+        tokio::spawn(task.run(stop.clone()));
+        Monitor {
+            view,
+            config: host.clone(),
+            stop,
+        }
+    }
+}
+
+struct Task {
+    name: String,
+    query: String,
+    interval: Duration,
+    timeout: Duration,
+    cluster: Cluster,
+    actor: Arc<Actor>,
+    state_file: PathBuf,
+    metrics: Metrics,
+    tx: watch::Sender<View>,
+}
+
+impl Task {
+    fn new(
+        h: &config::DataHost,
+        state_dir: PathBuf,
+        metrics: Metrics,
+        tx: watch::Sender<View>,
+    ) -> Task {
+        let specs: Vec<NodeSpec> = h
+            .nodes
+            .iter()
+            .map(|n| NodeSpec {
+                name: n.name.clone(),
+                addr: n.address,
+                role: n.role,
+            })
+            .collect();
+        let state_file = crate::dnindex::path(&state_dir);
+        let persisted = match crate::dnindex::read(&state_file) {
+            Ok(m) => m.get(&h.name).copied(),
+            Err(e) => {
+                tracing::error!(data_host = %h.name, "{e:#}; starting without the persisted write node");
+                None
+            }
+        };
+        if let Some(i) = persisted {
+            tracing::info!(data_host = %h.name, index = i, file = %state_file.display(), "persisted write node index");
+        }
+        let policy = Policy {
+            fail_count: h.heartbeat.fail_count,
+            switch_type: h.switch_type,
+            promote: h.failover.promote,
+            auto_rejoin: h.failover.auto_rejoin,
+            max_replica_lag: h.max_replica_lag.get(),
+            min_switch_interval: h.failover.min_switch_interval.get(),
+            reads_fall_back_to_primary: h.reads_fall_back_to_primary,
+        };
+        let (user, password) = match (&h.heartbeat.user, &h.heartbeat.password) {
+            (Some(u), Some(p)) => (u.clone(), p.expose().to_owned()),
+            _ => (h.user.clone(), h.password.expose().to_owned()),
+        };
+        let actor = Actor {
+            data_host: h.name.clone(),
+            specs: specs.clone(),
+            user,
+            password,
+            repl_user: h.failover.replication_user.clone().unwrap_or_default(),
+            repl_password: h
+                .failover
+                .replication_password
+                .as_ref()
+                .map(|p| p.expose().to_owned())
+                .unwrap_or_default(),
+            timeout: h.heartbeat.timeout.get().max(h.connect_timeout.get()),
+            apply_timeout: h.failover.apply_timeout.get(),
+        };
+        Task {
+            name: h.name.clone(),
+            query: h.heartbeat.query.clone(),
+            interval: h.heartbeat.interval.get(),
+            timeout: h.heartbeat.timeout.get(),
+            cluster: Cluster::new(specs, policy, persisted),
+            actor: Arc::new(actor),
+            state_file,
+            metrics,
+            tx,
+        }
+    }
+
+    async fn run(mut self, stop: CancellationToken) {
+        let n = self.cluster.specs().len();
+        let mut conns: Vec<Option<Backend>> = (0..n).map(|_| None).collect();
+        let mut previous = View::initial(n);
+        let mut last_ok: Vec<Option<std::time::SystemTime>> = vec![None; n];
+        loop {
+            let started = tokio::time::Instant::now();
+            let timed = tokio::select! {
+                r = self.probe_all(&mut conns) => r,
+                _ = stop.cancelled() => return,
+            };
+            let mut took = Vec::with_capacity(n);
+            let mut round = Vec::with_capacity(n);
+            for (i, (result, t)) in timed.into_iter().enumerate() {
+                if result.is_ok() {
+                    last_ok[i] = Some(std::time::SystemTime::now());
+                }
+                took.push(t);
+                round.push(result);
+            }
+            let (mut view, actions) = self.cluster.observe(round, Instant::now());
+            for (i, v) in view.nodes.iter_mut().enumerate() {
+                v.probe_ms = Some(u64::try_from(took[i].as_millis()).unwrap_or(u64::MAX));
+                v.last_ok = last_ok[i].map(|t| humantime::format_rfc3339_seconds(t).to_string());
+            }
+            self.report_changes(&previous, &view);
+            self.tx.send_replace(view.clone());
+            previous = view;
+            let acted = !actions.is_empty();
+            for action in actions {
+                tokio::select! {
+                    _ = self.act(action) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+            // After acting, look again at once: routing should see the
+            // result of a promotion now, not an interval later.
+            if !acted {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(started + self.interval) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+        }
+    }
+
+    /// Probes every node at once; each result with how long it took.
+    async fn probe_all(
+        &self,
+        conns: &mut [Option<Backend>],
+    ) -> Vec<(Result<Report, String>, Duration)> {
+        let specs = self.cluster.specs();
+        let probes = conns.iter_mut().enumerate().map(|(i, conn)| async move {
+            let started = Instant::now();
+            let r = self.probe(i, &specs[i], conn).await;
+            (r, Instant::now().saturating_duration_since(started))
+        });
+        futures::future::join_all(probes).await
+    }
+
+    async fn probe(
+        &self,
+        i: usize,
+        spec: &NodeSpec,
+        conn: &mut Option<Backend>,
+    ) -> Result<Report, String> {
+        let result = tokio::time::timeout(self.timeout, async {
+            if conn.is_none() {
+                *conn = Some(
+                    connect_as(
+                        spec,
+                        i,
+                        &self.actor.user,
+                        &self.actor.password,
+                        self.timeout,
+                    )
+                    .await?,
+                );
+            }
+            let Some(b) = conn.as_mut() else {
+                anyhow::bail!("no connection");
+            };
+            b.query_rows(&self.query).await?;
+            let vars = b.query_rows(VARS).await?;
+            let links = match b.query_rows("SHOW ALL SLAVES STATUS").await {
+                Ok(rows) => Some(rows),
+                Err(e) if is_denied(&e) => None,
+                Err(e) => return Err(e),
+            };
+            Report::from_rows(&vars, links.as_ref()).map_err(anyhow::Error::msg)
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "heartbeat timed out after {:?}",
+                self.timeout
+            ))
+        });
+        result.map_err(|e| {
+            *conn = None;
+            self.metrics
+                .heartbeat_failures
+                .get_or_create(&NodeLabels::new(&self.name, &spec.name))
+                .inc();
+            format!("{e:#}")
+        })
+    }
+
+    fn report_changes(&self, before: &View, now: &View) {
+        let specs = self.cluster.specs();
+        if before.primary != now.primary {
+            match now.primary {
+                Some(p) => {
+                    tracing::warn!(data_host = %self.name, primary = %specs[p].name, address = %specs[p].addr, "writes go to {}", specs[p].name)
+                }
+                None => {
+                    tracing::error!(data_host = %self.name, reason = %now.no_primary, "no primary: writes wait")
+                }
+            }
+            if before.round > 0 {
+                self.metrics.ha_event(&self.name, "primary_changed", "ok");
+            }
+        } else if now.primary.is_none() && before.no_primary != now.no_primary {
+            tracing::warn!(data_host = %self.name, reason = %now.no_primary, "no primary");
+        }
+        for (i, (b, n)) in before.nodes.iter().zip(&now.nodes).enumerate() {
+            let labels = NodeLabels::new(&self.name, &specs[i].name);
+            let serving = n.readable || now.primary == Some(i);
+            self.metrics
+                .node_up
+                .get_or_create(&labels)
+                .set(i64::from(serving));
+            self.metrics
+                .node_lag
+                .get_or_create(&labels)
+                .set(n.lag.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)));
+            if b.state != n.state || (n.state != State::Up && b.reason != n.reason) {
+                let level_warn = matches!(n.state, State::Down | State::Fenced | State::Lagging);
+                if level_warn {
+                    tracing::warn!(data_host = %self.name, node = %specs[i].name, state = ?n.state, reason = %n.reason, "node state");
+                } else {
+                    tracing::info!(data_host = %self.name, node = %specs[i].name, state = ?n.state, reason = %n.reason, "node state");
+                }
+            }
+        }
+    }
+
+    async fn act(&mut self, action: Action) {
+        let specs = self.cluster.specs().to_vec();
+        let live: Vec<usize> = (0..specs.len())
+            .filter(|&i| self.cluster.alive(i))
+            .collect();
+        match action {
+            Action::Persist { index } => {
+                let result = crate::dnindex::write(&self.state_file, &self.name, index);
+                match &result {
+                    Ok(()) => {
+                        tracing::info!(data_host = %self.name, index, file = %self.state_file.display(), "write node index persisted")
+                    }
+                    Err(e) => {
+                        tracing::error!(data_host = %self.name, index, "cannot persist the write node index: {e:#}")
+                    }
+                }
+                self.metrics
+                    .ha_event(&self.name, "persist", outcome(result.is_ok()));
+            }
+            Action::Fence { node } => {
+                let result = self.actor.fence(node).await;
+                match &result {
+                    Ok(()) => {
+                        tracing::warn!(data_host = %self.name, node = %specs[node].name, "fenced: writable but not the primary; read_only=ON")
+                    }
+                    Err(e) => {
+                        tracing::error!(data_host = %self.name, node = %specs[node].name, "cannot fence: {e:#}")
+                    }
+                }
+                self.metrics
+                    .ha_event(&self.name, "fence", outcome(result.is_ok()));
+            }
+            Action::Follow {
+                node,
+                primary,
+                current_pos,
+            } => {
+                let result = self.actor.follow(&live, node, primary, current_pos).await;
+                let (name, p) = (&specs[node].name, &specs[primary].name);
+                let r = match result {
+                    Ok(true) => {
+                        tracing::warn!(data_host = %self.name, node = %name, primary = %p, gtid = if current_pos { "current_pos" } else { "slave_pos" }, "pointed at the primary; readmitted once caught up");
+                        "ok"
+                    }
+                    Ok(false) => "skipped",
+                    Err(e) => {
+                        tracing::error!(data_host = %self.name, node = %name, primary = %p, "cannot point it at the primary: {e:#}");
+                        "failed"
+                    }
+                };
+                self.metrics.ha_event(&self.name, "follow", r);
+            }
+            Action::Promote { node, old, repoint } => {
+                let (name, old_name) = (&specs[node].name, &specs[old].name);
+                tracing::warn!(data_host = %self.name, failed = %old_name, candidate = %name, "primary failed: promoting");
+                let started = Instant::now();
+                let result = self.actor.promote(&live, node, &repoint).await;
+                let took = Instant::now().saturating_duration_since(started);
+                let r = match result {
+                    Ok(Ok(failed)) => {
+                        tracing::warn!(data_host = %self.name, primary = %name, took = ?took, "promotion done");
+                        for f in failed {
+                            tracing::error!(data_host = %self.name, "replica not pointed at the new primary (retried): {f}");
+                        }
+                        "ok"
+                    }
+                    Ok(Err(why)) => {
+                        tracing::info!(data_host = %self.name, candidate = %name, "promotion not done here: {why}");
+                        "skipped"
+                    }
+                    Err(e) => {
+                        tracing::error!(data_host = %self.name, candidate = %name, "promotion failed: {e:#}");
+                        "failed"
+                    }
+                };
+                self.metrics.ha_event(&self.name, "promote", r);
+            }
+        }
+    }
+}
+
+fn outcome(ok: bool) -> &'static str {
+    if ok {
+        "ok"
+    } else {
+        "failed"
+    }
+}
+
+/// The server refused the statement for lack of privilege (1227, 1142,
+/// 1045) rather than failing.
+fn is_denied(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<ParseError>(),
+        Some(ParseError::ServerError(s)) if matches!(s.code, 1227 | 1142 | 1045 | 1044)
+    )
+}
+
+/// Waits up to `wait` for `view` to name a primary.
+pub async fn wait_primary(
+    view: &mut watch::Receiver<View>,
+    wait: Duration,
+) -> Result<usize, String> {
+    let waited = tokio::time::timeout(wait, view.wait_for(|v| v.primary.is_some()))
+        .await
+        .map(|r| r.map(|v| v.primary));
+    match waited {
+        Ok(Ok(Some(p))) => Ok(p),
+        Ok(Ok(None)) | Err(_) => Err(view.borrow().no_primary.clone()),
+        Ok(Err(_)) => Err("the heartbeat of this data host stopped".into()),
+    }
+}
