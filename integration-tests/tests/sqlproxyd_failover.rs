@@ -74,10 +74,11 @@ fn write_loop(
             }
             conn.as_mut()
                 .unwrap()
-                .exec_drop(
-                    "INSERT INTO ledger (id, payload) VALUES (?, REPEAT('x', 100))",
-                    (id,),
-                )
+                // Text protocol: a server-side prepared statement lives on
+                // one backend connection and does not survive a switchover.
+                .query_drop(format!(
+                    "INSERT INTO ledger (id, payload) VALUES ({id}, REPEAT('x', 100))"
+                ))
                 .map_err(|e| e.to_string())
         })();
         match result {
@@ -467,4 +468,119 @@ fn mycat_mode_honours_the_persisted_write_node_and_changes_nothing_on_the_backen
         .unwrap();
     assert_eq!(ro, 0);
     assert_eq!(log_count(&[&proxy], "fenced"), 0);
+}
+
+fn admin_conn(proxy: &Proxy) -> mysql::Conn {
+    mysql::Conn::new(
+        mysql::OptsBuilder::new()
+            .ip_or_hostname(Some(proxy.admin.ip().to_string()))
+            .tcp_port(proxy.admin.port())
+            .user(Some("app"))
+            .pass(Some("app"))
+            .prefer_socket(false),
+    )
+    .unwrap()
+}
+
+/// `POST path` on the admin HTTP endpoint: (status code, body).
+fn http_post(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+#[test]
+fn a_switchover_under_write_load_fails_and_loses_nothing() {
+    let cluster = MariaDbCluster::start(3).unwrap();
+    let proxy = Proxy::start(&cluster, "replicas", HA).unwrap();
+    wait_primary(&proxy, "db-1");
+    create_ledger(&proxy);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (addr, flag) = (proxy.addr, stop.clone());
+    let writer = std::thread::spawn(move || {
+        let started = Instant::now();
+        write_loop(addr, 1, 100_000, |_| {
+            flag.load(std::sync::atomic::Ordering::SeqCst)
+                || Instant::now().saturating_duration_since(started) > Duration::from_secs(60)
+        })
+    });
+    std::thread::sleep(Duration::from_secs(1));
+
+    // On the admin port, Mycat's way: to node index 2.
+    let t = Instant::now();
+    admin_conn(&proxy)
+        .query_drop("switch @@datasource dh1:2")
+        .unwrap();
+    eprintln!(
+        "switch @@datasource took {:?}",
+        Instant::now().saturating_duration_since(t)
+    );
+    assert_eq!(primary_of(&proxy).as_deref(), Some("db-3"));
+    std::thread::sleep(Duration::from_secs(1));
+
+    // Over the admin HTTP API: to db-2.
+    let t = Instant::now();
+    let (code, body) = http_post(proxy.daemon.admin, "/actions/switchover?node=db-2");
+    eprintln!(
+        "POST /actions/switchover took {:?}: {body}",
+        Instant::now().saturating_duration_since(t)
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"primary\": \"db-2\""), "{body}");
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let ledger = writer.join().unwrap();
+
+    assert!(
+        ledger.failed.is_empty(),
+        "writes failed during switchovers: {:?}",
+        ledger.failed.iter().map(|(_, e)| e).collect::<Vec<_>>()
+    );
+    assert!(
+        ledger.acked.len() > 100,
+        "too few writes to mean anything: {}",
+        ledger.acked.len()
+    );
+    cluster.wait_caught_up(Duration::from_secs(10)).unwrap();
+    for node in 0..3 {
+        let present = ids_on(&cluster, node);
+        assert!(
+            ledger.acked.iter().all(|id| present.contains(id)),
+            "node {node} misses acknowledged writes"
+        );
+    }
+    // Both former primaries now replicate from db-2.
+    for node in [0, 2] {
+        assert_eq!(
+            cluster.replica_field(node, "Master_Port").unwrap(),
+            Some(cluster.addr(1).port().to_string()),
+            "node {node}"
+        );
+    }
+    // Refusals are clear: no such node; a read_only user; an unknown action.
+    let e = admin_conn(&proxy)
+        .query_drop("switch @@datasource dh1:db-9")
+        .unwrap_err();
+    assert!(e.to_string().contains("no node"), "{e}");
+    let (code, body) = http_post(proxy.daemon.admin, "/actions/nothing");
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = http_post(proxy.daemon.admin, "/actions/switchover");
+    assert_eq!(code, 400, "{body}");
 }

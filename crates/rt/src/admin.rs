@@ -1,5 +1,7 @@
-//! The admin HTTP endpoint: `GET /status` (JSON) and `GET /metrics`
-//! (OpenMetrics text), bound to loopback unless the config says otherwise.
+//! The admin HTTP endpoint: `GET /status` (JSON), `GET /metrics`
+//! (OpenMetrics text) and `POST /actions/<name>?arg=value` (a daemon's
+//! runtime commands, JSON), bound to loopback unless the config says
+//! otherwise.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,7 +22,31 @@ use tokio::sync::watch;
 pub trait AdminSource: Send + Sync + 'static {
     fn status(&self) -> impl Future<Output = serde_json::Value> + Send;
     fn metrics(&self) -> String;
+    /// Runs action `name` with the query string's arguments.
+    fn action(
+        &self,
+        name: &str,
+        args: Vec<(String, String)>,
+    ) -> impl Future<Output = Result<serde_json::Value, ActionError>> + Send;
 }
+
+/// Why an action did not run, as the HTTP status it is answered with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionError {
+    /// 404: no such action.
+    Unknown(String),
+    /// 400: missing or malformed arguments.
+    BadRequest(String),
+    /// 409: it cannot be done in the current state.
+    Conflict(String),
+    /// 500: it was tried and failed.
+    Failed(String),
+}
+
+/// What [`crate::Daemon::action`] returns: independent of the daemon's
+/// borrow, so a long action does not hold up `/status` or a reload.
+pub type ActionFuture =
+    std::pin::Pin<Box<dyn Future<Output = Result<serde_json::Value, ActionError>> + Send>>;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -58,10 +84,40 @@ pub async fn serve<S: AdminSource>(
 
 async fn route<S: AdminSource>(source: &S, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
+    if let Some(name) = path.strip_prefix("/actions/") {
+        if *req.method() != Method::POST {
+            let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "actions take POST\n");
+            resp.headers_mut()
+                .insert(ALLOW, "POST".parse().expect("static header"));
+            return resp;
+        }
+        let args = query_args(req.uri().query().unwrap_or(""));
+        let (status, body) = match source.action(name, args).await {
+            Ok(v) => (StatusCode::OK, v),
+            Err(e) => {
+                let (status, msg) = match e {
+                    ActionError::Unknown(m) => (StatusCode::NOT_FOUND, m),
+                    ActionError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+                    ActionError::Conflict(m) => (StatusCode::CONFLICT, m),
+                    ActionError::Failed(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
+                };
+                (status, serde_json::json!({ "error": msg }))
+            }
+        };
+        let mut json = serde_json::to_vec_pretty(&body).unwrap_or_default();
+        json.push(b'\n');
+        let mut resp = Response::new(Full::new(Bytes::from(json)));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(
+            CONTENT_TYPE,
+            "application/json".parse().expect("static header"),
+        );
+        return resp;
+    }
     if !matches!(path, "/status" | "/metrics") {
         return text(
             StatusCode::NOT_FOUND,
-            "not found; try /status or /metrics\n",
+            "not found; try /status, /metrics or POST /actions/<name>\n",
         );
     }
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
@@ -83,6 +139,42 @@ async fn route<S: AdminSource>(source: &S, req: Request<Incoming>) -> Response<F
     resp
 }
 
+/// `a=1&b=x%20y` → [("a", "1"), ("b", "x y")].
+fn query_args(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let escaped = match (b[i], b.get(i + 1), b.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) => hex(h).zip(hex(l)).map(|(h, l)| (h * 16 + l) as u8),
+            _ => None,
+        };
+        match (escaped, b[i]) {
+            (Some(c), _) => {
+                out.push(c);
+                i += 3;
+                continue;
+            }
+            (None, b'+') => out.push(b' '),
+            (None, c) => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *resp.status_mut() = status;
@@ -91,4 +183,23 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
         "text/plain; charset=utf-8".parse().expect("static header"),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_decode() {
+        assert_eq!(
+            query_args("data_host=dh1&node=db%2D3&x=a+b&flag&bad=%zz%4"),
+            vec![
+                ("data_host".into(), "dh1".into()),
+                ("node".into(), "db-3".into()),
+                ("x".into(), "a b".into()),
+                ("flag".into(), String::new()),
+                ("bad".into(), "%zz%4".into()),
+            ]
+        );
+    }
 }

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{watch, RwLock};
 
-use crate::admin::{self, AdminSource};
+use crate::admin::{self, ActionError, ActionFuture, AdminSource};
 use crate::cli::RunArgs;
 use crate::config::{self, DaemonConfig};
 use crate::exit::ExitCode;
@@ -49,6 +49,14 @@ pub trait Daemon: Sized + Send + Sync + 'static {
 
     /// The daemon's own state for `/status`.
     fn status(&self) -> serde_json::Value;
+
+    /// `POST /actions/<name>?arg=value` on the admin endpoint: a runtime
+    /// command (sqlproxyd's switchover, say). None by default.
+    fn action(&self, name: &str, args: Vec<(String, String)>) -> ActionFuture {
+        let _ = args;
+        let msg = format!("{} has no action {name:?}", Self::NAME);
+        Box::pin(async move { Err(ActionError::Unknown(msg)) })
+    }
 
     /// Stops taking new work and finishes what is in flight; the runtime
     /// stops waiting after the grace period.
@@ -226,6 +234,16 @@ impl<D: Daemon> AdminSource for Shared<D> {
             "last_reload": last_reload,
             "state": state,
         })
+    }
+
+    async fn action(
+        &self,
+        name: &str,
+        args: Vec<(String, String)>,
+    ) -> Result<serde_json::Value, ActionError> {
+        // The future is built under the read lock and awaited without it.
+        let run = self.daemon.read().await.action(name, args);
+        run.await
     }
 
     fn metrics(&self) -> String {

@@ -22,7 +22,7 @@ use crate::config::Role;
 use crate::frontend::{self, send_err};
 use crate::metrics::{Metrics, NodeLabels, NodeRouteLabels};
 use crate::registry::Registry;
-use crate::topology::Topology;
+use crate::topology::{DataHost, Topology};
 
 /// What the admin port reads.
 #[derive(Clone)]
@@ -108,6 +108,10 @@ async fn session(
                     Ok(Reply::Done(affected, info)) => {
                         send_ok(&mut wire, seq, affected, &info).await?
                     }
+                    Ok(Reply::Switch(host, node)) => match host.switchover(node).await {
+                        Ok(info) => send_ok(&mut wire, seq, 0, &info).await?,
+                        Err(e) => send_err(&mut wire, seq, 1105, "HY000", &e).await?,
+                    },
                     Err((code, state, msg)) => send_err(&mut wire, seq, code, state, &msg).await?,
                 }
             }
@@ -152,6 +156,8 @@ enum Reply {
     Rows(Vec<&'static str>, Rows),
     /// Rows whose column names come from the statement.
     Named(Vec<String>, Rows),
+    /// `switch @@datasource`: run asynchronously, then an OK or ERR.
+    Switch(Arc<DataHost>, usize),
     Done(u64, String),
 }
 
@@ -163,6 +169,10 @@ const HELP: &[(&str, &str)] = &[
     (
         "show @@datasource",
         "every node: role in use, backend connections, commands routed, state and why",
+    ),
+    (
+        "switch @@datasource host:index",
+        "planned switchover: make that node the primary with no write lost",
     ),
     (
         "show @@heartbeat",
@@ -232,6 +242,11 @@ fn run(admin: &Admin, sql: &str, read_only: bool) -> Result<Reply, Refusal> {
             if let Some(vars) = connect_variables(&cmd, admin) {
                 return Ok(vars);
             }
+            if let Some(target) = cmd.strip_prefix("switch @@datasource ") {
+                privileged("switch the primary")?;
+                let (host, node) = resolve_node(admin, target)?;
+                return Ok(Reply::Switch(host, node));
+            }
             if let Some(ids) = cmd.strip_prefix("kill @@connection") {
                 privileged("kill sessions")?;
                 let ids: Result<Vec<u32>, _> =
@@ -289,6 +304,43 @@ fn connect_variables(cmd: &str, admin: &Admin) -> Option<Reply> {
         names.iter().map(|n| (*n).to_owned()).collect(),
         vec![row],
     ))
+}
+
+/// `dh1:2` or `dh1:db-3` → the data host and node index.
+fn resolve_node(admin: &Admin, target: &str) -> Result<(Arc<DataHost>, usize), Refusal> {
+    let usage = || {
+        (
+            1064,
+            "42000",
+            "expected switch @@datasource <data host>:<node index or name>".to_owned(),
+        )
+    };
+    let (host, node) = target.trim().split_once(':').ok_or_else(usage)?;
+    let topology = admin
+        .topology
+        .read()
+        .map(|t| t.clone())
+        .map_err(|_| (1105, "HY000", "topology unavailable".to_owned()))?;
+    let h = topology
+        .data_hosts
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(host.trim()))
+        .ok_or_else(|| (1105, "HY000", format!("no data host {host:?}")))?;
+    let i = h
+        .node_index(node.trim())
+        .or_else(|| {
+            h.nodes
+                .iter()
+                .position(|n| n.name.eq_ignore_ascii_case(node.trim()))
+        })
+        .ok_or_else(|| {
+            (
+                1105,
+                "HY000",
+                format!("data host {} has no node {node:?}", h.name),
+            )
+        })?;
+    Ok((h.clone(), i))
 }
 
 fn s(v: impl ToString) -> Option<String> {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 
-use hastack_rt::{Daemon, StartContext};
+use hastack_rt::{ActionError, ActionFuture, Daemon, StartContext};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -149,6 +149,51 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
             "users": c.users.iter().map(|u| json!({ "name": u.name, "read_only": u.read_only })).collect::<Vec<_>>(),
             "data_hosts": data_hosts,
             "schemas": c.schemas.iter().map(|s| json!({ "name": s.name, "data_host": s.data_host })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// `POST /actions/switchover?data_host=dh1&node=db-3`: a planned
+    /// switchover, as `switch @@datasource dh1:db-3` on the admin port.
+    fn action(&self, name: &str, args: Vec<(String, String)>) -> ActionFuture {
+        let host = self.topology.read().ok().map(|t| t.clone()).and_then(|t| {
+            let want = args
+                .iter()
+                .find(|(k, _)| k == "data_host")
+                .map(|(_, v)| v.as_str());
+            match want {
+                Some(n) => t.data_hosts.iter().find(|h| h.name == n).cloned(),
+                None if t.data_hosts.len() == 1 => t.data_hosts.first().cloned(),
+                None => None,
+            }
+        });
+        let node = args
+            .iter()
+            .find(|(k, _)| k == "node")
+            .map(|(_, v)| v.clone());
+        let name = name.to_owned();
+        Box::pin(async move {
+            if name != "switchover" {
+                return Err(ActionError::Unknown(format!(
+                    "no action {name:?}; sqlproxyd has: switchover"
+                )));
+            }
+            let host = host.ok_or_else(|| {
+                ActionError::BadRequest(
+                    "data_host= names no configured data host (needed when there are several)"
+                        .into(),
+                )
+            })?;
+            let node = node
+                .ok_or_else(|| ActionError::BadRequest("node= (name or index) is needed".into()))?;
+            let to = host.node_index(&node).ok_or_else(|| {
+                ActionError::BadRequest(format!("data host {} has no node {node:?}", host.name))
+            })?;
+            match host.switchover(to).await {
+                Ok(done) => Ok(
+                    json!({ "data_host": host.name, "primary": host.nodes[to].name, "result": done }),
+                ),
+                Err(e) => Err(ActionError::Conflict(e)),
+            }
         })
     }
 

@@ -108,31 +108,9 @@ impl Actor {
         // Everything it received must be applied before it takes writes.
         let status = b.query_rows("SHOW ALL SLAVES STATUS").await?;
         let received = GtidPos::parse(status.get(0, "Gtid_IO_Pos").unwrap_or(""))?;
-        let wait = format!(
-            "SELECT MASTER_GTID_WAIT('{}', {})",
-            received,
-            self.apply_timeout.as_secs_f64()
-        );
-        let waited = tokio::time::timeout(
-            self.apply_timeout + Duration::from_secs(5),
-            b.query_rows(&wait),
-        )
-        .await
-        .map_err(|_| anyhow!("{name}: {wait} did not return"))??;
-        if waited
-            .rows
-            .first()
-            .and_then(|r| r.first())
-            .cloned()
-            .flatten()
-            .as_deref()
-            != Some("0")
-        {
-            bail!(
-                "{name}: relay log not applied up to {received} within {:?}; not promoted",
-                self.apply_timeout
-            );
-        }
+        self.wait_applied(&mut b, &received)
+            .await
+            .context("not promoted")?;
         for sql in [
             "STOP ALL SLAVES",
             "RESET SLAVE ALL",
@@ -158,6 +136,100 @@ impl Actor {
             }
         }
         Ok(Ok(failed))
+    }
+
+    /// A planned switch of the primary from `old` to `target` with no
+    /// write lost: `old` goes read-only, `target` applies everything `old`
+    /// wrote, is promoted, and `old` and `others` follow it. If `target`
+    /// does not catch up within `apply_timeout`, `old` is made writable
+    /// again and nothing else changed.
+    pub async fn switchover(
+        &self,
+        live: &[usize],
+        old: usize,
+        target: usize,
+        others: &[usize],
+    ) -> Result<std::result::Result<(), String>> {
+        let Some(_locks) = self.lock_majority(live).await? else {
+            return Ok(Err(
+                "another sqlproxyd holds the failover lock on the nodes".into(),
+            ));
+        };
+        let (old_name, name) = (&self.specs[old].name, &self.specs[target].name);
+        let mut o = self.connect(old).await?;
+        o.run(COM_QUERY, b"SET GLOBAL read_only = ON")
+            .await
+            .with_context(|| format!("{old_name}: SET GLOBAL read_only = ON"))?;
+        let written = o.query_rows("SELECT @@gtid_binlog_pos").await?;
+        let written = GtidPos::parse(
+            written
+                .rows
+                .first()
+                .and_then(|r| r.first())
+                .cloned()
+                .flatten()
+                .as_deref()
+                .unwrap_or(""),
+        )?;
+        let mut t = self.connect(target).await?;
+        let caught_up = self.wait_applied(&mut t, &written).await;
+        if let Err(e) = caught_up {
+            // Back as it was: the old primary takes writes again.
+            let undo = o.run(COM_QUERY, b"SET GLOBAL read_only = OFF").await;
+            if let Err(u) = undo {
+                tracing::error!(data_host = %self.data_host, node = %old_name, "cannot make the old primary writable again: {u:#}");
+            }
+            return Err(e.context(format!(
+                "switchover to {name} abandoned; {old_name} stays primary"
+            )));
+        }
+        for sql in [
+            "STOP ALL SLAVES",
+            "RESET SLAVE ALL",
+            "SET GLOBAL read_only = OFF",
+        ] {
+            t.run(COM_QUERY, sql.as_bytes())
+                .await
+                .with_context(|| format!("{name}: {sql}"))?;
+        }
+        tracing::warn!(data_host = %self.data_host, old = %old_name, primary = %name, applied = %written, "switchover: promoted");
+        self.change_master(&mut o, target, true).await?;
+        for &r in others {
+            let mut c = self.connect(r).await?;
+            self.change_master(&mut c, target, false).await?;
+        }
+        Ok(Ok(()))
+    }
+
+    /// `MASTER_GTID_WAIT` on `b` for `pos`, bounded by `apply_timeout`.
+    async fn wait_applied(&self, b: &mut Backend, pos: &GtidPos) -> Result<()> {
+        let name = &self.specs[b.node].name;
+        let wait = format!(
+            "SELECT MASTER_GTID_WAIT('{}', {})",
+            pos,
+            self.apply_timeout.as_secs_f64()
+        );
+        let waited = tokio::time::timeout(
+            self.apply_timeout + Duration::from_secs(5),
+            b.query_rows(&wait),
+        )
+        .await
+        .map_err(|_| anyhow!("{name}: {wait} did not return"))??;
+        if waited
+            .rows
+            .first()
+            .and_then(|r| r.first())
+            .cloned()
+            .flatten()
+            .as_deref()
+            != Some("0")
+        {
+            bail!(
+                "{name}: relay log not applied up to {pos} within {:?}",
+                self.apply_timeout
+            );
+        }
+        Ok(())
     }
 
     async fn change_master(

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use hastack_proto::mysql::packets::ParseError;
-use tokio::sync::watch;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
@@ -25,8 +27,40 @@ use crate::probe::{Report, VARS};
 pub struct Monitor {
     pub view: watch::Receiver<View>,
     pub config: config::DataHost,
+    /// Requests for the heartbeat task (a switchover).
+    pub commands: mpsc::Sender<Command>,
+    /// Write commands sent and not yet answered, over all sessions: a
+    /// switchover lets them finish before the old primary goes read-only.
+    pub writes_in_flight: Arc<AtomicUsize>,
     stop: CancellationToken,
 }
+
+/// What the admin port and API ask of a data host's heartbeat task.
+pub enum Command {
+    /// Make node `to` the primary, losing no write.
+    Switchover { to: usize, reply: Reply },
+}
+
+/// Counts one write command in flight while alive.
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    pub fn new(counter: &Arc<AtomicUsize>) -> InFlight {
+        counter.fetch_add(1, Ordering::SeqCst);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+type Reply = oneshot::Sender<Result<String, String>>;
+
+/// How long a switchover waits for writes in flight before it goes on.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
 impl Drop for Monitor {
     fn drop(&mut self) {
@@ -40,11 +74,15 @@ impl Monitor {
     pub fn spawn(host: &config::DataHost, state_dir: PathBuf, metrics: Metrics) -> Monitor {
         let (tx, view) = watch::channel(View::initial(host.nodes.len()));
         let stop = CancellationToken::new();
-        let task = Task::new(host, state_dir, metrics, tx);
-        tokio::spawn(task.run(stop.clone()));
+        let (commands, inbox) = mpsc::channel(4);
+        let writes_in_flight = Arc::new(AtomicUsize::new(0));
+        let task = Task::new(host, state_dir, metrics, tx, writes_in_flight.clone());
+        tokio::spawn(task.run(stop.clone(), inbox));
         Monitor {
             view,
             config: host.clone(),
+            commands,
+            writes_in_flight,
             stop,
         }
     }
@@ -60,6 +98,7 @@ struct Task {
     state_file: PathBuf,
     metrics: Metrics,
     tx: watch::Sender<View>,
+    writes_in_flight: Arc<AtomicUsize>,
 }
 
 impl Task {
@@ -68,6 +107,7 @@ impl Task {
         state_dir: PathBuf,
         metrics: Metrics,
         tx: watch::Sender<View>,
+        writes_in_flight: Arc<AtomicUsize>,
     ) -> Task {
         let specs: Vec<NodeSpec> = h
             .nodes
@@ -127,14 +167,16 @@ impl Task {
             state_file,
             metrics,
             tx,
+            writes_in_flight,
         }
     }
 
-    async fn run(mut self, stop: CancellationToken) {
+    async fn run(mut self, stop: CancellationToken, mut inbox: mpsc::Receiver<Command>) {
         let n = self.cluster.specs().len();
         let mut conns: Vec<Option<Backend>> = (0..n).map(|_| None).collect();
         let mut previous = View::initial(n);
         let mut last_ok: Vec<Option<std::time::SystemTime>> = vec![None; n];
+        let mut answer: Option<(Reply, Result<String, String>)> = None;
         loop {
             let started = tokio::time::Instant::now();
             let timed = tokio::select! {
@@ -158,6 +200,10 @@ impl Task {
             self.report_changes(&previous, &view);
             self.tx.send_replace(view.clone());
             previous = view;
+            // A switchover answers once routing has the new primary.
+            if let Some((reply, result)) = answer.take() {
+                let _ = reply.send(result);
+            }
             let acted = !actions.is_empty();
             for action in actions {
                 tokio::select! {
@@ -170,6 +216,7 @@ impl Task {
             if !acted {
                 tokio::select! {
                     _ = tokio::time::sleep_until(started + self.interval) => {}
+                    Some(cmd) = inbox.recv() => answer = Some(self.command(cmd, &previous).await),
                     _ = stop.cancelled() => return,
                 }
             }
@@ -273,6 +320,95 @@ impl Task {
                 } else {
                     tracing::info!(data_host = %self.name, node = %specs[i].name, state = ?n.state, reason = %n.reason, "node state");
                 }
+            }
+        }
+    }
+
+    /// Runs `cmd`; returns its reply channel and result, to be sent after
+    /// the next round.
+    async fn command(&mut self, cmd: Command, view: &View) -> (Reply, Result<String, String>) {
+        match cmd {
+            Command::Switchover { to, reply } => {
+                let result = self.switchover(to, view).await;
+                self.metrics
+                    .ha_event(&self.name, "switchover", outcome(result.is_ok()));
+                if let Err(e) = &result {
+                    tracing::error!(data_host = %self.name, "switchover failed: {e}");
+                }
+                (reply, result)
+            }
+        }
+    }
+
+    /// A planned change of primary: routing pauses writes (sessions wait,
+    /// up to `primary_wait`), writes in flight finish, then the backends
+    /// switch and the next round publishes the new primary.
+    async fn switchover(&mut self, to: usize, view: &View) -> Result<String, String> {
+        let specs = self.cluster.specs().to_vec();
+        let target = specs.get(to).ok_or_else(|| format!("no node {to}"))?;
+        let old = view
+            .primary
+            .ok_or_else(|| format!("no primary now: {}", view.no_primary))?;
+        if old == to {
+            return Ok(format!("{} is already the primary", target.name));
+        }
+        let follows = self.cluster.report(to).is_some_and(|r| {
+            r.active_links().any(|l| {
+                l.follows(&specs[old].name, specs[old].addr)
+                    && l.io == crate::probe::IoThread::Yes
+                    && l.sql_running
+            })
+        });
+        if !self.cluster.alive(to) || !follows {
+            return Err(format!(
+                "{} is not a running replica of {} ({}): no switchover",
+                target.name,
+                specs[old].name,
+                view.nodes.get(to).map(|n| n.reason.as_str()).unwrap_or("")
+            ));
+        }
+        let live: Vec<usize> = (0..specs.len())
+            .filter(|&i| self.cluster.alive(i))
+            .collect();
+        let others: Vec<usize> = live
+            .iter()
+            .copied()
+            .filter(|&i| i != old && i != to)
+            .collect();
+        let mut paused = view.clone();
+        paused.primary = None;
+        paused.no_primary = format!(
+            "switchover from {} to {} in progress",
+            specs[old].name, target.name
+        );
+        self.tx.send_replace(paused);
+        let started = Instant::now();
+        let drained = tokio::time::timeout(DRAIN_LIMIT, async {
+            while self.writes_in_flight.load(Ordering::SeqCst) > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(data_host = %self.name, "writes still in flight after {DRAIN_LIMIT:?}; switching anyway (they get the old primary's read-only error)");
+        }
+        tracing::warn!(data_host = %self.name, old = %specs[old].name, new = %target.name, "switchover: writes paused");
+        match self.actor.switchover(&live, old, to, &others).await {
+            Ok(Ok(())) => {
+                let took = Instant::now().saturating_duration_since(started);
+                tracing::warn!(data_host = %self.name, primary = %target.name, took = ?took, "switchover done");
+                Ok(format!(
+                    "{} is the primary; {} replicates from it (writes paused {took:.2?})",
+                    target.name, specs[old].name
+                ))
+            }
+            Ok(Err(why)) => {
+                self.tx.send_replace(view.clone());
+                Err(why)
+            }
+            Err(e) => {
+                self.tx.send_replace(view.clone());
+                Err(format!("{e:#}"))
             }
         }
     }

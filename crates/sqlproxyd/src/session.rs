@@ -23,6 +23,7 @@ use crate::backend::{next, Backend, Login, NodeMetrics};
 use crate::client_stream::{ClientStream, ClientWire};
 use crate::frontend::{self, schema_refusal, send_err, Client};
 use crate::metrics::{route_name, Metrics, NodeLabels, NodeRouteLabels, RouteLabels};
+use crate::monitor::InFlight;
 use crate::pool::PoolKey;
 use crate::registry::{Registry, SessionView};
 use crate::route::{PinReason, SessionRoute, Target};
@@ -98,6 +99,15 @@ enum Forwarded {
     Refused,
     /// A read's node was lost before any reply byte: it may run again.
     Retry,
+    /// The write node answered "read-only" (1290) outside a transaction:
+    /// nothing ran; `err` is its reply, not yet sent.
+    ReadOnly { err: Packet, node: usize },
+}
+
+/// ERR 1290 (ER_OPTION_PREVENTS_STATEMENT), which is what a statement gets
+/// from a server running with read_only.
+fn is_read_only_refusal(payload: &[u8]) -> bool {
+    payload.first() == Some(&0xFF) && payload.get(1..3) == Some(&1290u16.to_le_bytes()[..])
 }
 
 impl Session {
@@ -337,7 +347,7 @@ impl Session {
                     self.route.pinned.get_or_insert(PinReason::Statement(pin));
                 }
             }
-            Forwarded::Refused | Forwarded::Retry => {}
+            Forwarded::Refused | Forwarded::Retry | Forwarded::ReadOnly { .. } => {}
         }
         Ok(())
     }
@@ -422,7 +432,33 @@ impl Session {
                 done => return Ok(done),
             }
         }
-        self.forward_once(target, packet, expect, false).await
+        match self
+            .forward_once(target, packet.clone(), expect, false)
+            .await?
+        {
+            Forwarded::ReadOnly { err, node } => {
+                // The statement did not run: the node went read-only (a
+                // switchover, or a fenced old primary). Once the heartbeat
+                // names another primary it runs there, else the client
+                // gets the server's error.
+                let deadline = tokio::time::Instant::now() + self.host.primary_wait;
+                if !self.host.wait_primary_change(node, deadline).await {
+                    return self.pass_err(err).await;
+                }
+                tracing::info!(session = self.id, node = %self.host.nodes[node].name, "primary went read-only: the write runs on the new primary");
+                match self.forward_once(target, packet, expect, false).await? {
+                    Forwarded::ReadOnly { err, .. } => self.pass_err(err).await,
+                    done => Ok(done),
+                }
+            }
+            done => Ok(done),
+        }
+    }
+
+    /// Sends a backend's ERR reply that was held back.
+    async fn pass_err(&mut self, err: Packet) -> Result<Forwarded> {
+        self.client.send(err).await?;
+        Ok(Forwarded::Done { ok: false })
     }
 
     async fn forward_once(
@@ -444,6 +480,8 @@ impl Session {
                 return Ok(Forwarded::Refused);
             }
         };
+        let _in_flight =
+            (target == Target::Write).then(|| InFlight::new(&self.host.writes_in_flight));
         let backend = self.backend_mut(target)?;
         let node_metrics = backend.metrics.clone();
         backend.in_reply = true;
@@ -475,6 +513,18 @@ impl Session {
                 }
             };
             let step = reply.step(&p.payload);
+            if !forwarded
+                && target == Target::Write
+                && is_read_only_refusal(&p.payload)
+                && !self.route.in_transaction
+            {
+                let b = self.backend_mut(target)?;
+                b.in_reply = false;
+                return Ok(Forwarded::ReadOnly {
+                    err: p,
+                    node: b.node,
+                });
+            }
             self.client.feed(p).await?;
             forwarded = true;
             match step {

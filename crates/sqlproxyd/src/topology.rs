@@ -13,9 +13,10 @@ use hastack_rt::Secret;
 use crate::balance::{read_candidates, WeightedRoundRobin};
 use crate::cluster::View;
 use crate::config::{AuthPlugin, Balance, Config, Role};
-use crate::monitor::Monitor;
+use crate::monitor::{Command, Monitor};
 use crate::pool::Pool;
-use tokio::sync::watch;
+use std::sync::atomic::AtomicUsize;
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub struct User {
     pub name: String,
@@ -59,6 +60,10 @@ pub struct DataHost {
     pub primary_wait: Duration,
     pub reads_fall_back_to_primary: bool,
     pub heartbeat_timeout: Duration,
+    /// To the heartbeat task: switchover requests.
+    pub commands: mpsc::Sender<Command>,
+    /// Write commands awaiting their reply, over all sessions.
+    pub writes_in_flight: Arc<AtomicUsize>,
 }
 
 impl DataHost {
@@ -84,6 +89,26 @@ impl DataHost {
         )
         .await;
         matches!(changed, Ok(Ok(_)))
+    }
+
+    /// Index of the node called `name`, or numbered `name` (Mycat's index).
+    pub fn node_index(&self, name: &str) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .or_else(|| name.parse().ok().filter(|&i: &usize| i < self.nodes.len()))
+    }
+
+    /// Asks the heartbeat task to make node `to` the primary with no write
+    /// lost; returns what it did.
+    pub async fn switchover(&self, to: usize) -> Result<String, String> {
+        let (reply, done) = oneshot::channel();
+        self.commands
+            .send(Command::Switchover { to, reply })
+            .await
+            .map_err(|_| "the heartbeat of this data host is not running".to_owned())?;
+        done.await
+            .map_err(|_| "the heartbeat stopped during the switchover".to_owned())?
     }
 
     /// Whether node `i` may take reads now.
@@ -211,6 +236,8 @@ impl Topology {
                     primary_wait: h.failover.primary_wait.get(),
                     reads_fall_back_to_primary: h.reads_fall_back_to_primary,
                     heartbeat_timeout: h.heartbeat.timeout.get(),
+                    commands: monitor.commands.clone(),
+                    writes_in_flight: monitor.writes_in_flight.clone(),
                 }))
             })
             .collect::<anyhow::Result<_>>()?;
