@@ -64,6 +64,23 @@ impl DaemonProcess {
         admin: SocketAddr,
         args: &[&str],
     ) -> Result<Self> {
+        Self::spawn(name, config, admin, args, None)
+    }
+
+    /// As [`DaemonProcess::start`], running as user and group `uid` (so a
+    /// firewall rule on `meta skuid` can cut this process alone off).
+    pub fn start_as(name: &str, config: &str, admin: SocketAddr, uid: u32) -> Result<Self> {
+        Self::spawn(name, config, admin, &[], Some(uid))
+    }
+
+    fn spawn(
+        name: &str,
+        config: &str,
+        admin: SocketAddr,
+        args: &[&str],
+        uid: Option<u32>,
+    ) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::Builder::new()
             .prefix(&format!("hs-{name}-"))
             .tempdir()?;
@@ -71,7 +88,18 @@ impl DaemonProcess {
         std::fs::write(&config_path, config)?;
         let log_path = dir.path().join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path)?;
-        let child = command_dying_with_parent(bin_path(name)?)
+        let mut cmd = command_dying_with_parent(bin_path(name)?);
+        if let Some(uid) = uid {
+            // The config must be readable by that user; the log is our fd.
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+            cmd = std::process::Command::new("setpriv");
+            cmd.args(["--pdeathsig", "KILL"])
+                .arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={uid}"))
+                .args(["--clear-groups", "--"])
+                .arg(bin_path(name)?);
+        }
+        let child = cmd
             .arg("-f")
             .arg(&config_path)
             .args(["--log-level", "debug"])

@@ -584,3 +584,114 @@ fn a_switchover_under_write_load_fails_and_loses_nothing() {
     let (code, body) = http_post(proxy.daemon.admin, "/actions/switchover");
     assert_eq!(code, 400, "{body}");
 }
+
+/// An nftables table dropping what user `uid` sends to `port`: this
+/// proxy (run as `uid`) loses the primary, the replicas (run as root) do
+/// not. Removed on drop.
+struct CutOff(String);
+
+impl CutOff {
+    fn new(uid: u32, port: u16) -> CutOff {
+        let table = format!("hs_cut_{}_{port}", std::process::id());
+        let nft = |args: &str| {
+            let out = std::process::Command::new("nft")
+                .args(args.split(' '))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "nft {args}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        nft(&format!("add table inet {table}"));
+        nft(&format!(
+            "add chain inet {table} out {{ type filter hook output priority 0 ; }}"
+        ));
+        nft(&format!(
+            "add rule inet {table} out meta skuid {uid} tcp dport {port} drop"
+        ));
+        CutOff(table)
+    }
+}
+
+impl Drop for CutOff {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "inet", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn a_proxy_cut_off_from_the_primary_alone_promotes_nobody() {
+    use std::os::unix::fs::PermissionsExt;
+    const NOBODY: u32 = 65534;
+    let cluster = MariaDbCluster::start(3).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let port = || std::net::SocketAddr::from(([127, 0, 0, 1], hastack_it::ports::free_port()));
+    let (addr, http, admin) = (port(), port(), port());
+    let text = hastack_it::sqlproxy::config(
+        &cluster,
+        addr,
+        http,
+        admin,
+        "replicas",
+        HA,
+        &format!("state_dir: {}\n", state.path().display()),
+    );
+    let daemon = hastack_it::DaemonProcess::start_as("sqlproxyd", &text, http, NOBODY).unwrap();
+    let proxy = Proxy {
+        daemon,
+        addr,
+        admin,
+    };
+    wait_primary(&proxy, "db-1");
+
+    let cut = CutOff::new(NOBODY, cluster.addr(0).port());
+    let refused = wait_for(Duration::from_secs(15), Duration::from_millis(100), || {
+        let s = status_of(&proxy);
+        s["no_primary"]
+            .as_str()
+            .filter(|r| r.contains("still replicates from it"))
+            .map(str::to_owned)
+    });
+    let reason = refused.unwrap_or_else(|| panic!("{}\n{}", status_of(&proxy), proxy.daemon.log()));
+    eprintln!("cut off from the primary: {reason}");
+    // Well past fail_count: still nobody promoted, and the backends unchanged.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        log_count(&[&proxy], "promoting"),
+        0,
+        "{}",
+        proxy.daemon.log()
+    );
+    for node in [1, 2] {
+        let ro: u32 = cluster
+            .conn(node)
+            .unwrap()
+            .query_first("SELECT @@read_only")
+            .unwrap()
+            .unwrap();
+        assert_eq!(ro, 1, "node {node} was made writable");
+        assert_eq!(
+            cluster
+                .replica_field(node, "Slave_IO_Running")
+                .unwrap()
+                .as_deref(),
+            Some("Yes")
+        );
+    }
+    // A write waits for a primary, then fails with the reason.
+    let mut c = proxy.conn("app", "app", Some("app")).unwrap();
+    let e = c
+        .query_drop("CREATE TABLE t (id INT)")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("still replicates from it"), "{e}");
+
+    drop(cut);
+    wait_primary(&proxy, "db-1");
+    c.query_drop("CREATE TABLE t (id INT)").unwrap();
+}
