@@ -434,9 +434,14 @@ fn sqlproxyd_import_mycat_output_passes_check() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("not converted: dataHost dh1: heartbeat"),
+        text(&out.stderr).contains("not converted: dataHost dh1: failover is Mycat's"),
         "{}",
         text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("heartbeat: {query: select user()}"),
+        "{}",
+        text(&out.stdout)
     );
     let converted = dir.path().join("sqlproxyd.yaml");
     std::fs::write(&converted, &out.stdout).unwrap();
