@@ -439,7 +439,7 @@ fn sqlproxyd_import_mycat_output_passes_check() {
         text(&out.stderr)
     );
     assert!(
-        text(&out.stdout).contains("heartbeat: {query: select user()}"),
+        text(&out.stdout).contains("heartbeat: {query: 'select user()'}"),
         "{}",
         text(&out.stdout)
     );
