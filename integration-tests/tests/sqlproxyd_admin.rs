@@ -137,3 +137,51 @@ fn kill_ends_a_session_in_the_middle_of_a_query() {
         "kill waited for the query: {took:?}"
     );
 }
+
+/// `hastack_sqlproxyd_backend_connections` for node db-1.
+fn open_backend_connections(proxy: &Proxy) -> i64 {
+    let metrics = proxy.daemon.metrics().unwrap();
+    metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("hastack_sqlproxyd_backend_connections{") && l.contains("node=\"db-1\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_backend_connection_gauge_counts_pooled_connections_out_when_a_reload_drops_them() {
+    let cluster = MariaDbCluster::start(1).unwrap();
+    let proxy = Proxy::start(&cluster, "primary", "").unwrap();
+    {
+        let mut sessions: Vec<_> = (0..3)
+            .map(|_| proxy.conn("app", "app", Some("app")).unwrap())
+            .collect();
+        for s in &mut sessions {
+            s.query_drop("DO 1").unwrap();
+        }
+        assert_eq!(open_backend_connections(&proxy), 3);
+    }
+    // Closed sessions leave their connections in the pool, still open.
+    let pooled = wait_for(Duration::from_secs(5), Duration::from_millis(50), || {
+        (proxy
+            .daemon
+            .metrics()
+            .ok()?
+            .contains("client_connections 0"))
+        .then_some(())
+    });
+    assert!(pooled.is_some());
+    assert_eq!(open_backend_connections(&proxy), 3);
+    // A reload builds a new pool; the old one's connections close and are counted out.
+    proxy.daemon.reload().unwrap();
+    let counted_out = wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
+        (open_backend_connections(&proxy) == 0).then_some(())
+    });
+    assert!(
+        counted_out.is_some(),
+        "gauge stuck at {}",
+        open_backend_connections(&proxy)
+    );
+}

@@ -130,7 +130,7 @@ fn create_ledger(proxy: &Proxy) {
 }
 
 #[test]
-fn a_killed_primary_is_replaced_without_losing_an_acknowledged_write_and_rejoins_as_a_replica() {
+fn a_killed_primary_is_replaced_without_losing_an_acknowledged_write_and_is_fenced_on_return() {
     let mut cluster = MariaDbCluster::start(3).unwrap();
     cluster.enable_semi_sync(0).unwrap();
     let proxy = Proxy::start(&cluster, "replicas", HA).unwrap();
@@ -226,27 +226,46 @@ fn a_killed_primary_is_replaced_without_losing_an_acknowledged_write_and_rejoins
         Some(new_primary.as_str()),
         "the returning node must not become primary"
     );
-    let rejoined = wait_for(Duration::from_secs(20), Duration::from_millis(100), || {
-        let (state, _) = node_state(&proxy, 0);
-        (state == "up").then_some(())
+    // It rejoins, unless the write in flight at the kill reached its binlog
+    // and no replica (semi-sync commits before the ack): then it holds a
+    // transaction nobody acknowledged, has diverged, and stays fenced.
+    let settled = wait_for(Duration::from_secs(20), Duration::from_millis(100), || {
+        let (state, reason) = node_state(&proxy, 0);
+        (state == "up" || (state == "fenced" && reason.contains("diverged")))
+            .then_some((state, reason))
     });
-    assert!(
-        rejoined.is_some(),
-        "old primary not readmitted: {:?}\n{}",
-        node_state(&proxy, 0),
-        proxy.daemon.log()
-    );
-    assert_eq!(
-        cluster.replica_field(0, "Master_Port").unwrap(),
-        Some(cluster.addr(p).port().to_string())
-    );
-    // It has every acknowledged write too, and a later write reaches it.
-    let mut w = proxy.conn("app", "app", Some("app")).unwrap();
-    w.query_drop("INSERT INTO ledger (id, payload) VALUES (0, 'after rejoin')")
-        .unwrap();
-    cluster.wait_caught_up(Duration::from_secs(10)).unwrap();
-    let on_old = ids_on(&cluster, 0);
-    assert!(on_old.contains(&0) && ledger.acked.iter().all(|id| on_old.contains(id)));
+    let (state, reason) = settled.unwrap_or_else(|| {
+        panic!(
+            "old primary neither readmitted nor found diverged: {:?}\n{}",
+            node_state(&proxy, 0),
+            proxy.daemon.log()
+        )
+    });
+    if state == "fenced" {
+        eprintln!("old primary diverged (the unacknowledged write in flight): {reason}");
+        assert_eq!(ledger.failed.len(), 1, "{reason}");
+        assert_eq!(
+            reason.matches(',').count(),
+            0,
+            "more than one errant GTID: {reason}"
+        );
+        assert!(ledger
+            .acked
+            .iter()
+            .all(|id| ids_on(&cluster, 0).contains(id)));
+    } else {
+        assert_eq!(
+            cluster.replica_field(0, "Master_Port").unwrap(),
+            Some(cluster.addr(p).port().to_string())
+        );
+        // It has every acknowledged write too, and a later write reaches it.
+        let mut w = proxy.conn("app", "app", Some("app")).unwrap();
+        w.query_drop("INSERT INTO ledger (id, payload) VALUES (0, 'after rejoin')")
+            .unwrap();
+        cluster.wait_caught_up(Duration::from_secs(10)).unwrap();
+        let on_old = ids_on(&cluster, 0);
+        assert!(on_old.contains(&0) && ledger.acked.iter().all(|id| on_old.contains(id)));
+    }
     let log = proxy.daemon.log();
     assert_eq!(log.matches("promotion done").count(), 1, "{log}");
     assert!(log.contains("fenced"), "{log}");
@@ -694,4 +713,65 @@ fn a_proxy_cut_off_from_the_primary_alone_promotes_nobody() {
     drop(cut);
     wait_primary(&proxy, "db-1");
     c.query_drop("CREATE TABLE t (id INT)").unwrap();
+}
+
+#[test]
+fn an_old_primary_that_lost_nothing_rejoins_and_takes_reads_again() {
+    let mut cluster = MariaDbCluster::start(3).unwrap();
+    // Balance 1: replicas and standby write nodes (the old primary is one) read.
+    let proxy = Proxy::start(&cluster, "replicas_and_standby", HA).unwrap();
+    wait_primary(&proxy, "db-1");
+    create_ledger(&proxy);
+    let mut c = proxy.conn("app", "app", Some("app")).unwrap();
+    c.query_drop("INSERT INTO ledger VALUES (1, 'before')")
+        .unwrap();
+    cluster.wait_caught_up(Duration::from_secs(10)).unwrap();
+    // Nothing in flight: the replicas have all the old primary wrote.
+    cluster.kill(0).unwrap();
+    let promoted = wait_for(Duration::from_secs(15), Duration::from_millis(50), || {
+        primary_of(&proxy).filter(|p| p != "db-1")
+    });
+    let new_primary = promoted.unwrap_or_else(|| panic!("{}", proxy.daemon.log()));
+    let p = if new_primary == "db-2" { 1 } else { 2 };
+    cluster.start_node(0).unwrap();
+    let rejoined = wait_for(Duration::from_secs(20), Duration::from_millis(100), || {
+        (node_state(&proxy, 0).0 == "up").then_some(())
+    });
+    assert!(
+        rejoined.is_some(),
+        "old primary not readmitted: {:?}\n{}",
+        node_state(&proxy, 0),
+        proxy.daemon.log()
+    );
+    assert_eq!(
+        cluster.replica_field(0, "Master_Port").unwrap(),
+        Some(cluster.addr(p).port().to_string())
+    );
+    let ro: u32 = cluster
+        .conn(0)
+        .unwrap()
+        .query_first("SELECT @@read_only")
+        .unwrap()
+        .unwrap();
+    assert_eq!(ro, 1);
+    // Writes after the rejoin reach it; reads are spread over it again.
+    let mut w = proxy.conn("app", "app", Some("app")).unwrap();
+    w.query_drop("INSERT INTO ledger VALUES (2, 'after')")
+        .unwrap();
+    cluster.wait_caught_up(Duration::from_secs(10)).unwrap();
+    assert!(ids_on(&cluster, 0).contains(&2));
+    let readers: BTreeSet<u32> = (0..8)
+        .map(|_| {
+            let mut r = proxy.conn("app", "app", Some("app")).unwrap();
+            r.query_first("SELECT @@server_id").unwrap().unwrap()
+        })
+        .collect();
+    assert!(
+        readers.contains(&1),
+        "the rejoined node takes no reads: {readers:?}"
+    );
+    assert!(
+        !readers.contains(&(p as u32 + 1)),
+        "reads went to the primary: {readers:?}"
+    );
 }

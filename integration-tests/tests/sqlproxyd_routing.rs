@@ -314,3 +314,32 @@ fn a_failed_multi_statement_still_pins_and_sets_replay_in_order() {
         "a transaction may be open: reads stay on the writer"
     );
 }
+
+#[test]
+fn autocommit_off_survives_a_lost_write_connection() {
+    let cluster = MariaDbCluster::start(1).unwrap();
+    let proxy = Proxy::start(&cluster, "primary", "").unwrap();
+    let mut c = proxy.conn("app", "app", Some("app")).unwrap();
+    c.query_drop("CREATE TABLE ac (id INT PRIMARY KEY)")
+        .unwrap();
+    c.query_drop("SET autocommit = 0").unwrap();
+    // The server drops the proxy's connections (a crash, a DBA's KILL).
+    let mut root = cluster.conn(0).unwrap();
+    let ids: Vec<u64> = root
+        .query("SELECT id FROM information_schema.processlist WHERE user = 'app'")
+        .unwrap();
+    assert!(!ids.is_empty());
+    for id in ids {
+        root.query_drop(format!("KILL {id}")).unwrap();
+    }
+    let lost = c.query_drop("INSERT INTO ac VALUES (1)").unwrap_err();
+    assert!(lost.to_string().contains("2013"), "{lost}");
+    // A new write connection: still autocommit=0, so ROLLBACK undoes.
+    c.query_drop("INSERT INTO ac VALUES (2)").unwrap();
+    c.query_drop("ROLLBACK").unwrap();
+    let n: u32 = root
+        .query_first("SELECT COUNT(*) FROM app.ac")
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 0, "the insert was committed behind the client's back");
+}

@@ -51,6 +51,27 @@ pub struct Backend {
     /// A command was sent and its reply not read to the end: the connection
     /// cannot be reused.
     pub in_reply: bool,
+    /// Its autocommit mode, as its last reply's status said (on at login).
+    pub autocommit: bool,
+    /// Counts it in `backend_connections` for as long as it lives, wherever
+    /// it ends (a session, the pool, a pool dropped by a reload).
+    pub gauge: Option<OpenGauge>,
+}
+
+/// One open connection in a gauge: up when made, down when dropped.
+pub struct OpenGauge(prometheus_client::metrics::gauge::Gauge);
+
+impl OpenGauge {
+    pub fn new(gauge: prometheus_client::metrics::gauge::Gauge) -> OpenGauge {
+        gauge.inc();
+        OpenGauge(gauge)
+    }
+}
+
+impl Drop for OpenGauge {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Handles to one node's metric series.
@@ -110,6 +131,8 @@ impl Backend {
             capabilities: login.capabilities.bits(),
             collation: login.collation,
             in_reply: false,
+            autocommit: true,
+            gauge: None,
         })
     }
 

@@ -39,19 +39,13 @@ impl Pool {
         }
     }
 
-    /// The most recently returned usable connection for `key`, and how many
-    /// expired ones were closed on the way (for the caller's gauges).
-    pub fn take(&self, key: PoolKey, now: Instant) -> (Option<Backend>, usize) {
-        let Ok(mut idle) = self.idle.lock() else {
-            return (None, 0);
-        };
-        let Some(list) = idle.get_mut(&key) else {
-            return (None, 0);
-        };
-        let before = list.len();
+    /// The most recently returned usable connection for `key`; expired
+    /// ones are dropped on the way (which closes them).
+    pub fn take(&self, key: PoolKey, now: Instant) -> Option<Backend> {
+        let mut idle = self.idle.lock().ok()?;
+        let list = idle.get_mut(&key)?;
         list.retain(|(at, _)| now.saturating_duration_since(*at) < IDLE_TIMEOUT);
-        let expired = before - list.len();
-        (list.pop().map(|(_, b)| b), expired)
+        list.pop().map(|(_, b)| b)
     }
 
     /// Keeps `b` for reuse; gives it back when the node's share is full.

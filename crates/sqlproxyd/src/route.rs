@@ -36,6 +36,18 @@ pub enum PinReason {
     PreparedStatement,
 }
 
+impl SessionRoute {
+    /// After the write connection was lost or left behind by a failover:
+    /// its transaction and pins are gone, the client's autocommit choice
+    /// stays (it is applied to the next write connection).
+    pub fn after_connection_lost(&self) -> SessionRoute {
+        SessionRoute {
+            autocommit: self.autocommit,
+            ..SessionRoute::default()
+        }
+    }
+}
+
 impl Default for SessionRoute {
     fn default() -> Self {
         SessionRoute {

@@ -19,7 +19,7 @@ use hastack_proto::mysql::Packet;
 use hastack_proto::sql::{classify, writes_data, Class};
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{next, Backend, Login, NodeMetrics};
+use crate::backend::{next, Backend, Login, NodeMetrics, OpenGauge};
 use crate::client_stream::{ClientStream, ClientWire};
 use crate::frontend::{self, schema_refusal, send_err, Client};
 use crate::metrics::{route_name, Metrics, NodeLabels, NodeRouteLabels, RouteLabels};
@@ -530,7 +530,9 @@ impl Session {
             match step {
                 Ok(Step::More) => {}
                 Ok(Step::Done { status, error }) => {
-                    self.backend_mut(target)?.in_reply = false;
+                    let b = self.backend_mut(target)?;
+                    b.in_reply = false;
+                    b.autocommit = status.contains(Status::SERVER_STATUS_AUTOCOMMIT);
                     self.client.flush().await?;
                     if let Some(m) = &node_metrics {
                         m.commands.inc();
@@ -598,8 +600,9 @@ impl Session {
             return Ok(Forwarded::Retry);
         }
         if target == Target::Write {
-            // Whatever was open there (transaction, locks, temp tables) is gone.
-            self.route = SessionRoute::default();
+            // Whatever was open there (transaction, locks, temp tables) is
+            // gone; the session's autocommit setting is not.
+            self.route = self.route.after_connection_lost();
         }
         let msg = format!("Lost connection to backend node '{name}' during query");
         send_err(&mut self.client, seq.wrapping_add(1), 2013, "HY000", &msg).await?;
@@ -676,7 +679,7 @@ impl Session {
                 let held = self.route.in_transaction || self.route.pinned.is_some();
                 let old = self.host.nodes[node].name.clone();
                 self.drop_backend(Target::Write);
-                self.route = SessionRoute::default();
+                self.route = self.route.after_connection_lost();
                 if held {
                     anyhow::bail!("the primary changed (it was {old}): this session's open transaction, locks, temporary tables or prepared statements there are lost; retry the transaction");
                 }
@@ -728,31 +731,23 @@ impl Session {
             capabilities: self.login.capabilities.bits(),
             collation: self.login.collation,
         };
-        let (pooled, expired) = host.pool.take(key, Instant::now());
-        for _ in 0..expired {
-            self.metrics
-                .backend_connections
-                .get_or_create(&labels)
-                .dec();
-        }
+        // Expired and unusable pooled connections close as they drop (their
+        // gauge guard counts them out).
+        let pooled = host.pool.take(key, Instant::now());
         let pooled = match pooled {
             // A pooled connection cannot leave a schema: a session without one takes a fresh one.
-            Some(b) if self.schema.is_none() && b.schema.is_some() => {
-                self.metrics
-                    .backend_connections
-                    .get_or_create(&labels)
-                    .dec();
-                None
-            }
+            Some(b) if self.schema.is_none() && b.schema.is_some() => None,
             other => other,
         };
         let connected = match pooled {
             Some(b) => Ok(b),
-            None => Backend::connect(node, n.addr, &login).await.inspect(|_| {
-                self.metrics
-                    .backend_connections
-                    .get_or_create(&labels)
-                    .inc();
+            None => Backend::connect(node, n.addr, &login).await.map(|mut b| {
+                b.gauge = Some(OpenGauge::new(
+                    self.metrics
+                        .backend_connections
+                        .get_or_create_owned(&labels),
+                ));
+                b
             }),
         };
         match connected {
@@ -797,6 +792,17 @@ impl Session {
             b.run(COM_QUERY, set).await?;
         }
         b.applied_sets = self.sets.len();
+        // A new write connection (after a lost one, or a failover) must
+        // not commit each statement behind a client that turned autocommit off.
+        if target == Target::Write && b.autocommit != self.route.autocommit {
+            let sql: &[u8] = if self.route.autocommit {
+                b"SET autocommit = 1"
+            } else {
+                b"SET autocommit = 0"
+            };
+            b.run(COM_QUERY, sql).await?;
+            b.autocommit = self.route.autocommit;
+        }
         Ok(())
     }
 
@@ -809,7 +815,6 @@ impl Session {
         let Some(mut b) = slot.take() else {
             return;
         };
-        let labels = NodeLabels::new(&self.host.name, &self.host.nodes[b.node].name);
         // After a multi-statement the connection's schema is not known for
         // sure (a `USE` inside it), and COM_RESET_CONNECTION keeps it.
         let multi = matches!(
@@ -828,20 +833,16 @@ impl Session {
             .is_ok_and(|r| r.is_ok());
         if reset {
             b.applied_sets = 0;
+            b.autocommit = true;
             b.metrics = None;
             let key = PoolKey {
                 node: b.node,
                 capabilities: b.capabilities,
                 collation: b.collation,
             };
-            if self.host.pool.put(key, b, Instant::now()).is_none() {
-                return;
-            }
+            // Given back when the pool is full: dropped, and so closed.
+            let _ = self.host.pool.put(key, b, Instant::now());
         }
-        self.metrics
-            .backend_connections
-            .get_or_create(&labels)
-            .dec();
     }
 
     /// Closes a connection that cannot be reused.
@@ -850,13 +851,8 @@ impl Session {
             Target::Write => &mut self.write,
             Target::Read => &mut self.read,
         };
-        if let Some(b) = slot.take() {
-            let labels = NodeLabels::new(&self.host.name, &self.host.nodes[b.node].name);
-            self.metrics
-                .backend_connections
-                .get_or_create(&labels)
-                .dec();
-        }
+        // Dropping it closes it and counts it out of the gauge.
+        drop(slot.take());
     }
 
     async fn change_user(&mut self, packet: Packet) -> Result<()> {
