@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use hastack_proto::sql::{Class, Hint, Pin};
+use hastack_proto::sql::{Class, Hint, Pin, SessionResult};
 
 use crate::config::Balance;
 
@@ -27,6 +27,8 @@ pub struct SessionRoute {
     pub pinned: Option<PinReason>,
     /// When the session last wrote, for `read_your_writes`.
     pub last_write: Option<Instant>,
+    /// Where the last statement ran: `FOUND_ROWS()` asks that connection.
+    pub last_target: Option<Target>,
 }
 
 /// Why a session stays on the write node.
@@ -55,6 +57,7 @@ impl Default for SessionRoute {
             autocommit: true,
             pinned: None,
             last_write: None,
+            last_target: None,
         }
     }
 }
@@ -72,10 +75,7 @@ impl SessionRoute {
         balance: Balance,
         read_your_writes: Duration,
     ) -> Target {
-        let Class::Read {
-            reads_session_result,
-        } = *class
-        else {
+        let Class::Read { session_result } = *class else {
             return Target::Write;
         };
         if self.pinned.is_some()
@@ -88,7 +88,16 @@ impl SessionRoute {
         if hint == Some(Hint::Replica) {
             return Target::Read;
         }
-        if balance == Balance::Primary || (reads_session_result && self.last_write.is_some()) {
+        match session_result {
+            Some(SessionResult::LastInsertId) if self.last_write.is_some() => return Target::Write,
+            Some(SessionResult::PreviousStatement) => {
+                if let Some(t) = self.last_target {
+                    return t;
+                }
+            }
+            _ => {}
+        }
+        if balance == Balance::Primary {
             return Target::Write;
         }
         match self.last_write {
@@ -99,6 +108,7 @@ impl SessionRoute {
 
     /// Records what a statement that succeeded on `target` means for the session.
     pub fn after(&mut self, now: Instant, class: &Class, target: Target) {
+        self.last_target = Some(target);
         match class {
             Class::Pin(pin) => self.pinned = Some(PinReason::Statement(*pin)),
             // A commit publishes the transaction's writes: replicas get them only now.
@@ -165,6 +175,36 @@ mod tests {
         assert_eq!(target(&s, now, "SELECT 1", Balance::Any), Target::Write);
         s.server_status(false, true);
         assert_eq!(target(&s, now, "SELECT 1", Balance::Any), Target::Read);
+    }
+
+    #[test]
+    fn found_rows_asks_the_connection_of_the_statement_before() {
+        let now = Instant::now();
+        let mut s = SessionRoute::default();
+        let (insert, _) = classify("INSERT INTO t VALUES (1)");
+        s.after(now, &insert, Target::Write);
+        let later = now + Duration::from_secs(60);
+        let (counted, _) = classify("SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1");
+        assert_eq!(
+            s.target(later, &counted, None, Balance::Replicas, Duration::ZERO),
+            Target::Read
+        );
+        s.after(later, &counted, Target::Read);
+        // The count lives on the read connection, though the session wrote before.
+        assert_eq!(
+            target(&s, later, "SELECT FOUND_ROWS()", Balance::Replicas),
+            Target::Read
+        );
+        // LAST_INSERT_ID() stays with the writer.
+        assert_eq!(
+            target(&s, later, "SELECT LAST_INSERT_ID()", Balance::Replicas),
+            Target::Write
+        );
+        s.after(later, &insert, Target::Write);
+        assert_eq!(
+            target(&s, later, "SELECT ROW_COUNT()", Balance::Replicas),
+            Target::Write
+        );
     }
 
     #[test]

@@ -86,13 +86,15 @@ impl GtidPos {
     }
 
     /// A total order for "who received the most": by how many domains one
-    /// is ahead in, then by the sum of sequence numbers.
+    /// is ahead in, then by the sum of sequence numbers (saturating: the
+    /// seqs of several domains may add up past `u64::MAX`).
     pub fn progress_key(&self, others: &[&GtidPos]) -> (usize, u64) {
         let ahead = others
             .iter()
             .filter(|o| self.covers(o) && !o.covers(self))
             .count();
-        (ahead, self.iter().map(|g| g.seq).sum())
+        let sum = self.iter().fold(0u64, |sum, g| sum.saturating_add(g.seq));
+        (ahead, sum)
     }
 }
 
@@ -208,5 +210,16 @@ mod tests {
             .map(|x| x.to_string());
         assert_eq!(best.as_deref(), Some("0-1-104,1-3-1"));
         assert!(c.covers(&b) && b.covers(&a) && !a.covers(&b));
+    }
+
+    #[test]
+    fn sequence_numbers_that_add_up_past_u64_do_not_overflow() {
+        // Seen reading `progress_key` and confirmed through the `gtid` fuzz
+        // target with this input: the sum overflowed (a panic in debug
+        // builds, a wrapped and so wrong tie-break in release).
+        let huge = p("0-0-18446744073709551615,1-0-1");
+        let small = p("2-0-5");
+        assert_eq!(huge.progress_key(&[&huge, &small]), (0, u64::MAX));
+        assert_eq!(small.progress_key(&[&huge, &small]), (0, 5));
     }
 }

@@ -1,16 +1,26 @@
 //! Classifying one COM_QUERY text.
 
 use super::hint::Hint;
-use super::lexer::{lex, Token};
+use super::lexer::{lex_as, Token};
+
+/// Which earlier statement's result a read asks about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionResult {
+    /// `LAST_INSERT_ID()`: the session's last insert, on the write node.
+    LastInsertId,
+    /// `FOUND_ROWS()`, `ROW_COUNT()`: the statement just before, wherever
+    /// it ran (a `SELECT SQL_CALC_FOUND_ROWS` on a replica, say).
+    PreviousStatement,
+}
 
 /// What a statement is, for routing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Class {
     /// A plain read a replica may answer.
     Read {
-        /// Reads the session's last write (`LAST_INSERT_ID()`, `FOUND_ROWS()`,
-        /// `ROW_COUNT()`): only the connection that wrote knows the answer.
-        reads_session_result: bool,
+        /// Reads what an earlier statement left on its connection: only
+        /// that connection knows the answer.
+        session_result: Option<SessionResult>,
     },
     /// Anything that must run on the write node.
     Write,
@@ -64,8 +74,31 @@ const WRITING_WORDS: &[&str] = &[
 ];
 
 /// Classifies the text of a COM_QUERY, and returns the hint its comments carry.
+///
+/// The proxy does not know whether the session runs with sql_mode
+/// NO_BACKSLASH_ESCAPES, under which `'a\'; DELETE ...` ends the string
+/// early. A text with a backslash is therefore read both ways; if they
+/// disagree, the safer class wins (a multi-statement pin, else a write).
 pub fn classify(sql: &str) -> (Class, Option<Hint>) {
-    let (tokens, hints) = lex(sql);
+    let escaped = classify_as(sql, true);
+    if !sql.contains('\\') {
+        return escaped;
+    }
+    let literal = classify_as(sql, false);
+    if literal.0 == escaped.0 {
+        return escaped;
+    }
+    let multi = Class::Pin(Pin::MultiStatement);
+    let class = if escaped.0 == multi || literal.0 == multi {
+        multi
+    } else {
+        Class::Write
+    };
+    (class, escaped.1)
+}
+
+fn classify_as(sql: &str, backslash_escapes: bool) -> (Class, Option<Hint>) {
+    let (tokens, hints) = lex_as(sql, backslash_escapes);
     let hint = hints.first().copied();
     // Trailing semicolons are fine; anything after one is another statement.
     let mut statements = tokens
@@ -93,9 +126,14 @@ fn original_spelling(sql: &str, name: &str) -> String {
     }
 }
 
-/// Whether any statement in `sql` changes data (for read-only users).
+/// Whether any statement in `sql` changes data (for read-only users),
+/// read with and without backslash escapes (see [`classify`]).
 pub fn writes_data(sql: &str) -> bool {
-    let (tokens, _) = lex(sql);
+    writes_data_as(sql, true) || (sql.contains('\\') && writes_data_as(sql, false))
+}
+
+fn writes_data_as(sql: &str, backslash_escapes: bool) -> bool {
+    let (tokens, _) = lex_as(sql, backslash_escapes);
     let mut statements = tokens
         .split(|t| *t == Token::Semicolon)
         .filter(|s| !s.is_empty())
@@ -203,7 +241,7 @@ fn classify_read(first: &str, t: &[Token]) -> Class {
             Some("UPDATE" | "DELETE" | "INSERT" | "REPLACE") => Class::Write,
             _ if has_word(rest, &["ANALYZE"]) => Class::Write,
             _ => Class::Read {
-                reads_session_result: false,
+                session_result: None,
             },
         };
     }
@@ -218,7 +256,7 @@ fn classify_read(first: &str, t: &[Token]) -> Class {
             Class::Write
         } else {
             Class::Read {
-                reads_session_result: false,
+                session_result: None,
             }
         };
     }
@@ -233,9 +271,14 @@ fn classify_read(first: &str, t: &[Token]) -> Class {
     if has_word(t, LOCK_FUNCTIONS) {
         return Class::Pin(Pin::Lock);
     }
-    Class::Read {
-        reads_session_result: has_word(t, &["LAST_INSERT_ID", "FOUND_ROWS", "ROW_COUNT"]),
-    }
+    let session_result = if has_word(t, &["LAST_INSERT_ID"]) {
+        Some(SessionResult::LastInsertId)
+    } else if has_word(t, &["FOUND_ROWS", "ROW_COUNT"]) {
+        Some(SessionResult::PreviousStatement)
+    } else {
+        None
+    };
+    Class::Read { session_result }
 }
 
 /// `SET ...`: autocommit alone is tracked; transaction characteristics go to
@@ -302,8 +345,22 @@ mod tests {
     use super::*;
 
     const READ: Class = Class::Read {
-        reads_session_result: false,
+        session_result: None,
     };
+
+    #[test]
+    fn a_backslash_cannot_hide_a_second_statement_whatever_the_sql_mode() {
+        // With backslash escapes one string; under NO_BACKSLASH_ESCAPES the
+        // string ends at the backslash and a DELETE follows.
+        let sql = r"SELECT 'x\'; DELETE FROM t; -- '";
+        assert_eq!(classify(sql).0, Class::Pin(Pin::MultiStatement));
+        assert!(writes_data(sql));
+        let sql = r"SELECT 'x\' FROM t WHERE a = 'INTO'";
+        assert_eq!(classify(sql).0, Class::Write);
+        // Backslashes that change nothing change nothing.
+        assert_eq!(classify(r"SELECT 'a\nb'").0, READ);
+        assert!(!writes_data(r"SELECT 'a\nb'"));
+    }
 
     #[test]
     fn table_of_statements() {
@@ -334,13 +391,13 @@ mod tests {
             (
                 "SELECT LAST_INSERT_ID()",
                 Class::Read {
-                    reads_session_result: true,
+                    session_result: Some(SessionResult::LastInsertId),
                 },
             ),
             (
                 "select found_rows()",
                 Class::Read {
-                    reads_session_result: true,
+                    session_result: Some(SessionResult::PreviousStatement),
                 },
             ),
             ("INSERT INTO t VALUES (1)", Class::Write),

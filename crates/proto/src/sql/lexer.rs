@@ -24,8 +24,15 @@ pub enum Token {
     Other,
 }
 
-/// Tokens of `sql`, and the routing hints found in its comments.
+/// Tokens of `sql`, and the routing hints found in its comments, with
+/// backslash escapes in strings (MariaDB's default sql_mode).
 pub fn lex(sql: &str) -> (Vec<Token>, Vec<Hint>) {
+    lex_as(sql, true)
+}
+
+/// As [`lex`]; `backslash_escapes: false` reads strings as the server does
+/// under sql_mode NO_BACKSLASH_ESCAPES (`'a\'` is a whole string).
+pub fn lex_as(sql: &str, backslash_escapes: bool) -> (Vec<Token>, Vec<Hint>) {
     let b = sql.as_bytes();
     let mut tokens = Vec::new();
     let mut hints = Vec::new();
@@ -52,17 +59,17 @@ pub fn lex(sql: &str) -> (Vec<Token>, Vec<Hint>) {
                     // MySQL's /*!NNNNN ...*/ and MariaDB's /*M!NNNNNN ...*/.
                     // MySQL executable comment: /*!40101 SET NAMES utf8 */ runs its text.
                     let code = rest.trim_start_matches(|c: char| c.is_ascii_digit());
-                    let (inner, inner_hints) = lex(code);
+                    let (inner, inner_hints) = lex_as(code, backslash_escapes);
                     tokens.extend(inner);
                     hints.extend(inner_hints);
                 }
             }
             b'\'' | b'"' => {
-                i = skip_quoted(b, i, c);
+                i = skip_quoted(b, i, c, backslash_escapes);
                 tokens.push(Token::Other);
             }
             b'`' => {
-                let end = skip_quoted(b, i, b'`');
+                let end = skip_quoted(b, i, b'`', false);
                 // Unterminated, the name runs to the end of the input (whose
                 // last byte may be inside a multi-byte character).
                 let close = if end > i + 1 && b[end - 1] == b'`' {
@@ -89,7 +96,7 @@ pub fn lex(sql: &str) -> (Vec<Token>, Vec<Hint>) {
                     i += 1;
                 }
                 if matches!(b.get(i), Some(b'\'' | b'"' | b'`')) {
-                    i = skip_quoted(b, i, b[i]);
+                    i = skip_quoted(b, i, b[i], backslash_escapes);
                 } else {
                     while i < b.len() && is_word_byte(b[i]) || b.get(i) == Some(&b'.') {
                         i += 1;
@@ -134,12 +141,12 @@ fn skip_line(b: &[u8], i: usize) -> usize {
     find(b, i, b"\n").map_or(b.len(), |n| n + 1)
 }
 
-/// Index just past the closing `quote` (doubled quotes and, outside
-/// backticks, backslash escapes stay inside), or the end of input.
-fn skip_quoted(b: &[u8], start: usize, quote: u8) -> usize {
+/// Index just past the closing `quote` (doubled quotes and, with
+/// `backslash_escapes`, backslash escapes stay inside), or the end of input.
+fn skip_quoted(b: &[u8], start: usize, quote: u8, backslash_escapes: bool) -> usize {
     let mut i = start + 1;
     while i < b.len() {
-        if b[i] == b'\\' && quote != b'`' {
+        if b[i] == b'\\' && backslash_escapes {
             i += 2;
         } else if b[i] == quote {
             if b.get(i + 1) == Some(&quote) {

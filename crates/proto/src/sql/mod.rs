@@ -11,5 +11,5 @@ mod classify;
 mod hint;
 mod lexer;
 
-pub use classify::{classify, writes_data, Class, Pin};
+pub use classify::{classify, writes_data, Class, Pin, SessionResult};
 pub use hint::Hint;
