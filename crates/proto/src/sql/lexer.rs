@@ -24,14 +24,9 @@ pub enum Token {
     Other,
 }
 
-/// Tokens of `sql`, and the routing hints found in its comments, with
-/// backslash escapes in strings (MariaDB's default sql_mode).
-pub fn lex(sql: &str) -> (Vec<Token>, Vec<Hint>) {
-    lex_as(sql, true)
-}
-
-/// As [`lex`]; `backslash_escapes: false` reads strings as the server does
-/// under sql_mode NO_BACKSLASH_ESCAPES (`'a\'` is a whole string).
+/// Tokens of `sql`, and the routing hints found in its comments.
+/// `backslash_escapes`: MariaDB's default; false reads strings as the server
+/// does under sql_mode NO_BACKSLASH_ESCAPES (`'a\'` is a whole string).
 pub fn lex_as(sql: &str, backslash_escapes: bool) -> (Vec<Token>, Vec<Hint>) {
     let b = sql.as_bytes();
     let mut tokens = Vec::new();
@@ -171,6 +166,10 @@ fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lex(sql: &str) -> (Vec<Token>, Vec<Hint>) {
+        lex_as(sql, true)
+    }
 
     fn words(sql: &str) -> Vec<String> {
         lex(sql)
