@@ -52,6 +52,12 @@ pub fn config(
     } else {
         "    heartbeat: {interval: 300ms, user: monitor, password: monitor}\n"
     };
+    // No pre-warmed connections unless a test asks: counts stay exact.
+    let pool = if extra.contains("pool:") {
+        ""
+    } else {
+        "    pool: {min: 0, max: 64}\n"
+    };
     let failover = if extra.contains("failover:") {
         ""
     } else {
@@ -60,7 +66,7 @@ pub fn config(
     format!(
         "{top}{state_dir}admin_http:\n  listen: {admin_http}\nshutdown_grace: 2s\nlisten: {listen}\nadmin_listen: {admin}\n\
          users:\n  - {{name: app, password: app, schemas: [app, sbtest]}}\n  - {{name: reader, password: reader, schemas: [app], read_only: true}}\n\
-         data_hosts:\n  - name: dh1\n    balance: {balance}\n    user: app\n    password: app\n{heartbeat}{failover}{extra}    nodes:\n{nodes}\
+         data_hosts:\n  - name: dh1\n    balance: {balance}\n    user: app\n    password: app\n{heartbeat}{failover}{pool}{extra}    nodes:\n{nodes}\
          schemas:\n  - {{name: app, data_host: dh1}}\n  - {{name: sbtest, data_host: dh1}}\n",
     )
 }

@@ -185,3 +185,35 @@ fn the_backend_connection_gauge_counts_pooled_connections_out_when_a_reload_drop
         open_backend_connections(&proxy)
     );
 }
+
+#[test]
+fn pool_min_keeps_connections_ready_on_the_serving_nodes() {
+    let cluster = MariaDbCluster::start(1).unwrap();
+    let proxy = Proxy::start(&cluster, "primary", "    pool: {min: 3, max: 8}\n").unwrap();
+    // One session teaches the pool what kind of connection clients want.
+    let mut c = proxy.conn("app", "app", Some("app")).unwrap();
+    c.query_drop("DO 1").unwrap();
+    drop(c);
+    let warmed = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+        (open_backend_connections(&proxy) == 3).then_some(())
+    });
+    assert!(
+        warmed.is_some(),
+        "{} open\n{}",
+        open_backend_connections(&proxy),
+        proxy.daemon.log()
+    );
+    let (_, rows, _) = admin(&proxy, "app", "show @@datasource");
+    assert_eq!(rows[0][7], "3", "IDLE: {rows:?}");
+    // A session takes a warm connection (no login); the pool is topped up.
+    let mut s2 = proxy.conn("app", "app", Some("app")).unwrap();
+    s2.query_drop("DO 1").unwrap();
+    let topped = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+        (open_backend_connections(&proxy) == 4).then_some(())
+    });
+    assert!(
+        topped.is_some(),
+        "{} open",
+        open_backend_connections(&proxy)
+    );
+}

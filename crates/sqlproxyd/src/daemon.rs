@@ -69,6 +69,11 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
             sessions.clone(),
             registry.clone(),
         ));
+        tokio::spawn(crate::warm::keep_warm(
+            topology.clone(),
+            metrics.clone(),
+            stop.clone(),
+        ));
         let admin = Admin {
             topology: topology.clone(),
             metrics: metrics.clone(),

@@ -18,6 +18,7 @@
 //! - [`admin`]: the MySQL-protocol admin port (Mycat-style `show @@...`).
 //! - [`registry`]: the sessions open now.
 //! - [`pool`]: idle logged-in backend connections.
+//! - [`warm`]: keeps `pool.min` of them ready.
 //! - [`metrics`]: the `hastack_sqlproxyd_*` series.
 //! - [`daemon`]: the process as the shared runtime drives it.
 
@@ -42,5 +43,6 @@ pub mod registry;
 pub mod route;
 pub mod session;
 pub mod topology;
+pub mod warm;
 
 pub use daemon::Sqlproxyd;

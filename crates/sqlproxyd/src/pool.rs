@@ -29,6 +29,9 @@ pub struct Pool {
     idle: Mutex<HashMap<PoolKey, Vec<(Instant, Backend)>>>,
     /// Most idle connections kept per node (the data host's `pool.max`).
     max_idle: usize,
+    /// The (capabilities, collation) pairs sessions asked for, and when
+    /// last: what pre-warming makes connections for.
+    seen: Mutex<HashMap<(u32, u8), Instant>>,
 }
 
 impl Pool {
@@ -36,12 +39,47 @@ impl Pool {
         Pool {
             idle: Mutex::new(HashMap::new()),
             max_idle,
+            seen: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// For each kind of session seen in the last [`IDLE_TIMEOUT`], how many
+    /// idle connections to `node` are missing to reach `min` (expired ones
+    /// are closed first, so a warm pool renews itself).
+    pub fn missing(&self, node: usize, min: usize, now: Instant) -> Vec<(PoolKey, usize)> {
+        let kinds: Vec<(u32, u8)> = match self.seen.lock() {
+            Ok(mut seen) => {
+                seen.retain(|_, at| now.saturating_duration_since(*at) < IDLE_TIMEOUT);
+                seen.keys().copied().collect()
+            }
+            Err(_) => return Vec::new(),
+        };
+        let Ok(mut idle) = self.idle.lock() else {
+            return Vec::new();
+        };
+        kinds
+            .into_iter()
+            .filter_map(|(capabilities, collation)| {
+                let key = PoolKey {
+                    node,
+                    capabilities,
+                    collation,
+                };
+                let have = idle.get_mut(&key).map_or(0, |list| {
+                    list.retain(|(at, _)| now.saturating_duration_since(*at) < IDLE_TIMEOUT);
+                    list.len()
+                });
+                (have < min).then_some((key, min - have))
+            })
+            .collect()
     }
 
     /// The most recently returned usable connection for `key`; expired
     /// ones are dropped on the way (which closes them).
     pub fn take(&self, key: PoolKey, now: Instant) -> Option<Backend> {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert((key.capabilities, key.collation), now);
+        }
         let mut idle = self.idle.lock().ok()?;
         let list = idle.get_mut(&key)?;
         list.retain(|(at, _)| now.saturating_duration_since(*at) < IDLE_TIMEOUT);

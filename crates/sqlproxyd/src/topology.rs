@@ -49,6 +49,8 @@ pub struct DataHost {
     pub connect_timeout: Duration,
     /// The configured pool size (`pool.max`), shown as Mycat's SIZE.
     pub pool_max: u32,
+    /// Idle connections kept ready per node and kind of session (`pool.min`).
+    pub pool_min: u32,
     pub user: String,
     pub password: Secret,
     pub nodes: Vec<Node>,
@@ -218,6 +220,7 @@ impl Topology {
                     read_your_writes: h.read_your_writes.get(),
                     connect_timeout: h.connect_timeout.get(),
                     pool_max: h.pool.max,
+                    pool_min: h.pool.min,
                     user: h.user.clone(),
                     password: h.password.clone(),
                     nodes: h
