@@ -469,3 +469,72 @@ fn sqlproxyd_import_mycat_output_passes_check() {
     );
     assert!(text(&run("sqlproxyd", &["--help"]).stdout).contains("import-mycat"));
 }
+
+/// `checkd import-xinetd` turns the classic HAProxy + Mycat status service
+/// file into a config `--check` accepts.
+#[test]
+fn checkd_import_xinetd_output_passes_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = dir.path().join("mycat_status");
+    std::fs::write(
+        &service,
+        "# default: on
+# description: mycat_status, checked by HAProxy's httpchk on port 48700
+service mycat_status
+{
+        flags           = REUSE
+        socket_type     = stream
+        port            = 48700
+        wait            = no
+        user            = nobody
+        server          = /usr/local/bin/mycat_status
+        log_on_failure  += USERID
+        disable         = no
+        only_from       = 0.0.0.0/0
+        per_source      = UNLIMITED
+}
+",
+    )
+    .unwrap();
+    let out = run("checkd", &["import-xinetd", service.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not converted: service mycat_status: log_on_failure USERID"),
+        "{}",
+        text(&out.stderr)
+    );
+    for line in [
+        "  'mycat_status':\n    type: exec\n    bind: '0.0.0.0:48700'\n",
+        "    server: '/usr/local/bin/mycat_status'\n",
+        "    only_from: ['0.0.0.0/0']\n",
+    ] {
+        assert!(text(&out.stdout).contains(line), "{}", text(&out.stdout));
+    }
+    let converted = dir.path().join("checkd.yaml");
+    std::fs::write(&converted, &out.stdout).unwrap();
+    let check = run("checkd", &["-f", converted.to_str().unwrap(), "--check"]);
+    assert!(
+        check.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&check.stderr)
+    );
+
+    let missing = run("checkd", &["import-xinetd", "/nonexistent/mycat_status"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing.stderr).starts_with("/nonexistent/mycat_status: cannot read"),
+        "{}",
+        text(&missing.stderr)
+    );
+    let broken = dir.path().join("broken");
+    std::fs::write(&broken, "service mycat_status\n{\n        port=48700\n}\n").unwrap();
+    let malformed = run("checkd", &["import-xinetd", broken.to_str().unwrap()]);
+    assert_eq!(malformed.status.code(), Some(2));
+    assert!(
+        text(&malformed.stderr).starts_with(&format!("{}:3: ", broken.display())),
+        "{}",
+        text(&malformed.stderr)
+    );
+    assert!(text(&run("checkd", &["--help"]).stdout).contains("import-xinetd"));
+}

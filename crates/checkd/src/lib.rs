@@ -4,10 +4,12 @@
 //!
 //! - [`config`]: the YAML schema, in xinetd's vocabulary.
 //! - [`daemon`]: the process as the shared runtime drives it.
+//! - [`import_xinetd`]: `checkd import-xinetd`, xinetd's service files as a checkd config.
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod daemon;
+pub mod import_xinetd;
 
 pub use daemon::Checkd;
