@@ -13,7 +13,7 @@ pub mod daemon;
 pub mod mariadb;
 pub mod netlab;
 pub mod ports;
-mod process;
+pub mod process;
 pub mod sqlproxy;
 
 pub use daemon::DaemonProcess;

@@ -56,6 +56,44 @@ pub struct Service {
     pub server_args: Vec<String>,
     pub user: Option<String>,
     pub timeout: Option<Duration>,
+    /// What a served connection's log line carries (xinetd's names).
+    #[serde(default = "default_log_on_success")]
+    pub log_on_success: Vec<LogItem>,
+    /// What a refused connection's log line carries.
+    #[serde(default = "default_log_on_failure")]
+    pub log_on_failure: Vec<LogItem>,
+}
+
+fn default_log_on_success() -> Vec<LogItem> {
+    vec![LogItem::Host, LogItem::Duration]
+}
+
+fn default_log_on_failure() -> Vec<LogItem> {
+    vec![LogItem::Host]
+}
+
+/// xinetd's `log_on_success` / `log_on_failure` items.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LogItem {
+    /// The peer address.
+    #[serde(alias = "host")]
+    Host,
+    /// The exec service's process id.
+    #[serde(alias = "pid")]
+    Pid,
+    /// How long the connection was served.
+    #[serde(alias = "duration")]
+    Duration,
+    /// The exec service's exit status.
+    #[serde(alias = "exit")]
+    Exit,
+    /// Why a connection was refused.
+    #[serde(alias = "attempt")]
+    Attempt,
+    /// Bytes in and out (exec services).
+    #[serde(alias = "traffic")]
+    Traffic,
 }
 
 fn default_instances() -> u32 {

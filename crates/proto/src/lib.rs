@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod health;
 pub mod mysql;
 pub mod proxy_protocol;
 pub mod sql;

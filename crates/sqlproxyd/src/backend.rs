@@ -7,31 +7,17 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use hastack_proto::mysql::client::{auth_switch_answer, handshake_response, Credentials};
 use hastack_proto::mysql::codec::PacketCodec;
 use hastack_proto::mysql::packets::{parse_reply, Capabilities, Handshake, Reply as ParsedReply};
 use hastack_proto::mysql::response::{Expect, Reply, Step};
 use hastack_proto::mysql::rows::{decode_rows, Rows};
 use hastack_proto::mysql::Packet;
-use mysql_common::packets::{AuthPlugin, HandshakeResponse};
-use mysql_common::proto::MySerialize;
-use mysql_common::scramble::scramble_native;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
 pub type Wire = Framed<TcpStream, PacketCodec>;
-
-/// What to log in with and ask of the server.
-pub struct Login<'a> {
-    pub user: &'a str,
-    pub password: &'a str,
-    pub database: Option<&'a str>,
-    /// The client's capabilities, as far as they change server behaviour
-    /// (FOUND_ROWS, MULTI_STATEMENTS, LOCAL_FILES ...).
-    pub capabilities: Capabilities,
-    pub collation: u8,
-    pub connect_timeout: Duration,
-}
 
 /// A logged-in backend connection.
 pub struct Backend {
@@ -103,20 +89,23 @@ pub fn backend_capabilities(client: Capabilities, server: Capabilities) -> Capab
 }
 
 impl Backend {
-    pub async fn connect(node: usize, addr: SocketAddr, login: &Login<'_>) -> Result<Backend> {
-        let stream = tokio::time::timeout(login.connect_timeout, TcpStream::connect(addr))
+    /// Connects and logs in as `login`, all within `connect_timeout`.
+    /// `login.capabilities` are the client's: only those the proxy may use
+    /// towards a backend are asked for.
+    pub async fn connect(
+        node: usize,
+        addr: SocketAddr,
+        login: &Credentials<'_>,
+        connect_timeout: Duration,
+    ) -> Result<Backend> {
+        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| {
-                anyhow!(
-                    "connect to {addr} timed out after {:?}",
-                    login.connect_timeout
-                )
-            })?
+            .map_err(|_| anyhow!("connect to {addr} timed out after {connect_timeout:?}"))?
             .with_context(|| format!("connect to {addr}"))?;
         stream.set_nodelay(true)?;
         let mut wire = Framed::new(stream, PacketCodec::default());
         let login_result =
-            tokio::time::timeout(login.connect_timeout, Self::login(&mut wire, login)).await;
+            tokio::time::timeout(connect_timeout, Self::login(&mut wire, login)).await;
         let server_version = login_result
             .map_err(|_| anyhow!("login to {addr} timed out"))?
             .with_context(|| format!("login to {addr}"))?;
@@ -136,47 +125,20 @@ impl Backend {
         })
     }
 
-    async fn login(wire: &mut Wire, login: &Login<'_>) -> Result<String> {
+    async fn login(wire: &mut Wire, login: &Credentials<'_>) -> Result<String> {
         let greeting = next(wire).await?;
         let hs = Handshake::parse(&greeting.payload)?;
-        let caps = backend_capabilities(login.capabilities, hs.capabilities);
-        let answer = scramble_native(&hs.scramble, login.password.as_bytes())
-            .map(|a| a.to_vec())
-            .unwrap_or_default();
-        let version = parse_version(&hs.server_version);
-        let response = HandshakeResponse::new(
-            Some(answer),
-            version,
-            Some(login.user.as_bytes()),
-            login.database.map(str::as_bytes),
-            Some(AuthPlugin::MysqlNativePassword),
-            caps,
-            None,
-            16 * 1024 * 1024,
-        );
-        let mut buf = Vec::new();
-        response.serialize(&mut buf);
-        // mysql_common picks the collation itself; the session wants the
-        // client's (byte 8: after 4 bytes of flags and 4 of max packet size).
-        if let Some(c) = buf.get_mut(8) {
-            *c = login.collation;
-        }
-        wire.send(Packet::new(greeting.seq.wrapping_add(1), buf))
+        let credentials = Credentials {
+            capabilities: backend_capabilities(login.capabilities, hs.capabilities),
+            ..*login
+        };
+        let response = handshake_response(&hs, &credentials);
+        wire.send(Packet::new(greeting.seq.wrapping_add(1), response))
             .await?;
         let mut reply = next(wire).await?;
         if reply.payload.first() == Some(&0xFE) {
             // Auth switch: the server wants another plugin or a fresh nonce.
-            let body = &reply.payload[1..];
-            let nul = body.iter().position(|&b| b == 0).unwrap_or(body.len());
-            let plugin = String::from_utf8_lossy(&body[..nul]).into_owned();
-            if plugin != "mysql_native_password" {
-                bail!("server asks for auth plugin {plugin}; sqlproxyd logs in to backends with mysql_native_password");
-            }
-            let nonce = body.get(nul + 1..).unwrap_or_default();
-            let nonce = nonce.strip_suffix(&[0]).unwrap_or(nonce);
-            let answer = scramble_native(nonce, login.password.as_bytes())
-                .map(|a| a.to_vec())
-                .unwrap_or_default();
+            let answer = auth_switch_answer(&reply.payload, login.password)?;
             wire.send(Packet::new(reply.seq.wrapping_add(1), answer))
                 .await?;
             reply = next(wire).await?;
@@ -279,33 +241,9 @@ pub async fn next<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// `5.5.5-10.11.6-MariaDB-log` → (10, 11, 6); `8.0.36` → (8, 0, 36).
-fn parse_version(v: &str) -> (u16, u16, u16) {
-    let v = v.strip_prefix("5.5.5-").unwrap_or(v);
-    let mut parts = v
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap_or(0));
-    (
-        parts.next().unwrap_or(5),
-        parts.next().unwrap_or(5),
-        parts.next().unwrap_or(0),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn versions() {
-        assert_eq!(
-            parse_version("5.5.5-10.11.19-MariaDB-0+deb12u1-log"),
-            (10, 11, 19)
-        );
-        assert_eq!(parse_version("8.0.36"), (8, 0, 36));
-        assert_eq!(parse_version(""), (5, 5, 0));
-    }
 
     #[test]
     fn client_flags_pass_only_when_the_server_has_them() {

@@ -13,8 +13,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use hastack_proto::mysql::gtid::GtidPos;
 use hastack_proto::mysql::packets::Capabilities;
 
-use crate::backend::{Backend, Login};
+use crate::backend::Backend;
 use crate::cluster::NodeSpec;
+use hastack_proto::mysql::client::Credentials;
 
 const UTF8MB4_GENERAL_CI: u8 = 45;
 
@@ -299,15 +300,14 @@ pub async fn connect_as(
     password: &str,
     timeout: Duration,
 ) -> Result<Backend> {
-    let login = Login {
+    let login = Credentials {
         user,
         password,
         database: None,
         capabilities: Capabilities::empty(),
         collation: UTF8MB4_GENERAL_CI,
-        connect_timeout: timeout,
     };
-    Backend::connect(node, spec.addr, &login).await
+    Backend::connect(node, spec.addr, &login, timeout).await
 }
 
 const COM_QUERY: u8 = 0x03;

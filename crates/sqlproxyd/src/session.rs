@@ -19,7 +19,7 @@ use hastack_proto::mysql::Packet;
 use hastack_proto::sql::{classify, writes_data, Class};
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{next, Backend, Login, NodeMetrics, OpenGauge};
+use crate::backend::{next, Backend, NodeMetrics, OpenGauge};
 use crate::client_stream::{ClientStream, ClientWire};
 use crate::frontend::{self, schema_refusal, send_err, Client};
 use crate::metrics::{route_name, Metrics, NodeLabels, NodeRouteLabels, RouteLabels};
@@ -28,6 +28,7 @@ use crate::pool::PoolKey;
 use crate::registry::{Registry, SessionView};
 use crate::route::{PinReason, SessionRoute, Target};
 use crate::topology::{DataHost, Topology};
+use hastack_proto::mysql::client::Credentials;
 
 const COM_QUIT: u8 = 0x01;
 const COM_INIT_DB: u8 = 0x02;
@@ -717,13 +718,12 @@ impl Session {
     async fn connect(&mut self, node: usize, target: Target) -> Result<Backend> {
         let host = self.host.clone();
         let n = &host.nodes[node];
-        let login = Login {
+        let login = Credentials {
             user: &host.user,
             password: host.password.expose(),
             database: self.schema.as_deref(),
             capabilities: self.login.capabilities,
             collation: self.login.collation,
-            connect_timeout: host.connect_timeout,
         };
         let labels = NodeLabels::new(&host.name, &n.name);
         let key = PoolKey {
@@ -741,14 +741,16 @@ impl Session {
         };
         let connected = match pooled {
             Some(b) => Ok(b),
-            None => Backend::connect(node, n.addr, &login).await.map(|mut b| {
-                b.gauge = Some(OpenGauge::new(
-                    self.metrics
-                        .backend_connections
-                        .get_or_create_owned(&labels),
-                ));
-                b
-            }),
+            None => Backend::connect(node, n.addr, &login, host.connect_timeout)
+                .await
+                .map(|mut b| {
+                    b.gauge = Some(OpenGauge::new(
+                        self.metrics
+                            .backend_connections
+                            .get_or_create_owned(&labels),
+                    ));
+                    b
+                }),
         };
         match connected {
             Ok(mut b) => {

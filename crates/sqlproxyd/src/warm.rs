@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use hastack_proto::mysql::packets::Capabilities;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Backend, Login, OpenGauge};
+use crate::backend::{Backend, OpenGauge};
 use crate::metrics::{Metrics, NodeLabels};
 use crate::topology::{DataHost, Topology};
+use hastack_proto::mysql::client::Credentials;
 
 const EVERY: Duration = Duration::from_secs(1);
 
@@ -48,16 +49,15 @@ async fn warm_host(host: &DataHost, metrics: &Metrics) {
             .missing(node, host.pool_min as usize, Instant::now())
         {
             let n = &host.nodes[node];
-            let login = Login {
+            let login = Credentials {
                 user: &host.user,
                 password: host.password.expose(),
                 database: None,
                 capabilities: Capabilities::from_bits_truncate(key.capabilities),
                 collation: key.collation,
-                connect_timeout: host.connect_timeout,
             };
             for _ in 0..missing {
-                match Backend::connect(node, n.addr, &login).await {
+                match Backend::connect(node, n.addr, &login, host.connect_timeout).await {
                     Ok(mut b) => {
                         b.gauge = Some(OpenGauge::new(
                             metrics

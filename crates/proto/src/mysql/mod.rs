@@ -5,10 +5,12 @@
 //!   `mysql_common` where it has them.
 //! - [`response`]: where a server's reply to one command ends.
 //! - [`auth`]: mysql_native_password, the server's side.
+//! - [`client`]: a login, the client's side (pure).
 //! - [`rows`]: text result sets read back, for a daemon's own queries.
 //! - [`gtid`]: MariaDB GTID positions, compared for failover.
 
 pub mod auth;
+pub mod client;
 pub mod framing;
 pub mod gtid;
 pub mod packets;
