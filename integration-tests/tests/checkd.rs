@@ -217,10 +217,11 @@ fn read_answer(mut s: TcpStream) -> String {
 }
 
 #[test]
-fn per_source_and_cps_engage_and_release() {
-    let (held, rated) = (free_port(), free_port());
+fn per_source_instances_and_cps_engage_and_release() {
+    let (held, rated, one) = (free_port(), free_port(), free_port());
     let d = checkd(&format!(
-        "  held:\n    type: exec\n    bind: 127.0.0.1:{held}\n    server: /bin/sleep\n    server_args: ['2']\n    timeout: 5s\n    per_source: 1\n  \
+        "  one:\n    type: exec\n    bind: 127.0.0.1:{one}\n    server: /bin/sleep\n    server_args: ['2']\n    instances: 1\n  \
+         held:\n    type: exec\n    bind: 127.0.0.1:{held}\n    server: /bin/sleep\n    server_args: ['2']\n    timeout: 5s\n    per_source: 1\n  \
          rated:\n    type: http_check\n    bind: 127.0.0.1:{rated}\n    cps: {{rate: 2, pause: 2s}}\n    probe: {{exec: {{command: /bin/true}}}}\n"
     ));
     let first = TcpStream::connect(local(held)).unwrap();
@@ -242,6 +243,28 @@ fn per_source_and_cps_engage_and_release() {
         (status["state"]["services"]["held"]["active"] == 0).then_some(())
     });
     assert!(admitted.is_some());
+    // instances: one connection at a time, whatever its source.
+    let busy = TcpStream::connect(local(one)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut other = socket_from("127.0.0.2", local(one));
+    other
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(
+        other.read(&mut buf).unwrap_or(0),
+        0,
+        "over instances: closed"
+    );
+    drop(busy);
+    let metrics = d.metrics().unwrap();
+    assert!(
+        metrics.contains("hastack_checkd_refused_total{service=\"one\",result=\"instances\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hastack_checkd_refused_total{service=\"held\",result=\"per_source\"} 1"),
+        "{metrics}"
+    );
     // cps: the third connection within a second pauses the service.
     assert!(get(local(rated)).starts_with("HTTP/1.1 200"));
     assert!(get(local(rated)).starts_with("HTTP/1.1 200"));
