@@ -2,11 +2,17 @@
 //! spreading client connections over the SQL proxies (HAProxy's role).
 //!
 //! - [`config`]: the YAML schema, in HAProxy's vocabulary.
+//! - [`balance`]: which server a new connection goes to (roundrobin,
+//!   static-rr, leastconn, source, first; backups, maxconn) — pure.
+//! - [`health`]: a server's rise/fall state machine and check schedule — pure,
+//!   time passed in.
 //! - [`daemon`]: the process as the shared runtime drives it.
 
 #![forbid(unsafe_code)]
 
+pub mod balance;
 pub mod config;
 pub mod daemon;
+pub mod health;
 
 pub use daemon::Lbd;
