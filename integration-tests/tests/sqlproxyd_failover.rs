@@ -378,16 +378,7 @@ fn two_proxies_promote_once_and_a_diverged_old_primary_stays_fenced() {
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(node_state(&a, 0).0, "fenced");
     assert_eq!(primary_of(&a).as_deref(), Some(new_primary.as_str()));
-    let mut admin = mysql::Conn::new(
-        mysql::OptsBuilder::new()
-            .ip_or_hostname(Some(a.admin.ip().to_string()))
-            .tcp_port(a.admin.port())
-            .user(Some("app"))
-            .pass(Some("app"))
-            .prefer_socket(false),
-    )
-    .unwrap();
-    let rows: Vec<mysql::Row> = admin.query("show @@heartbeat").unwrap();
+    let rows: Vec<mysql::Row> = admin_conn(&a).query("show @@heartbeat").unwrap();
     let first: Vec<String> = rows[0]
         .clone()
         .unwrap()

@@ -112,15 +112,7 @@ impl Actor {
         self.wait_applied(&mut b, &received)
             .await
             .context("not promoted")?;
-        for sql in [
-            "STOP ALL SLAVES",
-            "RESET SLAVE ALL",
-            "SET GLOBAL read_only = OFF",
-        ] {
-            b.run(COM_QUERY, sql.as_bytes())
-                .await
-                .with_context(|| format!("{name}: {sql}"))?;
-        }
+        make_primary(&mut b, name).await?;
         tracing::warn!(data_host = %self.data_host, node = %name, applied = %received, "promoted: read_only=OFF, replication reset");
         let mut failed = Vec::new();
         for &r in repoint {
@@ -184,15 +176,7 @@ impl Actor {
                 "switchover to {name} abandoned; {old_name} stays primary"
             )));
         }
-        for sql in [
-            "STOP ALL SLAVES",
-            "RESET SLAVE ALL",
-            "SET GLOBAL read_only = OFF",
-        ] {
-            t.run(COM_QUERY, sql.as_bytes())
-                .await
-                .with_context(|| format!("{name}: {sql}"))?;
-        }
+        make_primary(&mut t, name).await?;
         tracing::warn!(data_host = %self.data_host, old = %old_name, primary = %name, applied = %written, "switchover: promoted");
         self.change_master(&mut o, target, true).await?;
         for &r in others {
@@ -290,6 +274,20 @@ impl Actor {
             Ok(None)
         }
     }
+}
+
+/// Turns a caught-up replica into a primary: no replication, writable.
+async fn make_primary(b: &mut Backend, name: &str) -> Result<()> {
+    for sql in [
+        "STOP ALL SLAVES",
+        "RESET SLAVE ALL",
+        "SET GLOBAL read_only = OFF",
+    ] {
+        b.run(COM_QUERY, sql.as_bytes())
+            .await
+            .with_context(|| format!("{name}: {sql}"))?;
+    }
+    Ok(())
 }
 
 /// A connection to `spec` for the proxy's own queries.
