@@ -41,18 +41,6 @@ const TARGET_P99: Duration = Duration::from_millis(2);
 /// What the issue says xinetd + the script measures (checks a second).
 const ISSUE_XINETD_RATE: f64 = 244.0;
 
-/// The classic status script of HAProxy + Mycat guides (as in
-/// integration-tests/tests/checkd.rs), pointed at the bench's MariaDB.
-const STATUS_SCRIPT: &str = r#"#!/bin/bash
-# /usr/local/bin/mycat_status: is the SQL proxy serving?
-out=$(mariadb -h127.0.0.1 -P"$PROXY_PORT" -uapp -papp -N -e "select 1" 2>/dev/null)
-if [ "$out" = "1" ]; then
-    /bin/echo -e "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 15\r\n\r\nMycat is alive.\r\n"
-else
-    /bin/echo -e "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 14\r\n\r\nMycat is dead.\r\n"
-fi
-"#;
-
 /// Limits far above anything the bench reaches, so neither daemon's
 /// xinetd-style rate limit (`cps = 50 10` by default) shapes the result.
 const CHECKD_LIMITS: &str =
@@ -144,10 +132,7 @@ fn start_lab() -> Result<Lab> {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
     let script = dir.path().join("mycat_status");
     // The script carries the port in its text: xinetd passes no environment.
-    std::fs::write(
-        &script,
-        STATUS_SCRIPT.replace("$PROXY_PORT", &db.port().to_string()),
-    )?;
+    std::fs::write(&script, hastack_it::scripts::mycat_status(db.port()))?;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
 
     let (cached, uncached, exec, xinetd_port, admin) = (

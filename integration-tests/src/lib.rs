@@ -14,6 +14,7 @@ pub mod mariadb;
 pub mod netlab;
 pub mod ports;
 pub mod process;
+pub mod scripts;
 pub mod sqlproxy;
 
 pub use daemon::DaemonProcess;

@@ -277,17 +277,6 @@ fn per_source_instances_and_cps_engage_and_release() {
     );
 }
 
-/// The classic status script of HAProxy + Mycat guides, as xinetd runs it.
-const STATUS_SCRIPT: &str = r#"#!/bin/bash
-# /usr/local/bin/mycat_status: is the SQL proxy serving?
-out=$(mariadb -h127.0.0.1 -P"$PROXY_PORT" -uapp -papp -N -e "select 1" 2>/dev/null)
-if [ "$out" = "1" ]; then
-    /bin/echo -e "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 15\r\n\r\nMycat is alive.\r\n"
-else
-    /bin/echo -e "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 14\r\n\r\nMycat is dead.\r\n"
-fi
-"#;
-
 #[test]
 fn the_classic_status_script_answers_the_same_under_checkd_and_xinetd() {
     let mut cluster = MariaDbCluster::start(1).unwrap();
@@ -302,7 +291,7 @@ fn the_classic_status_script_answers_the_same_under_checkd_and_xinetd() {
     // The script reads the port from its own text: xinetd passes no env.
     std::fs::write(
         &script,
-        STATUS_SCRIPT.replace("$PROXY_PORT", &cluster.addr(0).port().to_string()),
+        hastack_it::scripts::mycat_status(cluster.addr(0).port()),
     )
     .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
