@@ -13,7 +13,7 @@ use hastack_it::{wait_for, MariaDbCluster};
 use mysql::prelude::Queryable;
 
 /// Heartbeats fast enough for a test, failover allowed at once.
-const HA: &str = "    heartbeat: {interval: 300ms, timeout: 1s, fail_count: 3, user: monitor, password: monitor}\n    failover: {replication_user: repl, replication_password: repl, min_switch_interval: 1s, primary_wait: 5s}\n    max_replica_lag: 5s\n";
+const HA: &str = "    heartbeat: {interval: 300ms, timeout: 2s, fail_count: 3, user: monitor, password: monitor}\n    failover: {replication_user: repl, replication_password: repl, min_switch_interval: 1s, primary_wait: 10s}\n    max_replica_lag: 5s\n";
 
 fn status_of(proxy: &Proxy) -> serde_json::Value {
     proxy.daemon.status().unwrap()["state"]["data_hosts"][0].clone()
@@ -99,6 +99,15 @@ fn write_loop(
         }
     }
     ledger
+}
+
+/// `@@read_only` of `node`, read as root; `None` while it does not answer.
+fn read_only(cluster: &MariaDbCluster, node: usize) -> Option<u32> {
+    cluster
+        .conn(node)
+        .ok()?
+        .query_first("SELECT @@read_only")
+        .ok()?
 }
 
 fn ids_on(cluster: &MariaDbCluster, node: usize) -> BTreeSet<u32> {
@@ -189,9 +198,7 @@ fn a_killed_primary_is_replaced_without_losing_an_acknowledged_write_and_is_fenc
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
 
     // The promoted node is writable and replicates from nobody; the other follows it.
-    let mut c = cluster.conn(p).unwrap();
-    let ro: u32 = c.query_first("SELECT @@read_only").unwrap().unwrap();
-    assert_eq!(ro, 0);
+    assert_eq!(read_only(&cluster, p), Some(0));
     assert!(cluster.replica_status(p).unwrap().is_none());
     let followed = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
         cluster
@@ -209,11 +216,7 @@ fn a_killed_primary_is_replaced_without_losing_an_acknowledged_write_and_is_fenc
     // at once, then pointed at the new primary and readmitted for reads.
     cluster.start_node(0).unwrap();
     let fenced = wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
-        let ro: Option<u32> = cluster
-            .conn(0)
-            .ok()?
-            .query_first("SELECT @@read_only")
-            .ok()?;
+        let ro = read_only(&cluster, 0);
         (ro == Some(1)).then_some(())
     });
     assert!(
@@ -356,11 +359,7 @@ fn two_proxies_promote_once_and_a_diverged_old_primary_stays_fenced() {
     wait_primary(&a, &new_primary);
     let diverged = wait_for(Duration::from_secs(15), Duration::from_millis(100), || {
         let (state, reason) = node_state(&a, 0);
-        let ro: Option<u32> = cluster
-            .conn(0)
-            .ok()?
-            .query_first("SELECT @@read_only")
-            .ok()?;
+        let ro = read_only(&cluster, 0);
         (state == "fenced"
             && ro == Some(1)
             && (reason.contains("diverged") || reason.contains("1236")))
@@ -470,12 +469,7 @@ fn mycat_mode_honours_the_persisted_write_node_and_changes_nothing_on_the_backen
         .unwrap();
     assert_eq!(sid, 2, "the persisted index names the second node");
     // Nothing was fenced or promoted: node 1 is still the writable one.
-    let ro: u32 = cluster
-        .conn(0)
-        .unwrap()
-        .query_first("SELECT @@read_only")
-        .unwrap()
-        .unwrap();
+    let ro = read_only(&cluster, 0).unwrap();
     assert_eq!(ro, 0);
     assert_eq!(log_count(&[&proxy], "fenced"), 0);
 }
@@ -678,12 +672,7 @@ fn a_proxy_cut_off_from_the_primary_alone_promotes_nobody() {
         proxy.daemon.log()
     );
     for node in [1, 2] {
-        let ro: u32 = cluster
-            .conn(node)
-            .unwrap()
-            .query_first("SELECT @@read_only")
-            .unwrap()
-            .unwrap();
+        let ro = read_only(&cluster, node).unwrap();
         assert_eq!(ro, 1, "node {node} was made writable");
         assert_eq!(
             cluster
@@ -738,12 +727,7 @@ fn an_old_primary_that_lost_nothing_rejoins_and_takes_reads_again() {
         cluster.replica_field(0, "Master_Port").unwrap(),
         Some(cluster.addr(p).port().to_string())
     );
-    let ro: u32 = cluster
-        .conn(0)
-        .unwrap()
-        .query_first("SELECT @@read_only")
-        .unwrap()
-        .unwrap();
+    let ro = read_only(&cluster, 0).unwrap();
     assert_eq!(ro, 1);
     // Writes after the rejoin reach it; reads are spread over it again.
     let mut w = proxy.conn("app", "app", Some("app")).unwrap();

@@ -91,12 +91,10 @@ async fn mysql(p: &MysqlProbe) -> Result<String> {
     }
     // A clean goodbye: COM_QUIT.
     let _ = wire.send(Packet::new(0, vec![0x01])).await;
-    Ok(
-        match rows.rows.first().and_then(|r| r.first()).cloned().flatten() {
-            Some(v) => format!("ok, answered {}", v.chars().take(40).collect::<String>()),
-            None => "ok".into(),
-        },
-    )
+    Ok(match rows.scalar() {
+        Some(v) => format!("ok, answered {}", v.chars().take(40).collect::<String>()),
+        None => "ok".into(),
+    })
 }
 
 type Wire = Framed<TcpStream, PacketCodec>;

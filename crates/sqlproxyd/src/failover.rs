@@ -154,16 +154,7 @@ impl Actor {
             .await
             .with_context(|| format!("{old_name}: SET GLOBAL read_only = ON"))?;
         let written = o.query_rows("SELECT @@gtid_binlog_pos").await?;
-        let written = GtidPos::parse(
-            written
-                .rows
-                .first()
-                .and_then(|r| r.first())
-                .cloned()
-                .flatten()
-                .as_deref()
-                .unwrap_or(""),
-        )?;
+        let written = GtidPos::parse(written.scalar().unwrap_or(""))?;
         let mut t = self.connect(target).await?;
         let caught_up = self.wait_applied(&mut t, &written).await;
         if let Err(e) = caught_up {
@@ -200,15 +191,7 @@ impl Actor {
         )
         .await
         .map_err(|_| anyhow!("{name}: {wait} did not return"))??;
-        if waited
-            .rows
-            .first()
-            .and_then(|r| r.first())
-            .cloned()
-            .flatten()
-            .as_deref()
-            != Some("0")
-        {
+        if waited.scalar() != Some("0") {
             bail!(
                 "{name}: relay log not applied up to {pos} within {:?}",
                 self.apply_timeout
@@ -262,7 +245,7 @@ impl Actor {
                 .query_rows(&format!("SELECT GET_LOCK('{}', 0)", sql_escape(&name)))
                 .await
                 .ok()
-                .and_then(|r| r.rows.first().and_then(|r| r.first()).cloned().flatten());
+                .and_then(|r| r.scalar().map(str::to_owned));
             if got.as_deref() != Some("1") {
                 break;
             }

@@ -12,6 +12,11 @@ pub struct Rows {
 }
 
 impl Rows {
+    /// The first row's first value (`SELECT @@x`); `None` for NULL or no row.
+    pub fn scalar(&self) -> Option<&str> {
+        self.rows.first()?.first()?.as_deref()
+    }
+
     /// The value of `column` in row `row`; `None` for NULL, a missing row
     /// or a missing column alike.
     pub fn get(&self, row: usize, column: &str) -> Option<&str> {
@@ -134,6 +139,8 @@ mod tests {
         assert_eq!(got.get(0, "lag"), None);
         assert_eq!(got.get(1, "Lag"), Some(""));
         assert_eq!(got.get(2, "Name"), None);
+        assert_eq!(got.scalar(), Some("db-1"));
+        assert_eq!(Rows::default().scalar(), None);
     }
 
     #[test]
