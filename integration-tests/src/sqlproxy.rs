@@ -50,7 +50,7 @@ pub fn config(
     let heartbeat = if extra.contains("heartbeat:") {
         ""
     } else {
-        "    heartbeat: {interval: 300ms, user: monitor, password: monitor}\n"
+        "    heartbeat: {interval: 300ms, timeout: 2s, user: monitor, password: monitor}\n"
     };
     // No pre-warmed connections unless a test asks: counts stay exact.
     let pool = if extra.contains("pool:") {

@@ -105,6 +105,29 @@ enum Forwarded {
     ReadOnly { err: Packet, node: usize },
 }
 
+/// Closes after an error sent mid-packet: the client may still be writing
+/// the rest of it, and closing with its bytes unread would reset the
+/// connection and could destroy the ERR before the client reads it. So:
+/// FIN, then read and discard (at most 1 s and 64 MiB) until the client closes.
+async fn linger(client: &mut ClientWire) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = client.get_mut();
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut left: usize = 64 << 20;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        while left > 0 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
+}
+
 /// ERR 1290 (ER_OPTION_PREVENTS_STATEMENT), which is what a statement gets
 /// from a server running with read_only.
 fn is_read_only_refusal(payload: &[u8]) -> bool {
@@ -239,6 +262,7 @@ impl Session {
                         &format!("Got a packet sqlproxyd cannot read: {e}"),
                     )
                     .await;
+                    linger(&mut self.client).await;
                     return Err(e.into());
                 }
                 None => return Ok(()),
