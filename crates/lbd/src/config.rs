@@ -704,6 +704,10 @@ mod tests {
             errors(include_str!("../../../configs/lab/lbd-1.yaml")),
             Vec::<String>::new()
         );
+        assert_eq!(
+            errors(include_str!("../../../configs/lab/lbd-2.yaml")),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
