@@ -7,6 +7,7 @@
 //! - [`health`]: a server's rise/fall state machine and check schedule — pure,
 //!   time passed in.
 //! - [`daemon`]: the process as the shared runtime drives it.
+//! - [`import_haproxy`]: `lbd import-haproxy`, an HAProxy config's TCP part as an lbd config.
 
 #![forbid(unsafe_code)]
 
@@ -14,5 +15,6 @@ pub mod balance;
 pub mod config;
 pub mod daemon;
 pub mod health;
+pub mod import_haproxy;
 
 pub use daemon::Lbd;
