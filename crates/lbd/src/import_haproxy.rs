@@ -251,6 +251,12 @@ impl Ctx<'_> {
         ));
     }
 
+    /// A note about a whole section, or its name.
+    fn note_section(&mut self, n: usize, who: &str, why: &str) {
+        self.notes
+            .push(format!("{}:{n}: {} ({why})", self.path, comment(who)));
+    }
+
     fn err(&self, n: usize, message: String) -> ConvertError {
         ConvertError {
             path: self.path.to_owned(),
@@ -1574,7 +1580,7 @@ pub fn convert(path: &str, text: &str) -> Result<Converted, ConvertError> {
             continue;
         }
         if let Some(why) = skip_reason(&b.proxy) {
-            ctx.note(s.line, &who, &who, &format!("the whole section: {why}"));
+            ctx.note_section(s.line, &who, &format!("the whole section: {why}"));
             continue;
         }
         if be_names.contains_key(s.name.as_str()) {
@@ -1585,10 +1591,9 @@ pub fn convert(path: &str, text: &str) -> Result<Converted, ConvertError> {
         }
         let name = lbd_name(&s.name, &taken);
         if name != s.name {
-            ctx.note(
+            ctx.note_section(
                 s.line,
                 &who,
-                &s.name,
                 &format!("lbd names are letters, digits, '-', '_' and '.': written as {name}"),
             );
         }
@@ -1619,7 +1624,7 @@ pub fn convert(path: &str, text: &str) -> Result<Converted, ConvertError> {
         }
         if let Some(why) = skip_reason(&b.proxy) {
             if s.kind == Kind::Frontend {
-                ctx.note(s.line, &who, &who, &format!("the whole section: {why}"));
+                ctx.note_section(s.line, &who, &format!("the whole section: {why}"));
             }
             continue;
         }
@@ -1636,9 +1641,8 @@ pub fn convert(path: &str, text: &str) -> Result<Converted, ConvertError> {
                 .map(|(n, _)| n.clone())
         };
         let Some(target) = target else {
-            ctx.note(
+            ctx.note_section(
                 s.line,
-                &who,
                 &who,
                 "the whole section: no default_backend or use_backend without condition",
             );
@@ -1657,7 +1661,7 @@ pub fn convert(path: &str, text: &str) -> Result<Converted, ConvertError> {
                         format!("no backend named {target:?} (HAProxy refuses it)"),
                     ));
                 };
-                ctx.note(s.line, &who, &who, &why);
+                ctx.note_section(s.line, &who, &why);
             }
             continue;
         };
@@ -1675,15 +1679,14 @@ pub fn convert(path: &str, text: &str) -> Result<Converted, ConvertError> {
             }
         }
         if binds.is_empty() {
-            ctx.note(s.line, &who, &who, "the whole section: no address to bind");
+            ctx.note_section(s.line, &who, "the whole section: no address to bind");
             continue;
         }
         let name = lbd_name(&s.name, &fe_taken);
         if name != s.name && s.kind == Kind::Frontend {
-            ctx.note(
+            ctx.note_section(
                 s.line,
                 &who,
-                &s.name,
                 &format!("lbd names are letters, digits, '-', '_' and '.': written as {name}"),
             );
         }
@@ -1745,21 +1748,15 @@ fn stats_proxy(b: &Built, stats: &mut Option<StatsOut>, ctx: &mut Ctx) {
     let who = s.who();
     let p = &b.proxy;
     if stats.is_some() {
-        ctx.note(
+        ctx.note_section(
             s.line,
-            &who,
             &who,
             "the whole section: lbd has one stats endpoint, converted from an earlier section",
         );
         return;
     }
     let Some((listen, _)) = p.binds.first() else {
-        ctx.note(
-            s.line,
-            &who,
-            &who,
-            "the whole section: a stats page without bind",
-        );
+        ctx.note_section(s.line, &who, "the whole section: a stats page without bind");
         return;
     };
     for (addr, n) in p.binds.iter().skip(1) {
@@ -1849,9 +1846,8 @@ fn backend(b: &Built, name: String, built: &[Built], ctx: &mut Ctx) -> Option<Be
         });
     }
     if servers.is_empty() {
-        ctx.note(
+        ctx.note_section(
             s.line,
-            &who,
             &who,
             "the whole section: no server lbd can connect to",
         );
@@ -2335,4 +2331,489 @@ fn emit_server(y: &mut String, s: &SrvOut, be: &Eff) {
         parts.push(format!("send_proxy: {}", send_proxy_name(p)));
     }
     let _ = writeln!(y, "      - {{{}}}", parts.join(", "));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// The HAProxy config of the classic HAProxy + Mycat MySQL stack: a TCP
+    /// listen section checked through the xinetd status service on 48700,
+    /// and the stats page on 48800.
+    const CLASSIC: &str = "global
+    log 127.0.0.1 local0
+    maxconn 4096
+    chroot /usr/local/haproxy
+    user haproxy
+    group haproxy
+    daemon
+    pidfile /usr/local/haproxy/haproxy.pid
+    stats socket /var/run/haproxy.sock mode 600 level admin
+
+defaults
+    log global
+    mode tcp
+    option tcplog
+    option dontlognull
+    retries 3
+    option redispatch
+    maxconn 2000
+    timeout connect 5000
+    timeout client 50000
+    timeout server 50000
+
+listen admin_stats
+    bind 0.0.0.0:48800
+    mode http
+    stats uri /admin-status
+    stats auth admin:admin
+    stats refresh 30s
+
+listen mysql_cluster
+    bind 0.0.0.0:3306
+    mode tcp
+    balance roundrobin
+    option httpchk
+    server mycat_1 10.0.0.11:8066 check port 48700 inter 2000 rise 2 fall 3
+    server mycat_2 10.0.0.12:8066 check port 48700 inter 2000 rise 2 fall 3
+";
+
+    /// Converts `text` and checks the result is a valid lbd config.
+    fn ok(text: &str) -> (Config, Converted) {
+        let out = convert("haproxy.cfg", text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            hastack_rt::config::error_lines::<Config>("imported.yaml", &out.yaml),
+            Vec::<String>::new(),
+            "{}",
+            out.yaml
+        );
+        let cfg =
+            hastack_rt::config::parse::<Config>(std::path::Path::new("imported.yaml"), &out.yaml)
+                .unwrap_or_else(|e| panic!("{e}\n{}", out.yaml));
+        (cfg, out)
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn notes(out: &Converted) -> String {
+        out.not_converted.join("\n")
+    }
+
+    #[test]
+    fn the_classic_mysql_stack_converts_to_a_valid_config() {
+        let (cfg, out) = ok(CLASSIC);
+        assert!(out
+            .yaml
+            .starts_with("# Converted from HAProxy's haproxy.cfg by `lbd import-haproxy`"));
+        assert_eq!(cfg.admin_http.listen, Some(addr("0.0.0.0:48800")));
+        assert_eq!(cfg.stats.refresh, hastack_rt::Duration::from_secs(30));
+        let auth = cfg.stats.auth.as_ref().unwrap();
+        assert_eq!(
+            (auth.user.as_str(), auth.password.expose()),
+            ("admin", "admin")
+        );
+        let sock = cfg.runtime_socket.as_ref().unwrap();
+        assert_eq!(sock.path, std::path::Path::new("/var/run/haproxy.sock"));
+        assert_eq!(sock.mode, "0600");
+
+        assert_eq!(cfg.frontends.len(), 1, "the stats section is no frontend");
+        let f = &cfg.frontends["mysql_cluster"];
+        assert_eq!(f.bind, [addr("0.0.0.0:3306")]);
+        assert_eq!(f.backend, "mysql_cluster");
+        assert_eq!(cfg.maxconn(f), 2000);
+
+        let b = cfg.backend("mysql_cluster").unwrap();
+        assert_eq!(b.balance, Balance::Roundrobin);
+        assert!(b.redispatch);
+        assert_eq!(b.retries, 3);
+        assert_eq!(b.on_marked_down, OnMarkedDown::None, "HAProxy's default");
+        assert_eq!(b.timeout.connect.get(), Dur::from_secs(5));
+        assert_eq!(b.timeout.client.get(), Dur::from_secs(50));
+        assert_eq!(b.timeout.server.get(), Dur::from_secs(50));
+        assert_eq!(
+            b.timeout.queue.get(),
+            Dur::from_secs(5),
+            "timeout connect's"
+        );
+        assert_eq!(b.timeout.check.get(), Dur::from_secs(2), "inter's");
+        assert_eq!(b.servers.len(), 2);
+        let s = &b.servers[0];
+        assert_eq!(
+            (s.name.as_str(), s.address),
+            ("mycat_1", addr("10.0.0.11:8066"))
+        );
+        let check = s.check.as_ref().unwrap();
+        assert_eq!(check.address, addr("10.0.0.11:48700"));
+        assert_eq!(check.kind.kind, CheckType::Http);
+        assert_eq!(check.kind.method.as_deref(), Some("OPTIONS"));
+        assert_eq!(check.kind.uri.as_deref(), Some("/"));
+        assert_eq!(
+            (s.health.inter, s.health.rise, s.health.fall),
+            (Dur::from_secs(2), 2, 3)
+        );
+        assert_eq!(s.health.init_state, InitState::Up, "HAProxy 2.6's");
+
+        let n = notes(&out);
+        for expected in [
+            "haproxy.cfg:2: global: log 127.0.0.1 local0 (lbd writes its own log",
+            "haproxy.cfg:3: global: maxconn 4096 (a process-wide limit",
+            "haproxy.cfg:7: global: daemon (",
+            "haproxy.cfg:14: defaults: option tcplog (",
+            "haproxy.cfg:15: defaults: option dontlognull (",
+            "haproxy.cfg:26: listen admin_stats: stats uri /admin-status (lbd serves its stats page at /stats",
+        ] {
+            assert!(n.contains(expected), "{expected}\n--\n{n}");
+        }
+        assert!(!n.contains("mysql_cluster"), "{n}");
+        assert!(!n.contains("admin:admin"), "no password in notes: {n}");
+    }
+
+    const FULL: &str = r#"# Most of what converts, and some of what does not.
+global
+    stats socket unix@/run/haproxy/admin.sock mode 0660 level operator
+    nbthread 4
+
+defaults
+    mode tcp
+    timeout connect 1500ms
+    timeout client 1h
+    timeout server 30m
+    timeout queue 10s
+    timeout tunnel 2d
+    timeout check 750ms
+    retries 2
+    no option redispatch
+    maxconn 5000
+    default-server inter 3s fastinter 1s downinter 10s rise 3 fall 2 slowstart 30s init-state fully-down send-proxy-v2 on-marked-down shutdown-sessions
+
+frontend "mysql:rw"    # a name lbd does not take
+    bind 10.0.0.100:3306,10.0.0.101:3306 accept-proxy
+    bind :3307
+    bind [::1]:3308
+    maxconn 10000
+    use_backend readers if { src 10.1.0.0/16 }
+    use_backend sql:proxies
+    default_backend readers
+
+frontend web
+    mode http
+    bind :80
+    default_backend web
+
+backend web
+    mode http
+    server w1 10.0.0.50:80
+
+backend sql:proxies
+    balance leastconn
+    option allbackups
+    option mysql-check user haproxy post-41
+    server p1 10.0.0.11:8066 check weight 10 maxconn 500
+    server p2 10.0.0.12:8066 check backup addr 10.9.0.12 port 48700 send-proxy
+    server 'p 3' 10.0.0.13:8066 disabled
+    server p4 db4.example:8066 check
+
+backend readers
+    balance uri
+    option httpchk GET /health HTTP/1.1\r\nHost:\ db.local
+    http-check expect status 200,204
+    default-server port 48700 check
+    server r1 10.0.0.21:8066 inter 5s agent-check agent-port 9999 on-marked-up shutdown-backup-sessions
+    server r2 10.0.0.22:8066 fall 5 frobnicate 1 2
+
+listen legacy 0.0.0.0:4000
+    balance source
+    option httpchk
+    http-check send meth HEAD uri /ok hdr Host lb.local hdr X-A b
+    http-check expect rstatus ^(200|204)$
+    server l1 10.0.0.31:4000 check init-state up
+    server l2 10.0.0.32 check
+"#;
+
+    #[test]
+    fn a_config_using_most_keywords_converts_with_notes() {
+        let (cfg, out) = ok(FULL);
+        let d = &cfg.defaults;
+        assert_eq!(d.maxconn, 5000);
+        assert_eq!(d.timeout.connect, hastack_rt::Duration::from_millis(1500));
+        assert_eq!(d.timeout.client, hastack_rt::Duration::from_secs(3600));
+        assert_eq!(d.timeout.server, hastack_rt::Duration::from_secs(1800));
+        assert_eq!(d.timeout.queue, hastack_rt::Duration::from_secs(10));
+        assert_eq!(
+            d.timeout.tunnel,
+            Some(hastack_rt::Duration::from_secs(2 * 86_400))
+        );
+        assert_eq!(d.timeout.check, hastack_rt::Duration::from_millis(750));
+        assert_eq!((d.retries, d.redispatch), (2, false));
+        assert_eq!(d.on_marked_down, OnMarkedDown::ShutdownSessions);
+        assert_eq!(d.send_proxy, SendProxy::V2);
+        assert_eq!(d.init_state, InitState::FullyDown);
+        let sock = cfg.runtime_socket.as_ref().unwrap();
+        assert_eq!(
+            (sock.path.to_str(), sock.mode.as_str()),
+            (Some("/run/haproxy/admin.sock"), "0660")
+        );
+
+        assert_eq!(
+            cfg.frontends.keys().collect::<Vec<_>>(),
+            ["legacy", "mysql_rw"]
+        );
+        let f = &cfg.frontends["mysql_rw"];
+        assert_eq!(
+            f.bind,
+            [
+                addr("10.0.0.100:3306"),
+                addr("10.0.0.101:3306"),
+                addr("0.0.0.0:3307"),
+                addr("[::1]:3308")
+            ]
+        );
+        assert_eq!(
+            f.backend, "sql_proxies",
+            "use_backend without condition wins"
+        );
+        assert_eq!(f.maxconn, Some(10000));
+        assert_eq!(cfg.frontends["legacy"].bind, [addr("0.0.0.0:4000")]);
+
+        let b = cfg.backend("sql_proxies").unwrap();
+        assert_eq!(b.balance, Balance::Leastconn);
+        assert!(b.all_backups);
+        let names: Vec<&str> = b.servers.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["p1", "p2", "p_3"], "p4 has a host name");
+        let [p1, p2, p3] = &b.servers[..] else {
+            panic!()
+        };
+        assert_eq!((p1.weight, p1.maxconn), (10, Some(500)));
+        let c = p1.check.as_ref().unwrap();
+        assert_eq!(
+            (c.kind.kind, c.kind.user.as_deref()),
+            (CheckType::Mysql, Some("haproxy"))
+        );
+        assert_eq!(c.timeout, Dur::from_millis(750));
+        assert_eq!(
+            (p1.health.inter, p1.health.fastinter, p1.health.downinter),
+            (
+                Dur::from_secs(3),
+                Some(Dur::from_secs(1)),
+                Some(Dur::from_secs(10))
+            )
+        );
+        assert_eq!((p1.health.rise, p1.health.fall), (3, 2));
+        assert_eq!(p1.slowstart, Some(Dur::from_secs(30)));
+        assert!(p2.backup);
+        assert_eq!(p2.check.as_ref().unwrap().address, addr("10.9.0.12:48700"));
+        assert_eq!(p2.send_proxy, SendProxy::V1);
+        assert!(p3.disabled && p3.check.is_none(), "no `check`: not checked");
+
+        let r = cfg.backend("readers").unwrap();
+        assert_eq!(r.balance, Balance::Roundrobin, "uri is not converted");
+        let [r1, r2] = &r.servers[..] else { panic!() };
+        let c = r1.check.as_ref().unwrap();
+        assert_eq!(c.address, addr("10.0.0.21:48700"), "default-server port");
+        assert_eq!(c.kind.kind, CheckType::Http);
+        assert_eq!(
+            (
+                c.kind.method.as_deref(),
+                c.kind.uri.as_deref(),
+                c.kind.host.as_deref()
+            ),
+            (Some("GET"), Some("/health"), Some("db.local"))
+        );
+        assert_eq!(c.kind.expect_status, [200, 204]);
+        assert_eq!(r1.health.inter, Dur::from_secs(5));
+        assert_eq!(r2.health.fall, 5);
+
+        let l = cfg.backend("legacy").unwrap();
+        assert_eq!(l.balance, Balance::Source);
+        let c = l.servers[0].check.as_ref().unwrap();
+        assert_eq!(
+            (
+                c.kind.method.as_deref(),
+                c.kind.uri.as_deref(),
+                c.kind.host.as_deref()
+            ),
+            (Some("HEAD"), Some("/ok"), Some("lb.local"))
+        );
+        assert_eq!(c.kind.expect_rstatus.as_deref(), Some("^(200|204)$"));
+        assert_eq!(l.servers[0].health.init_state, InitState::Up);
+        assert_eq!(
+            l.servers[1].address,
+            addr("10.0.0.32:4000"),
+            "no port: the one clients connect to"
+        );
+        assert!(!cfg.backends.contains_key("web"));
+
+        assert_eq!(
+            out.not_converted,
+            [
+                "haproxy.cfg:3: global: stats socket level operator (lbd's runtime socket runs every command for whoever can open it: keep its mode tight)",
+                "haproxy.cfg:4: global: nbthread 4 (lbd runs as a systemd service: set this in its unit)",
+                "haproxy.cfg:20: frontend mysql:rw: accept-proxy (bind options: lbd reads no PROXY header from clients and takes no TLS)",
+                "haproxy.cfg:24: frontend mysql:rw: use_backend readers if { src 10.1.0.0/16 } (a condition: lbd sends a frontend's connections to one backend)",
+                "haproxy.cfg:40: backend sql:proxies: option mysql-check user haproxy post-41 (HAProxy logs in without a password and reads only the reply; lbd's mysql check logs in for real as this user and can take a password and a query)",
+                "haproxy.cfg:44: backend sql:proxies: server p4 db4.example:8066 (\"db4.example\" is not an IP address (lbd takes addresses, not host names): the server is left out)",
+                "haproxy.cfg:47: backend readers: balance uri (lbd balances roundrobin, static-rr, leastconn, source or first: written as roundrobin)",
+                "haproxy.cfg:51: backend readers: agent-check (lbd has no agent checks)",
+                "haproxy.cfg:51: backend readers: agent-port 9999 (lbd has no agent checks)",
+                "haproxy.cfg:51: backend readers: on-marked-up shutdown-backup-sessions (no lbd equivalent)",
+                "haproxy.cfg:52: backend readers: frobnicate 1 2 (frobnicate is unknown to this conversion; the rest of the line is not converted)",
+                "haproxy.cfg:54: listen legacy: 0.0.0.0:4000 (the old `listen NAME ADDR` form: converted as a bind)",
+                "haproxy.cfg:57: listen legacy: hdr X-A b (lbd's http check sends no extra headers)",
+                "haproxy.cfg:33: backend web (the whole section: mode http (lbd balances TCP only))",
+                "haproxy.cfg:37: backend sql:proxies (lbd names are letters, digits, '-', '_' and '.': written as sql_proxies)",
+                "haproxy.cfg:43: backend sql:proxies: server p 3 (lbd names are letters, digits, '-', '_' and '.': written as p_3)",
+                "haproxy.cfg:60: listen legacy: server l2 (no port: HAProxy connects to the port the client connected to: written as 4000)",
+                "haproxy.cfg:19: frontend mysql:rw (lbd names are letters, digits, '-', '_' and '.': written as mysql_rw)",
+                "haproxy.cfg:28: frontend web (the whole section: mode http (lbd balances TCP only))",
+            ]
+        );
+    }
+
+    #[test]
+    fn words_follow_haproxys_quoting() {
+        let w = |l: &str| split_words(l).unwrap().0;
+        assert_eq!(
+            w("  server a 1.2.3.4:5 # comment"),
+            ["server", "a", "1.2.3.4:5"]
+        );
+        assert_eq!(
+            w(r#"stats auth "ad min":'p#w"d'"#),
+            ["stats", "auth", "ad min:p#w\"d"]
+        );
+        assert_eq!(w(r"a\ b c\#d \x41\tz"), ["a b", "c#d", "A\tz"]);
+        assert_eq!(w(r#"x "" y"#), ["x", "", "y"]);
+        assert_eq!(w(r"'\n'"), [r"\n"], "single quotes take no escapes");
+        assert!(split_words("bind ${VIP}:3306").unwrap().1);
+        assert!(!split_words("'$VIP'").unwrap().1);
+        assert_eq!(
+            split_words("stats auth \"admin:x").unwrap_err(),
+            "unmatched quote \" (HAProxy refuses the line)"
+        );
+    }
+
+    #[test]
+    fn times_take_haproxys_units() {
+        let t = |v: &str| parse_time(v).map(dur);
+        assert_eq!(t("2000"), Ok("2s".into()), "a bare number is milliseconds");
+        assert_eq!(t("1500"), Ok("1500ms".into()));
+        assert_eq!(t("250us"), Ok("250us".into()));
+        assert_eq!(t("90s"), Ok("90s".into()));
+        assert_eq!(t("5m"), Ok("5m".into()));
+        assert_eq!(t("1h"), Ok("1h".into()));
+        assert_eq!(t("1d"), Ok("24h".into()));
+        assert!(t("2.5s").is_err() && t("s").is_err() && t("2 s").is_err());
+        // What lbd reads back is the same time.
+        for v in ["1500ms", "90s", "24h", "250us"] {
+            let back: hastack_rt::Duration = v.parse().unwrap();
+            assert_eq!(dur(back.get()), v);
+        }
+    }
+
+    #[test]
+    fn addresses_follow_haproxys_forms() {
+        let a = |v: &str| parse_addr(v).map(|(ip, p)| (ip.to_string(), p));
+        let some = |ip: &str, p: &str| Ok((ip.to_owned(), Some(p.to_owned())));
+        assert_eq!(a(":3306"), some("0.0.0.0", "3306"));
+        assert_eq!(a("*:3306"), some("0.0.0.0", "3306"));
+        assert_eq!(a("ipv4@10.0.0.1:80"), some("10.0.0.1", "80"));
+        assert_eq!(a(":::3306"), some("::", "3306"));
+        assert_eq!(a("[fd00::1]:3306"), some("fd00::1", "3306"));
+        assert_eq!(a("10.0.0.1"), Ok(("10.0.0.1".to_owned(), None)));
+        assert!(a("/var/run/x.sock").is_err());
+        assert!(a("unix@/x").is_err());
+        assert!(a("db.example:3306").is_err());
+    }
+
+    #[test]
+    fn what_haproxy_refuses_is_an_error_with_file_and_line() {
+        let err = |text: &str| convert("h.cfg", text).unwrap_err().to_string();
+        let listen = "listen l\n    bind :3306\n";
+        assert_eq!(
+            err("server a 1.2.3.4:5\n"),
+            "h.cfg:1: \"server\" outside a section (HAProxy refuses it; expected global, defaults, frontend, backend or listen)"
+        );
+        assert_eq!(
+            err(&format!("{listen}    server a 1.2.3.4:5 rise two\n")),
+            "h.cfg:3: rise: expected a number, got \"two\""
+        );
+        assert_eq!(
+            err(&format!("{listen}    timeout connect 5x\n")),
+            "h.cfg:3: timeout connect: expected a time like 2000, 2s or 500ms, got \"5x\""
+        );
+        assert_eq!(
+            err(&format!("{listen}    stats auth \"admin\n")),
+            "h.cfg:3: unmatched quote \" (HAProxy refuses the line)"
+        );
+        assert_eq!(
+            err("frontend f\n    bind :3306\n    default_backend nope\n"),
+            "h.cfg:1: no backend named \"nope\" (HAProxy refuses it)"
+        );
+        assert_eq!(
+            err(&format!(
+                "{listen}    server a 1.2.3.4:5\n    server a 1.2.3.5:5\n"
+            )),
+            "h.cfg:4: a server named \"a\" is already in this section (HAProxy refuses it)"
+        );
+    }
+
+    #[test]
+    fn nothing_lbd_can_run_is_an_error_that_says_why() {
+        let e = convert("h.cfg", "# empty\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "h.cfg: no TCP frontend or listen section lbd can run (the not-converted lines say why)"
+        );
+        let e = convert(
+            "h.cfg",
+            "defaults\n    mode http\nlisten web\n    bind :80\n    server a 10.0.0.1:80\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, None);
+        assert_eq!(
+            e.not_converted,
+            ["h.cfg:3: listen web (the whole section: mode http (lbd balances TCP only))"]
+        );
+        let e = convert("h.cfg", "listen l\n    bind :3306\n    server a db:3306\n").unwrap_err();
+        assert!(
+            e.not_converted[1].ends_with("(the whole section: no server lbd can connect to)"),
+            "{:?}",
+            e.not_converted
+        );
+    }
+
+    #[test]
+    fn checks_lbd_does_not_have_become_tcp_with_a_note() {
+        let (cfg, out) = ok("listen l\n    bind :3306\n    option mysql-check\n    server a 10.0.0.1:3306 check\nlisten m\n    bind :5432\n    option pgsql-check user pg\n    server b 10.0.0.2:5432 check\n");
+        for b in ["l", "m"] {
+            let s = &cfg.backend(b).unwrap().servers[0];
+            assert_eq!(s.check.as_ref().unwrap().kind.kind, CheckType::Tcp, "{b}");
+        }
+        let n = notes(&out);
+        assert!(n.contains("haproxy.cfg:3: listen l: option mysql-check (without a user HAProxy only reads the server's greeting"), "{n}");
+        assert!(
+            n.contains(
+                "haproxy.cfg:7: listen m: option pgsql-check user pg (lbd has no pgsql-check check"
+            ),
+            "{n}"
+        );
+    }
+
+    #[test]
+    fn several_defaults_sections_apply_to_the_proxies_after_them() {
+        let (cfg, _) = ok("defaults\n    timeout connect 1s\n    default-server inter 1s\nlisten a\n    bind :1\n    server s 10.0.0.1:1 check\ndefaults\n    timeout connect 9s\nlisten b\n    bind :2\n    server s 10.0.0.1:2 check\n");
+        let a = cfg.backend("a").unwrap();
+        let b = cfg.backend("b").unwrap();
+        assert_eq!(a.timeout.connect.get(), Dur::from_secs(1));
+        assert_eq!(a.servers[0].health.inter, Dur::from_secs(1));
+        assert_eq!(b.timeout.connect.get(), Dur::from_secs(9));
+        assert_eq!(
+            b.servers[0].health.inter,
+            Dur::from_secs(2),
+            "HAProxy's default"
+        );
+        assert_eq!(b.timeout.check.get(), Dur::from_secs(2));
+    }
 }
