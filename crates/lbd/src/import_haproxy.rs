@@ -1705,9 +1705,12 @@ pub fn convert(path: &str, text: &str) -> Result<Converted, ConvertError> {
         return Err(ConvertError {
             path: path.to_owned(),
             line: None,
-            message:
+            message: if built.iter().any(|b| b.section.kind != Kind::Backend) {
                 "no TCP frontend or listen section lbd can run (the not-converted lines say why)"
-                    .into(),
+            } else {
+                "no frontend or listen section to convert"
+            }
+            .into(),
             not_converted: ctx.notes,
         });
     }
@@ -2764,13 +2767,17 @@ listen legacy 0.0.0.0:4000
         let e = convert("h.cfg", "# empty\n").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "h.cfg: no TCP frontend or listen section lbd can run (the not-converted lines say why)"
+            "h.cfg: no frontend or listen section to convert"
         );
         let e = convert(
             "h.cfg",
             "defaults\n    mode http\nlisten web\n    bind :80\n    server a 10.0.0.1:80\n",
         )
         .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "h.cfg: no TCP frontend or listen section lbd can run (the not-converted lines say why)"
+        );
         assert_eq!(e.line, None);
         assert_eq!(
             e.not_converted,
