@@ -1206,9 +1206,14 @@ fn stats(p: &mut Proxy, kind: Kind, line: &Line, who: &str, ctx: &mut Ctx) -> Re
             let (user, pass) = v
                 .split_once(':')
                 .ok_or_else(|| "stats auth: expected user:password".to_owned())?;
-            p.stats.auth.push((user.to_owned(), pass.to_owned(), line.n));
+            p.stats
+                .auth
+                .push((user.to_owned(), pass.to_owned(), line.n));
         }
-        Some("admin") => note(ctx, "lbd's admin actions are POST /actions/<command> on its admin endpoint, allowed to whoever passes the stats auth"),
+        Some("admin") => note(
+            ctx,
+            "lbd's admin actions are POST /actions/<command> on its admin endpoint, always served",
+        ),
         _ => note(ctx, "no lbd equivalent"),
     }
     Ok(())
@@ -1262,6 +1267,7 @@ fn stats_socket(line: &Line, ctx: &mut Ctx) -> Result<Option<(String, String)>, 
         return Ok(None);
     }
     let mut mode = None;
+    let mut level = false;
     let mut i = 3;
     while let Some(k) = w.get(i) {
         let v = w.get(i + 1);
@@ -1277,6 +1283,7 @@ fn stats_socket(line: &Line, ctx: &mut Ctx) -> Result<Option<(String, String)>, 
                 i += 2;
             }
             ("level", Some(v)) => {
+                level = true;
                 if v != "admin" {
                     ctx.note(line.n, "global", &format!("stats socket level {v}"), "lbd's runtime socket runs every command for whoever can open it: keep its mode tight");
                 }
@@ -1314,6 +1321,9 @@ fn stats_socket(line: &Line, ctx: &mut Ctx) -> Result<Option<(String, String)>, 
                 break;
             }
         }
+    }
+    if !level {
+        ctx.note(line.n, "global", &line.shown(), "no level: HAProxy's default is user, read-only; lbd's runtime socket runs every command for whoever can open it");
     }
     let mode = mode.unwrap_or_else(|| {
         ctx.note(
@@ -1780,6 +1790,13 @@ fn stats_proxy(b: &Built, stats: &mut Option<StatsOut>, ctx: &mut Ctx) {
             );
         }
     }
+    if !s
+        .lines
+        .iter()
+        .any(|l| l.words.get(1).is_some_and(|w| w == "admin") && l.words[0] == "stats")
+    {
+        ctx.note_section(s.line, &who, &format!("HAProxy's stats page here is read-only; lbd's admin endpoint at {listen} also takes POST /actions/<command>: keep it reachable by operators only"));
+    }
     for (user, _, n) in p.stats.auth.iter().skip(1) {
         ctx.note(
             *n,
@@ -2182,7 +2199,7 @@ fn emit_times(y: &mut String, indent: &str, t: &Times, base: &Times) {
         }
         // Unset here but set in the written defaults: lbd's own default is
         // what HAProxy's unlimited comes closest to.
-        if let Some(v) = v.or(lbd_v) {
+        if let Some(v) = v.or(lbd_v).filter(|v| Some(*v) != b) {
             let _ = writeln!(lines, "{indent}  {key}: {}", dur(v));
         }
     }
@@ -2467,10 +2484,12 @@ listen mysql_cluster
             "haproxy.cfg:14: defaults: option tcplog (",
             "haproxy.cfg:15: defaults: option dontlognull (",
             "haproxy.cfg:26: listen admin_stats: stats uri /admin-status (lbd serves its stats page at /stats",
+            "haproxy.cfg:23: listen admin_stats (HAProxy's stats page here is read-only; lbd's admin endpoint at 0.0.0.0:48800 also takes POST /actions/<command>",
         ] {
             assert!(n.contains(expected), "{expected}\n--\n{n}");
         }
         assert!(!n.contains("mysql_cluster"), "{n}");
+        assert!(!n.contains("stats socket"), "level admin, mode 600: {n}");
         assert!(!n.contains("admin:admin"), "no password in notes: {n}");
     }
 
