@@ -370,6 +370,27 @@ fn number<T: std::str::FromStr>(kw: &str, v: Option<&String>) -> Result<T, Strin
         .map_err(|_| format!("{kw}: expected a number, got {v:?}"))
 }
 
+/// A number in the range both HAProxy and lbd take (lbd's is narrower
+/// for `maxconn` and `retries`; a config beyond it is rare and must be
+/// looked at).
+fn in_range(kw: &str, v: Option<&String>, lo: u32, hi: u32) -> Result<u32, String> {
+    let n: u32 = number(kw, v)?;
+    if (lo..=hi).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{kw}: lbd takes {lo} to {hi}, got {n}"))
+    }
+}
+
+/// Check intervals: HAProxy refuses 0, and so does lbd.
+fn positive_time(kw: &str, v: Option<&String>) -> Result<Dur, String> {
+    let d = time_arg(kw, v)?;
+    if d.is_zero() {
+        return Err(format!("{kw}: must be more than 0"));
+    }
+    Ok(d)
+}
+
 fn time_arg(kw: &str, v: Option<&String>) -> Result<Dur, String> {
     let v = v.ok_or_else(|| format!("{kw} needs a time"))?;
     parse_time(v).map_err(|e| format!("{kw}: {e}"))
@@ -552,13 +573,13 @@ fn server_opts(
                             format!("addr: {v:?} is not an IP address (lbd checks addresses, not names)")
                         })?);
                     }
-                    "weight" => o.weight = Some(number(kw, arg)?),
+                    "weight" => o.weight = Some(in_range(kw, arg, 0, 256)?),
                     "maxconn" => o.maxconn = Some(number(kw, arg)?),
-                    "rise" => o.rise = Some(number(kw, arg)?),
-                    "fall" => o.fall = Some(number(kw, arg)?),
-                    "inter" => o.inter = Some(time_arg(kw, arg)?),
-                    "fastinter" => o.fastinter = Some(time_arg(kw, arg)?),
-                    "downinter" => o.downinter = Some(time_arg(kw, arg)?),
+                    "rise" => o.rise = Some(in_range(kw, arg, 1, 1000)?),
+                    "fall" => o.fall = Some(in_range(kw, arg, 1, 1000)?),
+                    "inter" => o.inter = Some(positive_time(kw, arg)?),
+                    "fastinter" => o.fastinter = Some(positive_time(kw, arg)?),
+                    "downinter" => o.downinter = Some(positive_time(kw, arg)?),
                     "slowstart" => o.slowstart = Some(time_arg(kw, arg)?),
                     "init-state" => {
                         o.init_state = Some(match v.as_str() {
@@ -722,7 +743,7 @@ fn apply(p: &mut Proxy, kind: Kind, line: &Line, who: &str, ctx: &mut Ctx) -> Re
     };
     match kw {
         "mode" => p.mode = Some(arg.ok_or("mode needs a value")?.clone()),
-        "maxconn" if fe_only(ctx) => p.maxconn = Some(number(kw, arg)?),
+        "maxconn" if fe_only(ctx) => p.maxconn = Some(in_range(kw, arg, 1, 1_000_000)?),
         "timeout" => timeout(p, line, who, ctx)?,
         "contimeout" | "clitimeout" | "srvtimeout" => {
             let d = time_arg(kw, arg)?;
@@ -737,7 +758,7 @@ fn apply(p: &mut Proxy, kind: Kind, line: &Line, who: &str, ctx: &mut Ctx) -> Re
                 &format!("HAProxy 1.x; 2.x refuses it: converted as timeout {t}"),
             );
         }
-        "retries" if be_only(ctx) => p.retries = Some(number(kw, arg)?),
+        "retries" if be_only(ctx) => p.retries = Some(in_range(kw, arg, 0, 100)?),
         "redispatch" if be_only(ctx) => {
             p.redispatch = Some(true);
             note(
@@ -1072,8 +1093,15 @@ fn expect(check: &mut CheckKind, line: &Line, who: &str, ctx: &mut Ctx) -> Resul
     match rest {
         [m, pattern] if m == "status" => check.expect_status = status_list(pattern)?,
         [m, pattern] if m == "rstatus" => {
-            regex::Regex::new(pattern)
-                .map_err(|e| format!("http-check expect rstatus: not a valid regex: {e}"))?;
+            regex::Regex::new(pattern).map_err(|e| {
+                // The regex crate's message spans lines; its last says what.
+                let e = e.to_string();
+                let why = e.lines().last().unwrap_or_default();
+                format!(
+                    "http-check expect rstatus: not a valid regex: {}",
+                    why.trim_start_matches("error: ")
+                )
+            })?;
             check.expect_rstatus = Some(pattern.clone());
         }
         [bang, ..] if bang == "!" => note(
@@ -2760,6 +2788,18 @@ listen legacy 0.0.0.0:4000
         assert_eq!(
             err(&format!("{listen}    server a 1.2.3.4:5 rise two\n")),
             "h.cfg:3: rise: expected a number, got \"two\""
+        );
+        assert_eq!(
+            err(&format!("{listen}    server a 1.2.3.4:5 weight 300\n")),
+            "h.cfg:3: weight: lbd takes 0 to 256, got 300"
+        );
+        assert_eq!(
+            err(&format!("{listen}    default-server inter 0\n")),
+            "h.cfg:3: inter: must be more than 0"
+        );
+        assert_eq!(
+            err(&format!("{listen}    http-check expect rstatus (\n")),
+            "h.cfg:3: http-check expect rstatus: not a valid regex: unclosed group"
         );
         assert_eq!(
             err(&format!("{listen}    timeout connect 5x\n")),
