@@ -12,6 +12,7 @@
 //! - [`forward`]: the bytes of one session, both ways, half-close kept.
 //! - [`runtime`]: listeners, the routing table, reload in place, checks.
 //! - [`daemon`]: the process as the shared runtime drives it.
+//! - [`import_haproxy`]: `lbd import-haproxy`, an HAProxy config's TCP part as an lbd config.
 
 #![forbid(unsafe_code)]
 
@@ -21,6 +22,7 @@ pub mod config;
 pub mod daemon;
 pub mod forward;
 pub mod health;
+pub mod import_haproxy;
 pub mod probe;
 pub mod runtime;
 pub mod server;
