@@ -36,6 +36,9 @@ pub struct Config {
     /// transfers, a pipe (two descriptors) per active direction.
     #[serde(default)]
     pub splice: bool,
+    /// Threads relaying sessions (HAProxy's `nbthread`); one per CPU when
+    /// unset. Read at start only.
+    pub nbthread: Option<usize>,
     #[serde(default)]
     pub defaults: Defaults,
     pub frontends: BTreeMap<String, Frontend>,
@@ -578,6 +581,9 @@ impl DaemonConfig for Config {
                 ));
             }
         }
+        if let Some(n) = self.nbthread {
+            check::range(&mut out, "nbthread", n, 1, 256);
+        }
         let d = &self.defaults;
         check::range(&mut out, "defaults.maxconn", d.maxconn, 1, 1_000_000);
         check::range(&mut out, "defaults.rise", d.rise, 1, 1000);
@@ -675,6 +681,10 @@ impl DaemonConfig for Config {
 
     fn shutdown_grace(&self) -> Duration {
         self.shutdown_grace
+    }
+
+    fn threads(&self) -> Option<usize> {
+        self.nbthread
     }
 }
 
