@@ -349,7 +349,12 @@ fn a_server_killed_under_load_stops_getting_sessions_and_comes_back() {
     // Only a session already on a when it died may fail; connections to a
     // between its death and its DOWN were redispatched to b.
     let late: Vec<_> = failed_at.iter().filter(|t| **t > stopped_at).collect();
-    assert!(late.is_empty(), "{} of {n} sessions started after a died failed; {}", late.len(), lb.d.log());
+    assert!(
+        late.is_empty(),
+        "{} of {n} sessions started after a died failed; {}",
+        late.len(),
+        lb.d.log()
+    );
     let log = lb.d.log();
     assert_eq!(log.matches("server b/a is DOWN").count(), 1, "{log}");
     assert!(log.contains("server b/a is UP"), "{log}");
@@ -673,4 +678,58 @@ fn binds_an_address_the_host_does_not_have_yet() {
         "{}",
         d.log()
     );
+}
+
+#[test]
+fn frontend_maxconn_leaves_extra_clients_waiting_in_the_backlog() {
+    let a = echo("a");
+    // Unchecked: a check's own connection would count in `open`.
+    let lb = lbd(
+        "  maxconn: 1\n",
+        &format!("    servers:\n{}", servers_yaml(&[(&a, ", check: false")])),
+    );
+    lb.wait_up(&["a"]);
+    let first = who(lb.front).unwrap();
+    let waiter = std::thread::spawn({
+        let front = lb.front;
+        move || who(front).map(|w| w.0)
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        a.open(),
+        1,
+        "a second session was let through past the frontend's maxconn"
+    );
+    drop(first);
+    assert_eq!(waiter.join().unwrap().unwrap(), "a");
+}
+
+#[test]
+fn a_reload_that_cannot_bind_is_refused_and_the_old_config_keeps_serving() {
+    let a = echo("a");
+    let lb = lbd("", &format!("    servers:\n{}", servers_yaml(&[(&a, "")])));
+    lb.wait_up(&["a"]);
+    // A port someone else holds without SO_REUSEPORT.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap();
+    let cfg = std::fs::read_to_string(&lb.d.config_path).unwrap();
+    let bad = cfg.replace(
+        &format!("bind: [{}]", lb.front),
+        &format!("bind: [{}, {busy}]", lb.front),
+    );
+    assert_ne!(bad, cfg);
+    lb.d.write_config(&bad).unwrap();
+    lb.d.reload().unwrap();
+    let refused = wait_for(Duration::from_secs(10), Duration::from_millis(20), || {
+        let st = lb.d.status().ok()?;
+        (st["last_reload"]["result"] == "error").then_some(st)
+    })
+    .unwrap();
+    let errors = refused["last_reload"]["errors"].to_string();
+    assert!(
+        errors.contains(&format!("frontends.f.bind {busy}")),
+        "{errors}"
+    );
+    assert_eq!(refused["config_generation"], 1);
+    assert_eq!(who(lb.front).unwrap().0, "a");
 }
