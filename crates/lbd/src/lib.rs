@@ -6,7 +6,8 @@
 //!   static-rr, leastconn, source, first; backups, maxconn) — pure.
 //! - [`health`]: a server's rise/fall state machine and check schedule — pure,
 //!   time passed in.
-//! - [`probe`]: one health check of a server (tcp, http, mysql).
+//! - [`probe`]: one health check attempt — tcp connect, HTTP (httpchk, with
+//!   checkd's body as the reason), MySQL login and query.
 //! - [`server`], [`backend`]: servers and backends as the running lbd holds
 //!   them: counters, admin state, pick → queue → connect → retry.
 //! - [`forward`]: the bytes of one session, both ways, half-close kept.

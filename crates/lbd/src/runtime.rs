@@ -176,6 +176,8 @@ impl Runtime {
             if checkers.contains_key(&key) {
                 continue;
             }
+            // The config's validation compiled the same regex: an error here
+            // is not expected, but it fails the checks, with its text.
             let prober = Prober::new(&target);
             let task = tokio::spawn(check_loop(server, prober));
             checkers.insert(key, Checker { target, task });
@@ -516,7 +518,7 @@ async fn session(frontend: Arc<Frontend>, client: TcpStream, peer: SocketAddr, z
 }
 
 /// Checks one server for as long as it is in the config.
-async fn check_loop(server: Arc<Server>, prober: Prober) {
+async fn check_loop(server: Arc<Server>, prober: Result<Prober, String>) {
     loop {
         let now = Instant::now();
         let due = {
@@ -533,7 +535,10 @@ async fn check_loop(server: Arc<Server>, prober: Prober) {
         };
         tokio::time::sleep_until(due.into()).await;
         let started = Instant::now();
-        let result = prober.run().await;
+        let result = match &prober {
+            Ok(p) => p.run().await,
+            Err(e) => Err(e.clone()),
+        };
         let ended = Instant::now();
         let took = ended.saturating_duration_since(started);
         let on_down = server.lock().settings.on_marked_down;
