@@ -6,6 +6,8 @@
 //!   static-rr, leastconn, source, first; backups, maxconn) — pure.
 //! - [`health`]: a server's rise/fall state machine and check schedule — pure,
 //!   time passed in.
+//! - [`stats`]: the stats snapshot and its renderings: HAProxy's `show stat`
+//!   CSV, lbd's JSON, the HTML page — pure.
 //! - [`daemon`]: the process as the shared runtime drives it.
 
 #![forbid(unsafe_code)]
@@ -14,5 +16,6 @@ pub mod balance;
 pub mod config;
 pub mod daemon;
 pub mod health;
+pub mod stats;
 
 pub use daemon::Lbd;
