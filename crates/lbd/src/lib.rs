@@ -8,11 +8,14 @@
 //!   time passed in.
 //! - [`stats`]: the stats snapshot and its renderings: HAProxy's `show stat`
 //!   CSV, lbd's JSON, the HTML page — pure.
+//! - [`command`]: the runtime API's commands (HAProxy's `stats socket`
+//!   syntax) and their text answers — pure.
 //! - [`daemon`]: the process as the shared runtime drives it.
 
 #![forbid(unsafe_code)]
 
 pub mod balance;
+pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod health;
