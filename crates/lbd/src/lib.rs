@@ -6,6 +6,10 @@
 //!   static-rr, leastconn, source, first; backups, maxconn) — pure.
 //! - [`health`]: a server's rise/fall state machine and check schedule — pure,
 //!   time passed in.
+//! - [`stats`]: the stats snapshot and its renderings: HAProxy's `show stat`
+//!   CSV, lbd's JSON, the HTML page — pure.
+//! - [`command`]: the runtime API's commands (HAProxy's `stats socket`
+//!   syntax) and their text answers — pure.
 //! - [`probe`]: one health check attempt — tcp connect, HTTP (httpchk, with
 //!   checkd's body as the reason), MySQL login and query.
 //! - [`server`], [`backend`]: servers and backends as the running lbd holds
@@ -21,6 +25,7 @@
 
 pub mod backend;
 pub mod balance;
+pub mod command;
 pub mod config;
 pub mod ctl;
 pub mod daemon;
@@ -31,5 +36,6 @@ pub mod metrics;
 pub mod probe;
 pub mod runtime;
 pub mod server;
+pub mod stats;
 
 pub use daemon::Lbd;
