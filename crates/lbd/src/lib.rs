@@ -18,6 +18,7 @@
 //! - [`runtime`]: listeners, the routing table, reload in place, checks.
 //! - [`metrics`]: per server, backend and frontend counters for `/metrics`.
 //! - [`daemon`]: the process as the shared runtime drives it.
+//! - [`control`]: the runtime API's unix socket.
 //! - [`ctl`]: `lbd ctl`, a runtime API command from the shell.
 //! - [`import_haproxy`]: `lbd import-haproxy`, an HAProxy config's TCP part as an lbd config.
 
@@ -27,6 +28,7 @@ pub mod backend;
 pub mod balance;
 pub mod command;
 pub mod config;
+pub mod control;
 pub mod ctl;
 pub mod daemon;
 pub mod forward;
