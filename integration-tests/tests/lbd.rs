@@ -936,3 +936,60 @@ fn runtime_socket_speaks_haproxys_commands_and_rejects_garbage() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "# name\nb\n\n");
 }
+
+#[test]
+fn a_slow_client_gets_backpressure_not_a_growing_buffer() {
+    let a = echo("a");
+    let lb = lbd("", &format!("    servers:\n{}", servers_yaml(&[(&a, "")])));
+    lb.wait_up(&["a"]);
+    let (_, conn) = who(lb.front).unwrap();
+    let mut reader = conn.into_inner();
+    let mut writer = reader.try_clone().unwrap();
+    let before = rss_kib(lb.d.pid());
+    // The client sends 64 MiB as fast as it can but reads its echo slowly:
+    // the bytes must wait in socket buffers, and the sender must stall.
+    let total = 64u64 << 20;
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let send = std::thread::spawn({
+        let sent = sent.clone();
+        move || {
+            let chunk = vec![1u8; 64 * 1024];
+            while sent.load(Ordering::SeqCst) < total {
+                if writer.write_all(&chunk).is_err() {
+                    return;
+                }
+                sent.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            }
+            let _ = writer.shutdown(Shutdown::Write);
+        }
+    });
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut got = 0u64;
+    for _ in 0..40 {
+        got += reader.read(&mut buf).unwrap() as u64;
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let stalled_at = sent.load(Ordering::SeqCst);
+    assert!(
+        stalled_at < total / 2,
+        "the sender was never held back: {stalled_at} bytes sent"
+    );
+    let during = rss_kib(lb.d.pid());
+    assert!(
+        during < before + 16 * 1024,
+        "RSS grew from {before} to {during} KiB behind a slow client"
+    );
+    // Then it reads fast: everything arrives.
+    reader
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n as u64,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    send.join().unwrap();
+    assert_eq!(got, total);
+}
