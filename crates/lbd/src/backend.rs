@@ -144,7 +144,7 @@ impl Backend {
     pub async fn connect(
         &self,
         client: SocketAddr,
-        local: SocketAddr,
+        local: &(dyn Fn() -> SocketAddr + Sync),
     ) -> Result<(TcpStream, Lease), Refusal> {
         let t = &self.settings.timeout;
         let mut lease = self.wait_for_server(client.ip(), t.queue.get()).await?;
@@ -293,14 +293,12 @@ async fn dial(address: SocketAddr, timeout: Duration) -> Result<TcpStream, Strin
 }
 
 /// TCP_NODELAY (MySQL is request/response: no Nagle delay) and keepalive
-/// (a peer that vanished without FIN is found within minutes, not at the
-/// idle timeout).
-pub fn tune(stream: &TcpStream) {
+/// after a minute of silence (a server that vanished without FIN is found
+/// in minutes, not at the idle timeout). Client sockets get the same from
+/// their listener, which Linux copies at accept: no syscall per client.
+fn tune(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
-    let keepalive = TcpKeepalive::new()
-        .with_time(Duration::from_secs(60))
-        .with_interval(Duration::from_secs(10))
-        .with_retries(6);
+    let keepalive = TcpKeepalive::new().with_time(Duration::from_secs(60));
     let _ = SockRef::from(stream).set_tcp_keepalive(&keepalive);
 }
 
@@ -308,12 +306,12 @@ async fn proxy_header(
     stream: &TcpStream,
     send_proxy: SendProxy,
     client: SocketAddr,
-    local: SocketAddr,
+    local: &(dyn Fn() -> SocketAddr + Sync),
 ) -> std::io::Result<()> {
     let header = match send_proxy {
         SendProxy::None => return Ok(()),
-        SendProxy::V1 => proxy_protocol::encode_v1(client, local).into_bytes(),
-        SendProxy::V2 => proxy_protocol::encode_v2(client, local),
+        SendProxy::V1 => proxy_protocol::encode_v1(client, local()).into_bytes(),
+        SendProxy::V2 => proxy_protocol::encode_v2(client, local()),
     };
     crate::forward::write_all(stream, &header).await
 }

@@ -30,12 +30,20 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{splice, OFlag, SpliceFFlags};
 use socket2::SockRef;
-use tokio::io::Interest;
+use std::pin::Pin;
+use std::task::Poll;
+
+use tokio::io::{AsyncRead, Interest, ReadBuf};
+use tokio::net::tcp::ReadHalf;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-/// Bytes per read; also the pipe's capacity in use with `splice`.
+/// Bytes per read.
 const CHUNK: usize = 16 * 1024;
+
+/// Bytes per `splice` call: a whole pipe (Linux's default 64 KiB), so bulk
+/// transfers take a quarter of the calls a read buffer's size would.
+const SPLICE_CHUNK: usize = 64 * 1024;
 
 /// Where a session's bytes are counted: its server, backend and frontend.
 pub trait Tally: Send + Sync {
@@ -69,8 +77,8 @@ pub enum End {
 /// Carries bytes both ways until the session ends; closes neither socket
 /// (dropping them does).
 pub async fn pipe(
-    client: &TcpStream,
-    server: &TcpStream,
+    client: &mut TcpStream,
+    server: &mut TcpStream,
     idle: Idle,
     tally: &dyn Tally,
     kill: &CancellationToken,
@@ -79,18 +87,30 @@ pub async fn pipe(
     let start = Instant::now();
     let heard_client = AtomicU64::new(0);
     let heard_server = AtomicU64::new(0);
+    let (mut client_read, client_write) = client.split();
+    let (mut server_read, server_write) = server.split();
     let both = async {
         let up = async {
-            one_way(client, server, &heard_client, start, zero_copy, |n| {
-                tally.bytes_in(n)
-            })
+            one_way(
+                &mut client_read,
+                server_write.as_ref(),
+                &heard_client,
+                start,
+                zero_copy,
+                |n| tally.bytes_in(n),
+            )
             .await
             .map_err(|e| format!("client to server: {e}"))
         };
         let down = async {
-            one_way(server, client, &heard_server, start, zero_copy, |n| {
-                tally.bytes_out(n)
-            })
+            one_way(
+                &mut server_read,
+                client_write.as_ref(),
+                &heard_server,
+                start,
+                zero_copy,
+                |n| tally.bytes_out(n),
+            )
             .await
             .map_err(|e| format!("server to client: {e}"))
         };
@@ -137,7 +157,7 @@ async fn watch_idle(start: Instant, client: &AtomicU64, server: &AtomicU64, idle
 
 /// Copies `from` → `to` until `from` ends, then half-closes `to`.
 async fn one_way(
-    from: &TcpStream,
+    from: &mut ReadHalf<'_>,
     to: &TcpStream,
     heard: &AtomicU64,
     start: Instant,
@@ -152,7 +172,7 @@ async fn one_way(
                 Some(p) => p,
                 None => pipe.insert(nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?),
             };
-            match splice_burst(from, to, pipe, &count).await? {
+            match splice_burst(from.as_ref(), to, pipe, &count).await? {
                 Burst::Eof => break,
                 Burst::Moved => heard.store(since(start), Ordering::Relaxed),
                 Burst::Nothing => {}
@@ -164,7 +184,11 @@ async fn one_way(
             match copy_burst(from, to, &count).await? {
                 Burst::Eof => break,
                 Burst::Moved => heard.store(since(start), Ordering::Relaxed),
-                Burst::Nothing => {}
+                // A stale readiness, or tokio's cooperative budget spent
+                // (the read said "not now" while the socket has bytes):
+                // let the scheduler run before looking again, or this
+                // loop would spin without ever giving the thread back.
+                Burst::Nothing => tokio::task::yield_now().await,
             }
         }
     }
@@ -184,14 +208,18 @@ enum Burst {
 
 /// Reads what `from` has (until it would block) and writes it all to `to`.
 /// The buffer lives only for the burst.
-async fn copy_burst(from: &TcpStream, to: &TcpStream, count: &impl Fn(u64)) -> io::Result<Burst> {
+async fn copy_burst(
+    from: &mut ReadHalf<'_>,
+    to: &TcpStream,
+    count: &impl Fn(u64),
+) -> io::Result<Burst> {
     let mut buf = Buffer::take();
     let mut moved = false;
     loop {
-        let n = match from.try_read(&mut buf) {
-            Ok(0) => return Ok(if moved { Burst::Moved } else { Burst::Eof }),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+        let n = match read_now(from, &mut buf).await {
+            Ok(Some(0)) => return Ok(if moved { Burst::Moved } else { Burst::Eof }),
+            Ok(Some(n)) => n,
+            Ok(None) => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
@@ -199,12 +227,30 @@ async fn copy_burst(from: &TcpStream, to: &TcpStream, count: &impl Fn(u64)) -> i
         count(n as u64);
         moved = true;
         if n < buf.len() {
-            // Drained, most likely: wait for readiness rather than a
-            // try_read that would only say WouldBlock.
+            // Drained: tokio has cleared the readiness after a short read,
+            // so the next wait is for new bytes, without a read that would
+            // only say EAGAIN.
             break;
         }
     }
     Ok(if moved { Burst::Moved } else { Burst::Nothing })
+}
+
+/// One read of what the socket holds now; `None` when it holds nothing.
+/// Through `poll_read`, which (on epoll) clears the readiness after a
+/// short read, unlike `try_read`: one `recvfrom` per burst, not two.
+async fn read_now(from: &mut ReadHalf<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    std::future::poll_fn(|cx| {
+        let mut rb = ReadBuf::new(buf);
+        match Pin::new(&mut *from).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(Some(rb.filled().len()))),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            // Nothing there (the readiness was stale) or the task's budget
+            // is spent: back to waiting, without holding the buffer.
+            Poll::Pending => Poll::Ready(Ok(None)),
+        }
+    })
+    .await
 }
 
 /// A relay buffer from a per-thread free list: bursts take one and give it
@@ -276,7 +322,15 @@ async fn splice_burst(
     let mut moved = false;
     loop {
         let n = match from.try_io(Interest::READABLE, || {
-            splice(from.as_fd(), None, pipe_w.as_fd(), None, CHUNK, flags).map_err(io::Error::from)
+            splice(
+                from.as_fd(),
+                None,
+                pipe_w.as_fd(),
+                None,
+                SPLICE_CHUNK,
+                flags,
+            )
+            .map_err(io::Error::from)
         }) {
             Ok(0) => return Ok(if moved { Burst::Moved } else { Burst::Eof }),
             Ok(n) => n,

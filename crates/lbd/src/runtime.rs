@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
-use crate::backend::{self, Backend};
+use crate::backend::Backend;
 use crate::command::{self, Command};
 use crate::config::CheckType;
 use crate::config::{CheckTarget, Config, OnMarkedDown};
@@ -674,12 +674,20 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
         socket.set_only_v6(true)?;
     }
     socket.set_nonblocking(true)?;
+    // Copied by Linux to every accepted socket (see `backend::tune`).
+    socket.set_tcp_nodelay(true)?;
+    socket.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(Duration::from_secs(60)))?;
     socket.bind(&addr.into())?;
     socket.listen(4096)?;
     TcpListener::from_std(socket.into())
 }
 
-async fn session(frontend: Arc<Frontend>, client: TcpStream, peer: SocketAddr, zero_copy: bool) {
+async fn session(
+    frontend: Arc<Frontend>,
+    mut client: TcpStream,
+    peer: SocketAddr,
+    zero_copy: bool,
+) {
     struct Done<'a>(&'a FrontendShared);
     impl Drop for Done<'_> {
         fn drop(&mut self) {
@@ -688,10 +696,11 @@ async fn session(frontend: Arc<Frontend>, client: TcpStream, peer: SocketAddr, z
         }
     }
     let _done = Done(&frontend.shared);
-    backend::tune(&client);
-    let local = client.local_addr().unwrap_or(peer);
     let backend = &frontend.backend;
-    let (server, lease) = match backend.connect(peer, local).await {
+    // Asked for only when a PROXY header needs it: a getsockname saved.
+    let local = || client.local_addr().unwrap_or(peer);
+    let connected = backend.connect(peer, &local).await;
+    let (mut server, lease) = match connected {
         Ok(ok) => ok,
         Err(refusal) => {
             frontend.shared.refused.fetch_add(1, Ordering::Relaxed);
@@ -716,7 +725,7 @@ async fn session(frontend: Arc<Frontend>, client: TcpStream, peer: SocketAddr, z
         frontend.shared.counters.bytes.clone(),
     ]);
     let kill = lease.server.kill_token();
-    let end = forward::pipe(&client, &server, idle, &tally, &kill, zero_copy).await;
+    let end = forward::pipe(&mut client, &mut server, idle, &tally, &kill, zero_copy).await;
     match end {
         End::Closed => {}
         End::Idle => {
