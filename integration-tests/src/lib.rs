@@ -5,6 +5,7 @@
 //! - [`netlab`]: network-namespace "hosts" on a private bridge.
 //! - [`daemon`]: one of our daemons started from its built binary.
 //! - [`ports`]: free loopback ports.
+//! - [`tcp`]: small echo servers that say who they are, for lbd.
 //!
 //! Every fixture cleans up in `Drop` (so also when a test panics), and uses
 //! unique ports, names and directories, so tests can run in parallel.
@@ -16,6 +17,7 @@ pub mod ports;
 pub mod process;
 pub mod scripts;
 pub mod sqlproxy;
+pub mod tcp;
 
 pub use daemon::DaemonProcess;
 pub use mariadb::MariaDbCluster;

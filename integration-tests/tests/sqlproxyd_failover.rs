@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use hastack_it::daemon::http_post;
 use hastack_it::sqlproxy::{state_dir_for, Proxy};
 use hastack_it::{wait_for, MariaDbCluster};
 use mysql::prelude::Queryable;
@@ -487,28 +488,6 @@ fn admin_conn(proxy: &Proxy) -> mysql::Conn {
 }
 
 /// `POST path` on the admin HTTP endpoint: (status code, body).
-fn http_post(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let code = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (code, body)
-}
 
 #[test]
 fn a_switchover_under_write_load_fails_and_loses_nothing() {

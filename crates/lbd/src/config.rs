@@ -31,6 +31,11 @@ pub struct Config {
     pub runtime_socket: Option<RuntimeSocket>,
     #[serde(default = "default_grace")]
     pub shutdown_grace: Duration,
+    /// Relay bytes with Linux `splice(2)` (socket → pipe → socket in the
+    /// kernel) instead of copying them through lbd: less CPU on bulk
+    /// transfers, a pipe (two descriptors) per active direction.
+    #[serde(default)]
+    pub splice: bool,
     #[serde(default)]
     pub defaults: Defaults,
     pub frontends: BTreeMap<String, Frontend>,
@@ -359,6 +364,7 @@ pub struct ServerSettings {
     pub health: health::Params,
     pub slowstart: Option<std::time::Duration>,
     pub send_proxy: SendProxy,
+    pub on_marked_down: OnMarkedDown,
 }
 
 /// What a server's health check connects to, and how it judges.
@@ -409,6 +415,7 @@ impl Config {
                     },
                     slowstart: pick(s.slowstart, b.slowstart, d.slowstart),
                     send_proxy: s.send_proxy.or(b.send_proxy).unwrap_or(d.send_proxy),
+                    on_marked_down: b.on_marked_down.unwrap_or(d.on_marked_down),
                 }
             })
             .collect();
@@ -695,6 +702,10 @@ mod tests {
         );
         assert_eq!(
             errors(include_str!("../../../configs/lab/lbd-1.yaml")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            errors(include_str!("../../../configs/lab/lbd-2.yaml")),
             Vec::<String>::new()
         );
     }

@@ -6,13 +6,23 @@
 //!   static-rr, leastconn, source, first; backups, maxconn) — pure.
 //! - [`health`]: a server's rise/fall state machine and check schedule — pure,
 //!   time passed in.
+//! - [`probe`]: one health check of a server (tcp, http, mysql).
+//! - [`server`], [`backend`]: servers and backends as the running lbd holds
+//!   them: counters, admin state, pick → queue → connect → retry.
+//! - [`forward`]: the bytes of one session, both ways, half-close kept.
+//! - [`runtime`]: listeners, the routing table, reload in place, checks.
 //! - [`daemon`]: the process as the shared runtime drives it.
 
 #![forbid(unsafe_code)]
 
+pub mod backend;
 pub mod balance;
 pub mod config;
 pub mod daemon;
+pub mod forward;
 pub mod health;
+pub mod probe;
+pub mod runtime;
+pub mod server;
 
 pub use daemon::Lbd;

@@ -22,6 +22,9 @@ use tokio::sync::watch;
 pub trait AdminSource: Send + Sync + 'static {
     fn status(&self) -> impl Future<Output = serde_json::Value> + Send;
     fn metrics(&self) -> String;
+    /// A page of the daemon's own (lbd's stats page), `None` if it has none
+    /// at that path.
+    fn page(&self, req: PageRequest) -> impl Future<Output = Option<Page>> + Send;
     /// Runs action `name` with the query string's arguments.
     fn action(
         &self,
@@ -41,6 +44,37 @@ pub enum ActionError {
     Conflict(String),
     /// 500: it was tried and failed.
     Failed(String),
+}
+
+/// A GET for a daemon's own page: what it needs of the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    /// The path, `;` parameters included (HAProxy's `/stats;csv`).
+    pub path: String,
+    pub query: String,
+    /// The `Authorization` header, for pages behind basic auth.
+    pub authorization: Option<String>,
+}
+
+/// A daemon's answer to a [`PageRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    /// Extra headers, e.g. `WWW-Authenticate` with a 401.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Page {
+    pub fn ok(content_type: &'static str, body: impl Into<Vec<u8>>) -> Page {
+        Page {
+            status: 200,
+            content_type,
+            body: body.into(),
+            headers: Vec::new(),
+        }
+    }
 }
 
 /// What [`crate::Daemon::action`] returns: independent of the daemon's
@@ -114,6 +148,24 @@ async fn route<S: AdminSource>(source: &S, req: Request<Incoming>) -> Response<F
         );
         return resp;
     }
+    if !matches!(path, "/status" | "/metrics")
+        && matches!(*req.method(), Method::GET | Method::HEAD)
+    {
+        let page = source
+            .page(PageRequest {
+                path: path.to_owned(),
+                query: req.uri().query().unwrap_or("").to_owned(),
+                authorization: req
+                    .headers()
+                    .get(hyper::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+            })
+            .await;
+        if let Some(page) = page {
+            return page_response(page);
+        }
+    }
     if !matches!(path, "/status" | "/metrics") {
         return text(
             StatusCode::NOT_FOUND,
@@ -136,6 +188,22 @@ async fn route<S: AdminSource>(source: &S, req: Request<Incoming>) -> Response<F
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     resp.headers_mut()
         .insert(CONTENT_TYPE, content_type.parse().expect("static header"));
+    resp
+}
+
+fn page_response(page: Page) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(page.body)));
+    *resp.status_mut() =
+        StatusCode::from_u16(page.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = resp.headers_mut();
+    if let Ok(v) = page.content_type.parse() {
+        headers.insert(CONTENT_TYPE, v);
+    }
+    for (name, value) in page.headers {
+        if let Ok(v) = value.parse() {
+            headers.insert(name, v);
+        }
+    }
     resp
 }
 

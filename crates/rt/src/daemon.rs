@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{watch, RwLock};
 
-use crate::admin::{self, ActionError, ActionFuture, AdminSource};
+use crate::admin::{self, ActionError, ActionFuture, AdminSource, Page, PageRequest};
 use crate::cli::RunArgs;
 use crate::config::{self, DaemonConfig};
 use crate::exit::ExitCode;
@@ -56,6 +56,14 @@ pub trait Daemon: Sized + Send + Sync + 'static {
         let _ = args;
         let msg = format!("{} has no action {name:?}", Self::NAME);
         Box::pin(async move { Err(ActionError::Unknown(msg)) })
+    }
+
+    /// A page of its own on the admin endpoint (lbd's stats page): any GET
+    /// path other than `/status`, `/metrics` and `/actions/...`. None by
+    /// default (404).
+    fn page(&self, req: &PageRequest) -> Option<Page> {
+        let _ = req;
+        None
     }
 
     /// Stops taking new work and finishes what is in flight; the runtime
@@ -244,6 +252,10 @@ impl<D: Daemon> AdminSource for Shared<D> {
         // The future is built under the read lock and awaited without it.
         let run = self.daemon.read().await.action(name, args);
         run.await
+    }
+
+    async fn page(&self, req: PageRequest) -> Option<Page> {
+        self.daemon.read().await.page(&req)
     }
 
     fn metrics(&self) -> String {

@@ -21,7 +21,7 @@ pub mod net;
 pub mod secret;
 pub mod size;
 
-pub use admin::{ActionError, ActionFuture};
+pub use admin::{ActionError, ActionFuture, Page, PageRequest};
 pub use config::{AdminHttp, ConfigError, ConfigErrors, DaemonConfig, Invalid};
 pub use daemon::{run, run_with_subcommands, Daemon, StartContext, Subcommand};
 pub use duration::Duration;
