@@ -61,6 +61,8 @@ struct Args {
     /// wrk connections for the 1 MiB transfers.
     bulk_connections: u32,
     nbthread2: bool,
+    /// Also lbd with one worker, and with splice.
+    lbd_variants: bool,
 }
 
 fn parse_duration(s: &str) -> Result<Duration> {
@@ -96,6 +98,7 @@ fn parse_args(hard_nofile: u64) -> Result<Args> {
         connections: 32,
         bulk_connections: 8,
         nbthread2: true,
+        lbd_variants: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -115,8 +118,9 @@ fn parse_args(hard_nofile: u64) -> Result<Args> {
             "--wrk-threads" => a.wrk_threads = value()?.parse()?,
             "--bulk-connections" => a.bulk_connections = value()?.parse()?,
             "--no-nbthread2" => a.nbthread2 = false,
+            "--no-lbd-variants" => a.lbd_variants = false,
             "-h" | "--help" => {
-                println!("bench-lbd [--duration 10s] [--rounds 3] [--bulk-gib 4] [--idle N] [--wrk-threads 1] [--connections 32] [--bulk-connections 8] [--no-nbthread2]");
+                println!("bench-lbd [--duration 10s] [--rounds 3] [--bulk-gib 4] [--idle N] [--wrk-threads 1] [--connections 32] [--bulk-connections 8] [--no-nbthread2] [--no-lbd-variants]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (see --help)"),
@@ -148,11 +152,21 @@ struct Process {
 
 impl Process {
     fn spawn(program: &Path, args: &[&str], log: PathBuf) -> Result<Process> {
+        Process::spawn_env(program, args, log, &[])
+    }
+
+    fn spawn_env(
+        program: &Path,
+        args: &[&str],
+        log: PathBuf,
+        env: &[(&str, &str)],
+    ) -> Result<Process> {
         let out = std::fs::File::create(&log)?;
         let child = Command::new("setpriv")
             .args(["--pdeathsig", "KILL", "--"])
             .arg(program)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
@@ -272,20 +286,32 @@ impl Holder {
 
 /// Where each scenario connects on one path, and the process it costs.
 struct Target {
-    label: &'static str,
+    label: String,
+    kind: Kind,
     /// The proxy (None: direct).
     pid: Option<u32>,
     http: SocketAddr,
     bulk: SocketAddr,
     hold: Option<(SocketAddr, Holder)>,
+    /// Only the bulk scenarios (lbd with `splice: true`).
+    bulk_only: bool,
     /// lbd before it forwards: measured as "n/a".
     unavailable: Option<String>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Direct,
+    /// HAProxy with `nbthread` threads.
+    Haproxy(u32),
+    /// lbd with this many tokio workers (`TOKIO_WORKER_THREADS`), and splice.
+    Lbd(u32, bool),
+}
+
 struct Lab {
     nginx: Process,
-    haproxies: Vec<Process>,
-    lbd: Process,
+    /// HAProxies and lbds.
+    proxies: Vec<(String, Process)>,
     targets: Vec<Target>,
     dir: tempfile::TempDir,
 }
@@ -344,6 +370,7 @@ fn haproxy_config(
 
 fn lbd_config(
     admin: SocketAddr,
+    splice: bool,
     maxconn: usize,
     p: &Ports,
     b: &Backends,
@@ -353,7 +380,7 @@ fn lbd_config(
         format!("  {name}:\n    balance: roundrobin\n    servers:\n      - {{name: {name}, address: {addr}, check: false}}\n")
     };
     format!(
-        "admin_http:\n  listen: {admin}\nshutdown_grace: 1s\n\
+        "admin_http:\n  listen: {admin}\nshutdown_grace: 1s\nsplice: {splice}\n\
          defaults:\n  maxconn: {maxconn}\n  timeout:\n    connect: 5s\n    client: 1h\n    server: 1h\n\
          frontends:\n\
          \x20 http:\n    bind: [127.0.0.1:{}]\n    backend: nginx\n\
@@ -429,15 +456,17 @@ fn start_lab(args: &Args) -> Result<Lab> {
     let maxconn = args.idle + 50;
 
     let mut targets = vec![Target {
-        label: "direct",
+        label: "direct".into(),
+        kind: Kind::Direct,
         pid: None,
         http: backends.nginx,
         bulk: backends.source,
         hold: None,
+        bulk_only: false,
         unavailable: None,
     }];
 
-    let mut haproxies = Vec::new();
+    let mut proxies = Vec::new();
     let threads: &[u32] = if args.nbthread2 { &[1, 2] } else { &[1] };
     for &n in threads {
         let ports = Ports::new();
@@ -454,33 +483,59 @@ fn start_lab(args: &Args) -> Result<Lab> {
         )?;
         wait_listening(local(ports.http), &mut p, "haproxy")?;
         targets.push(Target {
-            label: if n == 1 {
-                "HAProxy nbthread 1"
-            } else {
-                "HAProxy nbthread 2"
-            },
+            label: format!("HAProxy, nbthread {n}"),
+            kind: Kind::Haproxy(n),
+            bulk_only: false,
             pid: Some(p.pid()),
             http: local(ports.http),
             bulk: local(ports.bulk),
             hold: Some((local(ports.hold), holder)),
             unavailable: None,
         });
-        haproxies.push(p);
+        proxies.push((format!("HAProxy, nbthread {n}"), p));
     }
 
+    // lbd as it runs by default (a tokio worker per core: 2 here), with
+    // one worker (HAProxy's nbthread 1), and with `splice: true` (bulk only).
+    let mut variants = vec![(2, false)];
+    if args.lbd_variants {
+        variants.extend([(1, false), (2, true)]);
+    }
+    for (workers, splice) in variants {
+        let (p, t) = start_lbd(dir.path(), workers, splice, maxconn, &backends)?;
+        proxies.push((t.label.clone(), p));
+        targets.push(t);
+    }
+    Ok(Lab {
+        nginx,
+        proxies,
+        targets,
+        dir,
+    })
+}
+
+fn start_lbd(
+    dir: &Path,
+    workers: u32,
+    splice: bool,
+    maxconn: usize,
+    backends: &Backends,
+) -> Result<(Process, Target)> {
     let ports = Ports::new();
     let holder = Holder::start()?;
     let admin = local(free_port());
-    let cfg = dir.path().join("lbd.yaml");
+    let name = format!("lbd-{workers}{}", if splice { "-splice" } else { "" });
+    let cfg = dir.join(format!("{name}.yaml"));
     std::fs::write(
         &cfg,
-        lbd_config(admin, maxconn, &ports, &backends, holder.addr),
+        lbd_config(admin, splice, maxconn, &ports, backends, holder.addr),
     )?;
-    // lbd at its default log level, as it would run in production.
-    let mut lbd = Process::spawn(
+    // lbd at its default log level (info), as it would run in production.
+    let mut lbd = Process::spawn_env(
         &bin_path("lbd")?,
         &["-f", &cfg.display().to_string()],
-        dir.path().join("lbd.log"),
+        dir.join(format!("{name}.log")),
+        &[("TOKIO_WORKER_THREADS", &workers.to_string())],
     )?;
     let ready = wait_for(Duration::from_secs(20), Duration::from_millis(20), || {
         if lbd.exited().is_some() {
@@ -506,21 +561,22 @@ fn start_lab(args: &Args) -> Result<Lab> {
             .unwrap_or_default();
         format!("lbd does not forward {}: {why}", local(ports.http))
     });
-    targets.push(Target {
-        label: "lbd",
+    let label = match (workers, splice) {
+        (2, false) => "lbd (default: 2 workers)".to_owned(),
+        (w, false) => format!("lbd, {w} worker{}", if w == 1 { "" } else { "s" }),
+        (w, true) => format!("lbd, {w} workers, splice"),
+    };
+    let target = Target {
+        label,
+        kind: Kind::Lbd(workers, splice),
         pid: Some(lbd.pid()),
         http: local(ports.http),
         bulk: local(ports.bulk),
-        hold: Some((local(ports.hold), holder)),
+        hold: (!splice).then_some((local(ports.hold), holder)),
+        bulk_only: splice,
         unavailable,
-    });
-    Ok(Lab {
-        nginx,
-        haproxies,
-        lbd,
-        targets,
-        dir,
-    })
+    };
+    Ok((lbd, target))
 }
 
 // ---------------------------------------------------------------- measuring
@@ -979,14 +1035,11 @@ fn main() -> Result<()> {
             eprintln!("{}: not measured: {why}", t.label);
         }
     }
-    let measured: Vec<usize> = (0..lab.targets.len())
-        .filter(|&i| lab.targets[i].unavailable.is_none())
-        .collect();
 
     // 4. Memory first, on fresh processes (before any buffer pool grows).
     let mut mem: Vec<Option<Memory>> = Vec::new();
     for t in &lab.targets {
-        if t.pid.is_none() || t.unavailable.is_some() {
+        if t.pid.is_none() || t.hold.is_none() || t.unavailable.is_some() {
             mem.push(None);
             continue;
         }
@@ -1004,9 +1057,12 @@ fn main() -> Result<()> {
         .map(|_| lab.targets.iter().map(|_| Vec::new()).collect())
         .collect();
     for (si, &scenario) in Scenario::ALL.iter().enumerate() {
+        let bulk = matches!(scenario, Scenario::Stream | Scenario::Large);
         for round in 1..=args.rounds {
-            for &ti in &measured {
-                let t = &lab.targets[ti];
+            for (ti, t) in lab.targets.iter().enumerate() {
+                if t.unavailable.is_some() || (t.bulk_only && !bulk) {
+                    continue;
+                }
                 let run = measure(&lab, t, scenario, &args)
                     .with_context(|| format!("{}: {}", scenario.title(), t.label))?;
                 eprintln!(
@@ -1026,19 +1082,10 @@ fn main() -> Result<()> {
             }
         }
     }
-    for (i, p) in lab.haproxies.iter_mut().enumerate() {
+    for (name, p) in &mut lab.proxies {
         if let Some(status) = p.exited() {
-            bail!(
-                "haproxy #{i} exited during the run ({status}):\n{}",
-                p.log_tail()
-            );
+            bail!("{name} exited during the run ({status}):\n{}", p.log_tail());
         }
-    }
-    if let Some(status) = lab.lbd.exited() {
-        bail!(
-            "lbd exited during the run ({status}):\n{}",
-            lab.lbd.log_tail()
-        );
     }
     let rss_after: Vec<Option<u64>> = lab
         .targets
@@ -1047,24 +1094,21 @@ fn main() -> Result<()> {
         .collect();
 
     // ------------------------------------------------------------ report
-    let labels: Vec<&str> = lab.targets.iter().map(|t| t.label).collect();
-    let idx = |l: &str| labels.iter().position(|x| *x == l);
-    let (direct, h1, h2, lbd) = (
-        idx("direct"),
-        idx("HAProxy nbthread 1"),
-        idx("HAProxy nbthread 2"),
-        idx("lbd"),
-    );
-    let med = |si: usize, ti: Option<usize>, f: fn(&Run) -> f64| -> f64 {
+    let find = |k: Kind| lab.targets.iter().position(|t| t.kind == k);
+    let direct = find(Kind::Direct);
+    let h1 = find(Kind::Haproxy(1));
+    let h2 = find(Kind::Haproxy(2));
+    let rate = |si: usize, ti: Option<usize>| -> f64 {
         match ti {
-            Some(ti) if !runs[si][ti].is_empty() => median(runs[si][ti].iter().map(f).collect()),
+            Some(ti) if !runs[si][ti].is_empty() => {
+                median(runs[si][ti].iter().map(|r| r.rate).collect())
+            }
             _ => 0.0,
         }
     };
-    let cell = |v: f64| if v > 0.0 { fmt_rate(v) } else { "n/a".into() };
 
     println!(
-        "{} rounds; in each, every path ran for {} s (after {} s of unrecorded warm-up), one after the other; figures are medians of the rounds. wrk: {} thread(s), {} connections (1 MiB: {}), `--latency`. Stream: {:.0} GiB per run through one connection. Memory: {} idle connections.",
+        "{} rounds; in each, every path ran for {} s (after {} s of unrecorded warm-up), one after the other; figures are medians of the rounds (p99: median of the rounds' p99). wrk: {} thread(s), {} connections (1 MiB: {}), `--latency`. Stream: {:.0} GiB per run through one connection, counted by the bench. Memory: {} idle connections, opened before any load.",
         args.rounds,
         args.duration.as_secs_f64(),
         WARM_UP.as_secs(),
@@ -1075,95 +1119,67 @@ fn main() -> Result<()> {
         args.idle,
     );
     println!();
-    println!("| scenario | unit | direct | HAProxy nbthread 1 | HAProxy nbthread 2 | lbd | lbd / HAProxy-1 | lbd / HAProxy-2 | HAProxy-1 / direct | HAProxy-2 / direct | lbd / direct |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| scenario | path | rate | ÷ direct | ÷ HAProxy nbthread 1 | ÷ HAProxy nbthread 2 | p99 ms | proxy CPU | errors | other processes, cores |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for (si, &s) in Scenario::ALL.iter().enumerate() {
-        let r = |ti| med(si, ti, |r| r.rate);
-        let (d, a, b, l) = (r(direct), r(h1), r(h2), r(lbd));
-        println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            s.title(),
-            s.unit(),
-            cell(d),
-            cell(a),
-            cell(b),
-            cell(l),
-            ratio(l, a),
-            ratio(l, b),
-            ratio(a, d),
-            ratio(b, d),
-            ratio(l, d),
-        );
-    }
-    println!();
-    println!("| scenario | p99 ms direct / HAProxy-1 / HAProxy-2 / lbd | proxy CPU HAProxy-1 / HAProxy-2 / lbd | errors d / h1 / h2 / lbd | other processes, cores (max) |");
-    println!("|---|---|---|---|---|");
-    let paths = [direct, h1, h2, lbd];
-    for (si, &s) in Scenario::ALL.iter().enumerate() {
-        let p99: Vec<String> = paths
-            .iter()
-            .map(|&ti| {
-                let v = med(si, ti, |r| r.p99_ms.unwrap_or(0.0));
-                if v > 0.0 {
-                    format!("{v:.2}")
+        let (d, a, b) = (rate(si, direct), rate(si, h1), rate(si, h2));
+        for (ti, t) in lab.targets.iter().enumerate() {
+            let rs = &runs[si][ti];
+            if rs.is_empty() {
+                continue;
+            }
+            let r = rate(si, Some(ti));
+            let p99 = median(rs.iter().map(|r| r.p99_ms.unwrap_or(0.0)).collect());
+            let (cpu, units) = rs
+                .iter()
+                .fold((0.0, 0.0), |(c, u), r| (c + r.proxy_cpu, u + r.units));
+            let cpu = match (t.pid, s) {
+                (None, _) => "-".to_owned(),
+                // CPU seconds per MB = ms per GB.
+                (_, Scenario::Stream | Scenario::Large) => {
+                    format!("{:.0} {}", cpu * 1e6 / units.max(1e-9), s.cpu_unit())
+                }
+                _ => format!("{:.1} {}", cpu * 1e6 / units.max(1e-9), s.cpu_unit()),
+            };
+            let is_haproxy = matches!(t.kind, Kind::Haproxy(_));
+            println!(
+                "| {} | {} | {} {} | {} | {} | {} | {} | {} | {} | {:.2} |",
+                s.title(),
+                t.label,
+                fmt_rate(r),
+                s.unit(),
+                if t.kind == Kind::Direct {
+                    "1.00×".into()
+                } else {
+                    ratio(r, d)
+                },
+                if t.kind == Kind::Direct || is_haproxy {
+                    "".into()
+                } else {
+                    ratio(r, a)
+                },
+                if t.kind == Kind::Direct || is_haproxy {
+                    "".into()
+                } else {
+                    ratio(r, b)
+                },
+                if p99 > 0.0 {
+                    format!("{p99:.2}")
                 } else {
                     "-".into()
-                }
-            })
-            .collect();
-        let cpu: Vec<String> = [h1, h2, lbd]
-            .iter()
-            .map(|&ti| {
-                let Some(ti) = ti.filter(|&ti| !runs[si][ti].is_empty()) else {
-                    return "n/a".into();
-                };
-                let (cpu, units): (f64, f64) = runs[si][ti]
-                    .iter()
-                    .fold((0.0, 0.0), |(c, u), r| (c + r.proxy_cpu, u + r.units));
-                match s {
-                    // CPU seconds per MB = ms per GB.
-                    Scenario::Stream | Scenario::Large => {
-                        format!("{:.0}", cpu * 1e6 / units.max(1e-9))
-                    }
-                    _ => format!("{:.1}", cpu * 1e6 / units.max(1e-9)),
-                }
-            })
-            .collect();
-        let errors: Vec<String> = paths
-            .iter()
-            .map(|&ti| match ti {
-                Some(ti) if !runs[si][ti].is_empty() => runs[si][ti]
-                    .iter()
-                    .map(|r| r.errors)
-                    .sum::<u64>()
-                    .to_string(),
-                _ => "n/a".into(),
-            })
-            .collect();
-        let other = runs[si]
-            .iter()
-            .flatten()
-            .map(|r| r.other_cores)
-            .fold(0.0, f64::max);
-        println!(
-            "| {} | {} | {} {} | {} | {:.2} |",
-            s.title(),
-            p99.join(" / "),
-            cpu.join(" / "),
-            s.cpu_unit(),
-            errors.join(" / "),
-            other
-        );
+                },
+                cpu,
+                rs.iter().map(|r| r.errors).sum::<u64>(),
+                median(rs.iter().map(|r| r.other_cores).collect()),
+            );
+        }
     }
     println!();
     println!("| memory | at rest KiB | with {} idle connections KiB | connections reaching the backend | KiB per connection | RSS after the load scenarios KiB |", args.idle);
     println!("|---|---|---|---|---|---|");
     for (ti, t) in lab.targets.iter().enumerate() {
-        if t.pid.is_none() {
-            continue;
-        }
-        match &mem[ti] {
-            Some(m) => println!(
+        if let Some(m) = &mem[ti] {
+            println!(
                 "| {} | {} | {} | {} | {:.2} | {} |",
                 t.label,
                 m.idle_kib,
@@ -1171,8 +1187,7 @@ fn main() -> Result<()> {
                 m.held,
                 (m.loaded_kib as f64 - m.idle_kib as f64) / m.held.max(1) as f64,
                 rss_after[ti].map_or("n/a".into(), |v| v.to_string()),
-            ),
-            None => println!("| {} | n/a | n/a | n/a | n/a | n/a |", t.label),
+            );
         }
     }
     println!();
@@ -1182,7 +1197,7 @@ fn main() -> Result<()> {
         }
     }
     println!(
-        "- {}; {}; {}; RLIMIT_NOFILE {hard} (hard limit) for the bench and every daemon; {} s in all.",
+        "- {}; {}; {}; RLIMIT_NOFILE {hard} (the hard limit) for the bench and every daemon; {} s in all.",
         version(HAPROXY, "-v"),
         version("/usr/sbin/nginx", "-v"),
         version("wrk", "-v").trim(),
