@@ -538,3 +538,83 @@ service mycat_status
     );
     assert!(text(&run("checkd", &["--help"]).stdout).contains("import-xinetd"));
 }
+
+/// `lbd import-haproxy` turns the classic HAProxy + Mycat config into one
+/// `--check` accepts; a missing or malformed file is exit status 2 with
+/// where.
+#[test]
+fn lbd_import_haproxy_output_passes_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        "global
+    maxconn 4096
+    stats socket /var/run/haproxy.sock mode 600 level admin
+defaults
+    mode tcp
+    option tcplog
+    timeout connect 5000
+    timeout client 50000
+    timeout server 50000
+listen admin_stats
+    bind 0.0.0.0:48800
+    mode http
+    stats uri /admin-status
+    stats auth admin:admin
+    stats refresh 30s
+listen mysql_cluster
+    bind 0.0.0.0:3306
+    mode tcp
+    balance roundrobin
+    option httpchk
+    server mycat_1 10.0.0.11:8066 check port 48700 inter 2000 rise 2 fall 3
+    server mycat_2 10.0.0.12:8066 check port 48700 inter 2000 rise 2 fall 3
+",
+    )
+    .unwrap();
+    let out = run("lbd", &["import-haproxy", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(":6: defaults: option tcplog ("),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout)
+            .contains("      - {name: 'mycat_1', address: '10.0.0.11:8066', port: 48700}\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    let converted = dir.path().join("lbd.yaml");
+    std::fs::write(&converted, &out.stdout).unwrap();
+    let check = run("lbd", &["-f", converted.to_str().unwrap(), "--check"]);
+    assert!(
+        check.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&check.stderr)
+    );
+
+    let missing = run("lbd", &["import-haproxy", "/nonexistent/haproxy.cfg"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing.stderr).starts_with("/nonexistent/haproxy.cfg: cannot read"),
+        "{}",
+        text(&missing.stderr)
+    );
+    let broken = dir.path().join("broken.cfg");
+    std::fs::write(
+        &broken,
+        "listen l\n    bind :3306\n    server a 10.0.0.1:1 rise x\n",
+    )
+    .unwrap();
+    let malformed = run("lbd", &["import-haproxy", broken.to_str().unwrap()]);
+    assert_eq!(malformed.status.code(), Some(2));
+    assert!(
+        text(&malformed.stderr).starts_with(&format!("{}:3: ", broken.display())),
+        "{}",
+        text(&malformed.stderr)
+    );
+    assert!(text(&run("lbd", &["--help"]).stdout).contains("import-haproxy"));
+}

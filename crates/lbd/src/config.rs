@@ -36,6 +36,9 @@ pub struct Config {
     /// transfers, a pipe (two descriptors) per active direction.
     #[serde(default)]
     pub splice: bool,
+    /// Threads relaying sessions (HAProxy's `nbthread`); one per CPU when
+    /// unset. Read at start only.
+    pub nbthread: Option<usize>,
     #[serde(default)]
     pub defaults: Defaults,
     pub frontends: BTreeMap<String, Frontend>,
@@ -478,6 +481,17 @@ fn validate_check(out: &mut Vec<Invalid>, at: &str, c: &CheckKind) {
             "a mysql check needs the user it logs in as",
         ));
     }
+    if let Some(h) = &c.host {
+        if h.is_empty()
+            || h.bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            out.push(Invalid::new(
+                field("host"),
+                format!("expected a host name without spaces or control characters, got {h:?}"),
+            ));
+        }
+    }
     if let Some(m) = &c.method {
         if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
             out.push(Invalid::new(
@@ -578,6 +592,9 @@ impl DaemonConfig for Config {
                 ));
             }
         }
+        if let Some(n) = self.nbthread {
+            check::range(&mut out, "nbthread", n, 1, 256);
+        }
         let d = &self.defaults;
         check::range(&mut out, "defaults.maxconn", d.maxconn, 1, 1_000_000);
         check::range(&mut out, "defaults.rise", d.rise, 1, 1000);
@@ -586,16 +603,17 @@ impl DaemonConfig for Config {
         positive(&mut out, "defaults.inter".into(), Some(d.inter));
         positive(&mut out, "defaults.fastinter".into(), d.fastinter);
         positive(&mut out, "defaults.downinter".into(), d.downinter);
-        positive(
-            &mut out,
-            "defaults.timeout.connect".into(),
-            Some(d.timeout.connect),
-        );
-        positive(
-            &mut out,
-            "defaults.timeout.check".into(),
-            Some(d.timeout.check),
-        );
+        let t = &d.timeout;
+        for (key, v) in [
+            ("connect", Some(t.connect)),
+            ("client", Some(t.client)),
+            ("server", Some(t.server)),
+            ("queue", Some(t.queue)),
+            ("tunnel", t.tunnel),
+            ("check", Some(t.check)),
+        ] {
+            positive(&mut out, format!("defaults.timeout.{key}"), v);
+        }
         validate_check(&mut out, "defaults.check", &d.check);
         for (b, backend) in &self.backends {
             let at = |key: &str| format!("backends.{b}.{key}");
@@ -618,6 +636,10 @@ impl DaemonConfig for Config {
                 ("fastinter", backend.fastinter),
                 ("downinter", backend.downinter),
                 ("timeout.connect", backend.timeout.connect),
+                ("timeout.client", backend.timeout.client),
+                ("timeout.server", backend.timeout.server),
+                ("timeout.queue", backend.timeout.queue),
+                ("timeout.tunnel", backend.timeout.tunnel),
                 ("timeout.check", backend.timeout.check),
             ] {
                 positive(&mut out, at(key), v);
@@ -638,7 +660,10 @@ impl DaemonConfig for Config {
                 ] {
                     positive(&mut out, at(key), v);
                 }
-                if s.port == Some(0) || s.address.port() == 0 {
+                if s.address.port() == 0 {
+                    out.push(Invalid::new(at("address"), "port 0 cannot be connected to"));
+                }
+                if s.port == Some(0) {
                     out.push(Invalid::new(at("port"), "port 0 cannot be connected to"));
                 }
                 if !valid_name(&s.name) {
@@ -658,6 +683,14 @@ impl DaemonConfig for Config {
                 "server",
             );
         }
+        for f in self.frontends.keys() {
+            if !valid_name(f) {
+                out.push(Invalid::new(
+                    format!("frontends.{f}"),
+                    format!("{f:?}: use letters, digits, '-', '_' and '.' for frontend names"),
+                ));
+            }
+        }
         for b in self.backends.keys() {
             if !valid_name(b) {
                 out.push(Invalid::new(
@@ -675,6 +708,10 @@ impl DaemonConfig for Config {
 
     fn shutdown_grace(&self) -> Duration {
         self.shutdown_grace
+    }
+
+    fn threads(&self) -> Option<usize> {
+        self.nbthread
     }
 }
 
@@ -739,6 +776,42 @@ mod tests {
         assert!(e
             .iter()
             .any(|l| l.contains("servers[1].name: duplicate server name \"s\"")));
+    }
+
+    #[test]
+    fn checks_timeouts_and_names_are_validated() {
+        let text = "defaults:\n  timeout: {client: 0s}\n  check: {type: http, host: \"a\\r\\nX: y\", user: u}\nfrontends:\n  \"my front\": {bind: [127.0.0.1:3306], backend: db}\nbackends:\n  db:\n    timeout: {queue: 0s}\n    check: {type: mysql}\n    servers:\n      - {name: s, address: 127.0.0.1:0}\n";
+        let e = errors(text);
+        for want in [
+            "defaults.timeout.client: must be more than 0s",
+            "defaults.check.host: expected a host name without spaces",
+            "defaults.check.user: applies to type: mysql checks, this one is type: http",
+            "backends.db.timeout.queue: must be more than 0s",
+            "backends.db.check.user: a mysql check needs the user it logs in as",
+            "backends.db.servers[0].address: port 0 cannot be connected to",
+            "frontends.my front: \"my front\": use letters",
+        ] {
+            assert!(e.iter().any(|l| l.contains(want)), "{want}\n{e:#?}");
+        }
+    }
+
+    #[test]
+    fn servers_inherit_server_then_backend_then_defaults() {
+        let text = "defaults:\n  inter: 3s\n  rise: 5\n  send_proxy: v1\n  check: {type: http, uri: /health}\nfrontends:\n  f: {bind: [127.0.0.1:3306], backend: db}\nbackends:\n  db:\n    rise: 4\n    retries: 1\n    servers:\n      - {name: a, address: 127.0.0.1:8066, port: 48700, rise: 3, send_proxy: v2}\n      - {name: b, address: 127.0.0.2:8066, addr: 127.0.0.9, check: false}\n";
+        let c: Config = hastack_rt::config::parse(std::path::Path::new("lbd.yaml"), text).unwrap();
+        let b = c.backend("db").unwrap();
+        assert_eq!((b.retries, b.redispatch), (1, true));
+        let (a, bb) = (&b.servers[0], &b.servers[1]);
+        assert_eq!((a.health.rise, a.health.fall), (3, 3));
+        assert_eq!(a.health.inter, std::time::Duration::from_secs(3));
+        assert_eq!(a.send_proxy, SendProxy::V2);
+        let check = a.check.as_ref().unwrap();
+        assert_eq!(check.address, "127.0.0.1:48700".parse().unwrap());
+        assert_eq!(check.kind.uri.as_deref(), Some("/health"));
+        assert_eq!(bb.health.rise, 4);
+        assert_eq!(bb.send_proxy, SendProxy::V1);
+        assert!(bb.check.is_none());
+        assert_eq!(b.on_marked_down, OnMarkedDown::ShutdownSessions);
     }
 
     #[test]

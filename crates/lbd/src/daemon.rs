@@ -28,8 +28,10 @@ backends: by name, each with balance (roundrobin, static-rr, leastconn, source, 
 check: type tcp (connect), http (method, uri, host, expect_status or expect_rstatus; 2xx/3xx by default) or mysql (user, password, query).
 stats: refresh and auth (user, password) for the stats page on admin_http; runtime_socket: path and mode of the runtime API's unix socket; splice: relay with splice(2).";
 
-    async fn start(config: Config, _ctx: &mut StartContext<'_>) -> anyhow::Result<Self> {
+    async fn start(config: Config, ctx: &mut StartContext<'_>) -> anyhow::Result<Self> {
         let runtime = Runtime::start(&config).await?;
+        ctx.registry
+            .register_collector(Box::new(crate::metrics::Metrics(runtime.clone())));
         Ok(Lbd { config, runtime })
     }
 

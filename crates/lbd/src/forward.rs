@@ -185,7 +185,7 @@ enum Burst {
 /// Reads what `from` has (until it would block) and writes it all to `to`.
 /// The buffer lives only for the burst.
 async fn copy_burst(from: &TcpStream, to: &TcpStream, count: &impl Fn(u64)) -> io::Result<Burst> {
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = Buffer::take();
     let mut moved = false;
     loop {
         let n = match from.try_read(&mut buf) {
@@ -205,6 +205,52 @@ async fn copy_burst(from: &TcpStream, to: &TcpStream, count: &impl Fn(u64)) -> i
         }
     }
     Ok(if moved { Burst::Moved } else { Burst::Nothing })
+}
+
+/// A relay buffer from a per-thread free list: bursts take one and give it
+/// back, so a busy lbd reuses a few warm buffers instead of allocating and
+/// zeroing 16 KiB per burst, and an idle one holds none.
+struct Buffer(Vec<u8>);
+
+thread_local! {
+    static FREE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Buffers a thread keeps for reuse at most.
+const FREE_MAX: usize = 64;
+
+impl Buffer {
+    fn take() -> Buffer {
+        let buf = FREE
+            .with(|f| f.borrow_mut().pop())
+            .unwrap_or_else(|| vec![0u8; CHUNK]);
+        Buffer(buf)
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.0);
+        FREE.with(|f| {
+            let mut f = f.borrow_mut();
+            if f.len() < FREE_MAX {
+                f.push(buf);
+            }
+        });
+    }
+}
+
+impl std::ops::Deref for Buffer {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Buffer {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
 }
 
 pub async fn write_all(to: &TcpStream, mut data: &[u8]) -> io::Result<()> {

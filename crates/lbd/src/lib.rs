@@ -11,16 +11,22 @@
 //!   them: counters, admin state, pick → queue → connect → retry.
 //! - [`forward`]: the bytes of one session, both ways, half-close kept.
 //! - [`runtime`]: listeners, the routing table, reload in place, checks.
+//! - [`metrics`]: per server, backend and frontend counters for `/metrics`.
 //! - [`daemon`]: the process as the shared runtime drives it.
+//! - [`ctl`]: `lbd ctl`, a runtime API command from the shell.
+//! - [`import_haproxy`]: `lbd import-haproxy`, an HAProxy config's TCP part as an lbd config.
 
 #![forbid(unsafe_code)]
 
 pub mod backend;
 pub mod balance;
 pub mod config;
+pub mod ctl;
 pub mod daemon;
 pub mod forward;
 pub mod health;
+pub mod import_haproxy;
+pub mod metrics;
 pub mod probe;
 pub mod runtime;
 pub mod server;

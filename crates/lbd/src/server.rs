@@ -229,3 +229,72 @@ impl Inner {
         self.check.as_ref().map(Check::status)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{OnMarkedDown, SendProxy};
+
+    fn settings(weight: u32, slowstart: Option<Duration>) -> ServerSettings {
+        ServerSettings {
+            name: "s".into(),
+            address: "127.0.0.1:1".parse().unwrap(),
+            weight,
+            backup: false,
+            maxconn: None,
+            disabled: false,
+            check: None,
+            health: health::Params::default(),
+            slowstart,
+            send_proxy: SendProxy::None,
+            on_marked_down: OnMarkedDown::ShutdownSessions,
+        }
+    }
+
+    #[test]
+    fn slowstart_ramps_the_weight_after_a_return_only() {
+        let t0 = Instant::now();
+        let s = Server::new(
+            "b",
+            settings(100, Some(Duration::from_secs(10))),
+            Arc::default(),
+            t0,
+        );
+        // At start there is nothing to protect: full weight at once.
+        assert_eq!(s.view(t0).weight, 100);
+        s.lock().up_since = Some(t0);
+        let at = |secs: u64| s.view(t0 + Duration::from_secs(secs)).weight;
+        assert_eq!(at(0), 5, "a twentieth at first, never 0");
+        assert_eq!(at(5), 50);
+        assert_eq!(at(10), 100);
+        assert_eq!(at(60), 100);
+    }
+
+    #[test]
+    fn drain_and_maint_take_no_new_sessions_and_overrides_apply() {
+        let t0 = Instant::now();
+        let s = Server::new("b", settings(3, None), Arc::default(), t0);
+        assert!(s.view(t0).usable());
+        s.lock().admin = AdminState::Drain;
+        assert_eq!(s.view(t0).weight, 0);
+        s.lock().admin = AdminState::Maint;
+        assert!(!s.view(t0).up);
+        s.lock().admin = AdminState::Ready;
+        s.lock().weight = Some(7);
+        s.lock().maxconn = Some(Some(2));
+        let v = s.view(t0);
+        assert_eq!((v.weight, v.maxconn), (7, Some(2)));
+    }
+
+    #[test]
+    fn shutdown_sessions_cancels_the_current_token_only() {
+        let s = Server::new("b", settings(1, None), Arc::default(), Instant::now());
+        let old = s.kill_token();
+        s.shutdown_sessions();
+        assert!(old.is_cancelled());
+        assert!(
+            !s.kill_token().is_cancelled(),
+            "new sessions must not start cut"
+        );
+    }
+}

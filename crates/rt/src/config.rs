@@ -27,6 +27,13 @@ pub trait DaemonConfig: DeserializeOwned + Send + Sync + 'static {
 
     /// How long SIGTERM waits for work in flight before exiting.
     fn shutdown_grace(&self) -> Duration;
+
+    /// Threads that run the daemon's work: `None` is one per CPU; `1`
+    /// runs everything on one thread, without work-stealing (lbd's
+    /// `nbthread`, as HAProxy's). Read at start only.
+    fn threads(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// `admin_http:` — where `/status` and `/metrics` are served.
