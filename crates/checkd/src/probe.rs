@@ -3,19 +3,11 @@
 //! a URL, e.g. sqlproxyd's admin `/status`) and `exec` (exit status 0).
 //! Each is bounded by its timeout; what it found is a one-line detail.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use futures::{SinkExt, StreamExt};
-use hastack_proto::mysql::client::{auth_switch_answer, handshake_response, Credentials};
-use hastack_proto::mysql::codec::PacketCodec;
-use hastack_proto::mysql::packets::{parse_reply, Capabilities, Handshake, Reply as Parsed};
-use hastack_proto::mysql::response::{Expect, Reply, Step};
-use hastack_proto::mysql::rows::decode_rows;
-use hastack_proto::mysql::Packet;
+use hastack_proto::mysql::conn;
 use tokio::net::TcpStream;
-use tokio_util::codec::Framed;
 
 use crate::config::{ExecProbe, HttpProbe, MysqlProbe, Probe, TcpProbe};
 
@@ -81,97 +73,27 @@ async fn tcp(p: &TcpProbe) -> Result<String> {
 }
 
 async fn mysql(p: &MysqlProbe) -> Result<String> {
-    let mut wire = mysql_login(p.address, p.user.as_str(), p.password.expose()).await?;
-    let rows = query(&mut wire, &p.query).await?;
+    // The whole probe is bounded by `run`'s timeout; login's own bound is
+    // the same, so that its message names the step that hung.
+    let mut conn = conn::login(
+        p.address,
+        p.user.as_str(),
+        p.password.expose(),
+        p.timeout.get(),
+    )
+    .await?;
+    let rows = conn.query(&p.query).await?;
     if p.fail_when_read_only {
-        let ro = query(&mut wire, "SELECT @@read_only").await?;
+        let ro = conn.query("SELECT @@read_only").await?;
         if ro.get(0, "@@read_only") != Some("0") {
             bail!("the server is read-only (fail_when_read_only)");
         }
     }
-    // A clean goodbye: COM_QUIT.
-    let _ = wire.send(Packet::new(0, vec![0x01])).await;
+    conn.quit().await;
     Ok(match rows.scalar() {
         Some(v) => format!("ok, answered {}", v.chars().take(40).collect::<String>()),
         None => "ok".into(),
     })
-}
-
-type Wire = Framed<TcpStream, PacketCodec>;
-
-async fn mysql_login(addr: SocketAddr, user: &str, password: &str) -> Result<Wire> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connect {addr}"))?;
-    stream.set_nodelay(true)?;
-    let mut wire = Framed::new(stream, PacketCodec::default());
-    let greeting = next(&mut wire)
-        .await
-        .context("reading the server greeting")?;
-    if greeting.payload.first() == Some(&0xFF) {
-        if let Ok(Parsed::Err(e)) = parse_reply(&greeting.payload) {
-            bail!("the server refused the connection: {e}");
-        }
-    }
-    let hs = Handshake::parse(&greeting.payload)?;
-    let credentials = Credentials {
-        user,
-        password,
-        database: None,
-        capabilities: Capabilities::CLIENT_PROTOCOL_41
-            | Capabilities::CLIENT_SECURE_CONNECTION
-            | Capabilities::CLIENT_PLUGIN_AUTH
-            | Capabilities::CLIENT_LONG_PASSWORD
-            | Capabilities::CLIENT_TRANSACTIONS,
-        collation: 45,
-    };
-    wire.send(Packet::new(
-        greeting.seq.wrapping_add(1),
-        handshake_response(&hs, &credentials),
-    ))
-    .await?;
-    let mut reply = next(&mut wire).await?;
-    if reply.payload.first() == Some(&0xFE) {
-        let answer = auth_switch_answer(&reply.payload, password)?;
-        wire.send(Packet::new(reply.seq.wrapping_add(1), answer))
-            .await?;
-        reply = next(&mut wire).await?;
-    }
-    match parse_reply(&reply.payload)? {
-        Parsed::Ok { .. } => Ok(wire),
-        Parsed::Err(e) => bail!("login as {user}: {e}"),
-        Parsed::Other(b) => bail!("login as {user}: unexpected reply 0x{b:02x}"),
-    }
-}
-
-async fn query(wire: &mut Wire, sql: &str) -> Result<hastack_proto::mysql::rows::Rows> {
-    let mut payload = vec![0x03];
-    payload.extend_from_slice(sql.as_bytes());
-    wire.send(Packet::new(0, payload)).await?;
-    let mut reply = Reply::new(Expect::ResultSets);
-    let mut payloads = Vec::new();
-    loop {
-        let p = next(wire).await?;
-        let step = reply.step(&p.payload)?;
-        // Bounded: a probe query's answer is small; the rest is read past.
-        if payloads.len() < 1000 {
-            payloads.push(p.payload);
-        }
-        match step {
-            Step::More => {}
-            Step::Done { .. } => break,
-            Step::LocalInfile => bail!("{sql:?} asked for a local file"),
-        }
-    }
-    decode_rows(&payloads).with_context(|| sql.to_owned())
-}
-
-async fn next(wire: &mut Wire) -> Result<Packet> {
-    match wire.next().await {
-        Some(Ok(p)) => Ok(p),
-        Some(Err(e)) => Err(e.into()),
-        None => bail!("connection closed by the server"),
-    }
 }
 
 async fn http(p: &HttpProbe) -> Result<String> {

@@ -16,7 +16,8 @@ use crate::balance::{self, Balancer};
 use crate::config::{BackendSettings, SendProxy};
 use crate::server::{Counters, Server};
 
-/// What outlives a reload of a backend: its counters and its queue.
+/// What outlives a reload of a backend: its counters, its queue, and
+/// whether it has had a server to offer.
 #[derive(Debug, Default)]
 pub struct Shared {
     pub counters: Counters,
@@ -24,6 +25,44 @@ pub struct Shared {
     /// connections.
     pub freed: Arc<Notify>,
     pub queue_max: AtomicU32,
+    pub whole: Mutex<Whole>,
+}
+
+/// The backend as a whole: DOWN when no server can take a session
+/// (HAProxy's backend status, `chkdown`, `lastchg`, `downtime`).
+#[derive(Debug, Default)]
+pub struct Whole {
+    /// `None` until first seen.
+    pub up: Option<bool>,
+    pub changed_at: Option<Instant>,
+    pub down_transitions: u64,
+    pub down_before: Duration,
+}
+
+impl Whole {
+    /// Folds in whether any server is usable at `now`.
+    pub fn observe(&mut self, up: bool, now: Instant) {
+        if self.up == Some(up) {
+            return;
+        }
+        if self.up == Some(false) {
+            if let Some(at) = self.changed_at {
+                self.down_before += now.saturating_duration_since(at);
+            }
+        }
+        if self.up == Some(true) && !up {
+            self.down_transitions += 1;
+        }
+        self.up = Some(up);
+        self.changed_at = Some(now);
+    }
+
+    pub fn downtime(&self, now: Instant) -> Duration {
+        match (self.up, self.changed_at) {
+            (Some(false), Some(at)) => self.down_before + now.saturating_duration_since(at),
+            _ => self.down_before,
+        }
+    }
 }
 
 #[derive(Debug)]

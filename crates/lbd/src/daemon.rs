@@ -3,18 +3,28 @@
 //! accepting and lets sessions finish within the grace period.
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use hastack_rt::{ActionError, ActionFuture, Daemon, StartContext};
+use base64::Engine;
+
+use hastack_rt::{ActionError, ActionFuture, Daemon, Page, PageRequest, StartContext};
 use serde_json::json;
 
 use crate::config::Config;
+use crate::control::Control;
 use crate::runtime::Runtime;
 use crate::server::AdminState;
+use crate::stats;
 
 pub struct Lbd {
     config: Config,
     runtime: Arc<Runtime>,
+    control: Option<Control>,
+}
+
+enum Format {
+    Html,
+    Csv,
+    Json,
 }
 
 impl Daemon for Lbd {
@@ -32,59 +42,67 @@ stats: refresh and auth (user, password) for the stats page on admin_http; runti
         let runtime = Runtime::start(&config).await?;
         ctx.registry
             .register_collector(Box::new(crate::metrics::Metrics(runtime.clone())));
-        Ok(Lbd { config, runtime })
+        let control = match &config.runtime_socket {
+            Some(socket) => Some(Control::start(socket, runtime.clone())?),
+            None => None,
+        };
+        Ok(Lbd {
+            config,
+            runtime,
+            control,
+        })
     }
 
     async fn reload(&mut self, config: Config) -> anyhow::Result<()> {
+        // The socket first: a path that cannot be bound refuses the reload
+        // before anything else changed.
+        let wanted = config.runtime_socket.as_ref();
+        let control = match (wanted, &self.control) {
+            (Some(w), Some(c)) if w.path == c.path() => None,
+            (Some(w), _) => Some(Some(Control::start(w, self.runtime.clone())?)),
+            (None, Some(_)) => Some(None),
+            (None, None) => None,
+        };
         self.runtime.apply(&config)?;
+        if let Some(control) = control {
+            self.control = control;
+        }
         self.config = config;
         Ok(())
     }
 
     fn status(&self) -> serde_json::Value {
-        let table = self.runtime.table();
-        let now = Instant::now();
-        let backends: serde_json::Map<_, _> = table
-            .backends
-            .iter()
-            .map(|(name, b)| {
-                let servers: Vec<_> = b
-                    .servers
-                    .iter()
-                    .map(|s| {
-                        let inner = s.lock();
-                        let status = inner.status();
-                        json!({
-                            "name": s.name,
-                            "address": inner.settings.address,
-                            "admin": inner.admin,
-                            "status": status.as_ref().map_or("no check".to_string(), |s| s.text.clone()),
-                            "up": inner.admin != AdminState::Maint && inner.is_up(),
-                            "weight": inner.effective_weight(now),
-                            "sessions": s.counters.current.load(std::sync::atomic::Ordering::Relaxed),
-                            "check": status,
-                        })
-                    })
-                    .collect();
-                let (up, total) = b.usable(now);
-                (
-                    name.clone(),
-                    json!({ "balance": b.settings.balance, "servers_up": up, "servers_total": total, "servers": servers }),
-                )
-            })
-            .collect();
-        let frontends: serde_json::Map<_, _> = table
-            .frontends
-            .iter()
-            .map(|(name, f)| {
-                (
-                    name.clone(),
-                    json!({ "bind": f.binds, "backend": f.backend.settings.name, "listening": true,
-                            "sessions": f.shared.counters.current.load(std::sync::atomic::Ordering::Relaxed) }),
-                )
-            })
-            .collect();
-        json!({ "frontends": frontends, "backends": backends, "sessions": self.runtime.sessions() })
+        stats::json(&self.runtime.snapshot())
+    }
+
+    fn page(&self, req: &PageRequest) -> Option<Page> {
+        let format = match req.path.as_str() {
+            "/stats" | "/stats/" => match req.query.as_str() {
+                "csv" => Format::Csv,
+                "json" => Format::Json,
+                _ => Format::Html,
+            },
+            "/stats;csv" => Format::Csv,
+            "/stats;json" => Format::Json,
+            _ => return None,
+        };
+        if let Some(denied) = self.authorize(req.authorization.as_deref()) {
+            return Some(denied);
+        }
+        let snapshot = self.runtime.snapshot();
+        Some(match format {
+            Format::Html => Page::ok(
+                "text/html; charset=utf-8",
+                stats::html(&snapshot, self.config.stats.refresh.get()),
+            ),
+            Format::Csv => Page::ok("text/csv; charset=utf-8", stats::csv(&snapshot)),
+            Format::Json => {
+                let mut body =
+                    serde_json::to_vec_pretty(&stats::json(&snapshot)).unwrap_or_default();
+                body.push(b'\n');
+                Page::ok("application/json", body)
+            }
+        })
     }
 
     fn action(&self, name: &str, args: Vec<(String, String)>) -> ActionFuture {
@@ -98,6 +116,30 @@ stats: refresh and auth (user, password) for the stats page on admin_http; runti
 }
 
 impl Lbd {
+    /// `None` when the request may see the stats (no `stats.auth`, or the
+    /// right basic credentials); otherwise the 401 to send.
+    fn authorize(&self, header: Option<&str>) -> Option<Page> {
+        let auth = self.config.stats.auth.as_ref()?;
+        let given = header
+            .and_then(|h| h.strip_prefix("Basic "))
+            .and_then(|b| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()
+            })
+            .and_then(|b| String::from_utf8(b).ok());
+        let expected = format!("{}:{}", auth.user, auth.password.expose());
+        if given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
+            return None;
+        }
+        Some(Page {
+            status: 401,
+            content_type: "text/plain; charset=utf-8",
+            body: b"the stats page needs a user and password (stats.auth)\n".to_vec(),
+            headers: vec![("www-authenticate", "Basic realm=\"lbd stats\"".to_owned())],
+        })
+    }
+
     fn run_action(
         &self,
         name: &str,
@@ -148,4 +190,10 @@ impl Lbd {
             ))),
         }
     }
+}
+
+/// Compares without stopping at the first difference, so the time taken
+/// says nothing about how much of a guessed password was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -19,11 +19,14 @@ use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
 use crate::backend::{self, Backend};
+use crate::command::{self, Command};
+use crate::config::CheckType;
 use crate::config::{CheckTarget, Config, OnMarkedDown};
 use crate::forward::{self, Counters as Tally, End, Idle};
 use crate::health::{self, State, Transition};
 use crate::probe::Prober;
 use crate::server::{AdminState, Counters, Server};
+use crate::stats::{self, BackendStats, FrontendStats, ServerStats, Snapshot};
 
 /// What outlives a reload of a frontend: its counters and its limit.
 #[derive(Debug, Default)]
@@ -81,6 +84,8 @@ pub struct Runtime {
     sessions: TaskTracker,
     zero_copy: std::sync::atomic::AtomicBool,
     pub started: Instant,
+    /// Follows each backend's whole state (any server usable or not).
+    watcher: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Runtime {
@@ -93,8 +98,19 @@ impl Runtime {
             sessions: TaskTracker::new(),
             zero_copy: config.splice.into(),
             started: Instant::now(),
+            watcher: Mutex::new(None),
         });
         rt.apply(config)?;
+        let weak = Arc::downgrade(&rt);
+        *lock(&rt.watcher) = Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            while let Some(rt) = {
+                tick.tick().await;
+                weak.upgrade()
+            } {
+                rt.observe_backends(Instant::now());
+            }
+        }));
         Ok(rt)
     }
 
@@ -176,6 +192,8 @@ impl Runtime {
             if checkers.contains_key(&key) {
                 continue;
             }
+            // The config's validation compiled the same regex: an error here
+            // is not expected, but it fails the checks, with its text.
             let prober = Prober::new(&target);
             let task = tokio::spawn(check_loop(server, prober));
             checkers.insert(key, Checker { target, task });
@@ -212,6 +230,201 @@ impl Runtime {
         }
     }
 
+    fn observe_backends(&self, now: Instant) {
+        for b in self.table().backends.values() {
+            let up = b.usable(now).0 > 0;
+            lock(&b.shared.whole).observe(up, now);
+        }
+    }
+
+    /// Everything the stats page, CSV, JSON and `show` commands show, at
+    /// one moment.
+    pub fn snapshot(&self) -> Snapshot {
+        let now = Instant::now();
+        self.observe_backends(now);
+        let table = self.table();
+        let relaxed = Ordering::Relaxed;
+        let backends = table
+            .backends
+            .values()
+            .map(|b| {
+                let c = &b.shared.counters;
+                let whole = lock(&b.shared.whole);
+                let servers = b
+                    .servers
+                    .iter()
+                    .map(|s| {
+                        let view = s.view(now);
+                        let inner = s.lock();
+                        let c = &s.counters;
+                        let check = inner.settings.check.as_ref();
+                        let (last_change, downtime) = match &inner.check {
+                            Some(ch) => (ch.last_change(), ch.downtime(now)),
+                            None => (inner.changed_at, Duration::ZERO),
+                        };
+                        ServerStats {
+                            name: s.name.clone(),
+                            address: inner.settings.address,
+                            check_address: check
+                                .map(|t| t.address)
+                                .filter(|a| *a != inner.settings.address),
+                            admin: inner.admin,
+                            check: inner.status(),
+                            check_type: check.map_or(CheckType::Tcp, |t| t.kind.kind),
+                            check_duration: inner.last_check.map(|(took, _)| took),
+                            last_check_ago: inner
+                                .last_check
+                                .map(|(_, at)| now.saturating_duration_since(at)),
+                            weight: view.weight,
+                            user_weight: inner.configured_weight(),
+                            configured_weight: inner.settings.weight,
+                            backup: inner.settings.backup,
+                            current_sessions: c.current.load(relaxed),
+                            max_sessions: c.max.load(relaxed),
+                            session_limit: inner.maxconn(),
+                            total_sessions: c.total.load(relaxed),
+                            bytes_in: c.bytes.bytes_in.load(relaxed),
+                            bytes_out: c.bytes.bytes_out.load(relaxed),
+                            // lbd queues per backend, not per server.
+                            queue_current: 0,
+                            queue_max: 0,
+                            connect_errors: c.connect_errors.load(relaxed),
+                            retries: c.retries.load(relaxed),
+                            redispatches: c.redispatches.load(relaxed),
+                            last_change_ago: now.saturating_duration_since(last_change),
+                            downtime,
+                            down_transitions: inner.status().map_or(0, |st| st.down_transitions),
+                        }
+                    })
+                    .collect();
+                BackendStats {
+                    name: b.settings.name.clone(),
+                    balance: b.settings.balance,
+                    current_sessions: c.current.load(relaxed),
+                    max_sessions: c.max.load(relaxed),
+                    total_sessions: c.total.load(relaxed),
+                    bytes_in: c.bytes.bytes_in.load(relaxed),
+                    bytes_out: c.bytes.bytes_out.load(relaxed),
+                    queue_current: c.queued.load(relaxed),
+                    queue_max: b.shared.queue_max.load(relaxed),
+                    connect_errors: c.connect_errors.load(relaxed),
+                    retries: c.retries.load(relaxed),
+                    redispatches: c.redispatches.load(relaxed),
+                    down_transitions: whole.down_transitions,
+                    last_change_ago: whole
+                        .changed_at
+                        .map_or(Duration::ZERO, |at| now.saturating_duration_since(at)),
+                    downtime: whole.downtime(now),
+                    servers,
+                }
+            })
+            .collect();
+        let listening = lock(&self.listeners);
+        let frontends = table
+            .frontends
+            .values()
+            .map(|f| {
+                let c = &f.shared.counters;
+                FrontendStats {
+                    name: f.name.clone(),
+                    binds: f.binds.clone(),
+                    listening: f.binds.iter().all(|a| listening.contains_key(a)),
+                    current_sessions: c.current.load(relaxed),
+                    max_sessions: c.max.load(relaxed),
+                    session_limit: f.shared.limit.load(relaxed),
+                    total_sessions: c.total.load(relaxed),
+                    bytes_in: c.bytes.bytes_in.load(relaxed),
+                    bytes_out: c.bytes.bytes_out.load(relaxed),
+                    errors: f.shared.refused.load(relaxed),
+                }
+            })
+            .collect();
+        Snapshot {
+            pid: std::process::id(),
+            uptime: now.saturating_duration_since(self.started),
+            frontends,
+            backends,
+        }
+    }
+
+    /// A runtime API line (commands separated by `;`): each command's
+    /// answer, each followed by an empty line, as HAProxy's socket does.
+    pub fn execute_line(&self, line: &str) -> String {
+        let mut out = String::new();
+        for parsed in command::parse_line(line) {
+            let answer = match parsed {
+                Ok(Command::Quit) => break,
+                Ok(cmd) => self.execute(&cmd).unwrap_or_else(|e| format!("{e}\n")),
+                Err(e) => format!("{e}\n"),
+            };
+            // An answer, then the empty line that ends it; a command with
+            // nothing to say gives the empty line alone.
+            out.push_str(&answer);
+            if !answer.is_empty() && !answer.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// One command; `Err` is the message for a command that could not run.
+    pub fn execute(&self, cmd: &Command) -> Result<String, String> {
+        let done = String::new;
+        match cmd {
+            Command::Help => Ok(command::help().to_owned()),
+            Command::ShowStat => Ok(stats::csv(&self.snapshot())),
+            Command::ShowInfo => Ok(command::info(&self.snapshot())),
+            Command::ShowServersState { backend } => {
+                command::servers_state(&self.snapshot(), backend.as_deref())
+            }
+            Command::ShowBackend => Ok(command::backends(&self.snapshot())),
+            Command::SetState { server, state } => {
+                self.set_admin(&server.backend, &server.server, *state)?;
+                Ok(done())
+            }
+            Command::SetWeight { server, weight } => {
+                let table = self.table();
+                let configured = table
+                    .server(&server.backend, &server.server)?
+                    .lock()
+                    .settings
+                    .weight;
+                self.set_weight(&server.backend, &server.server, weight.resolve(configured))?;
+                Ok(done())
+            }
+            Command::GetWeight { server } => {
+                let snapshot = self.snapshot();
+                let s = snapshot
+                    .backends
+                    .iter()
+                    .find(|b| b.name == server.backend)
+                    .and_then(|b| b.servers.iter().find(|s| s.name == server.server));
+                match s {
+                    Some(s) => Ok(command::weight(s)),
+                    None => Err(self
+                        .table()
+                        .server(&server.backend, &server.server)
+                        .err()
+                        .unwrap_or_default()),
+                }
+            }
+            Command::SetMaxconn { server, maxconn } => {
+                self.set_maxconn(&server.backend, &server.server, *maxconn)?;
+                Ok(done())
+            }
+            Command::SetHealth { server, state } => {
+                self.set_health(&server.backend, &server.server, *state)?;
+                Ok(done())
+            }
+            Command::ShutdownSessions { server } => {
+                self.shutdown_sessions(&server.backend, &server.server)?;
+                Ok(done())
+            }
+            Command::Quit => Ok(done()),
+        }
+    }
+
     /// Stops accepting and waits for the sessions to end (the runtime cuts
     /// the wait at `shutdown_grace`).
     pub async fn shutdown(&self) {
@@ -220,6 +433,9 @@ impl Runtime {
         }
         for (_, c) in lock(&self.checkers).drain() {
             c.task.abort();
+        }
+        if let Some(w) = lock(&self.watcher).take() {
+            w.abort();
         }
         self.sessions.close();
         self.sessions.wait().await;
@@ -516,7 +732,7 @@ async fn session(frontend: Arc<Frontend>, client: TcpStream, peer: SocketAddr, z
 }
 
 /// Checks one server for as long as it is in the config.
-async fn check_loop(server: Arc<Server>, prober: Prober) {
+async fn check_loop(server: Arc<Server>, prober: Result<Prober, String>) {
     loop {
         let now = Instant::now();
         let due = {
@@ -533,7 +749,10 @@ async fn check_loop(server: Arc<Server>, prober: Prober) {
         };
         tokio::time::sleep_until(due.into()).await;
         let started = Instant::now();
-        let result = prober.run().await;
+        let result = match &prober {
+            Ok(p) => p.run().await,
+            Err(e) => Err(e.clone()),
+        };
         let ended = Instant::now();
         let took = ended.saturating_duration_since(started);
         let on_down = server.lock().settings.on_marked_down;

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -16,18 +15,7 @@ use crate::config::ServerSettings;
 use crate::forward::ByteCounters;
 use crate::health::{self, Check, State, Transition};
 
-/// What the runtime API set, HAProxy's admin states.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AdminState {
-    /// Takes traffic as its checks allow.
-    #[default]
-    Ready,
-    /// Keeps its sessions, takes no new ones (weight 0).
-    Drain,
-    /// Maintenance: no new sessions and no checks.
-    Maint,
-}
+pub use crate::stats::AdminState;
 
 /// Counters that only grow, plus the session gauge and its peak.
 #[derive(Debug, Default)]

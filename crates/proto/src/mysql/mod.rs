@@ -6,6 +6,8 @@
 //! - [`response`]: where a server's reply to one command ends.
 //! - [`auth`]: mysql_native_password, the server's side.
 //! - [`client`]: a login, the client's side (pure).
+//! - [`conn`]: a small async client on top of it (log in, query, quit), for
+//!   the checkers; with the `codec` feature.
 //! - [`rows`]: text result sets read back, for a daemon's own queries.
 //! - [`gtid`]: MariaDB GTID positions, compared for failover.
 
@@ -19,5 +21,7 @@ pub mod rows;
 
 #[cfg(feature = "codec")]
 pub mod codec;
+#[cfg(feature = "codec")]
+pub mod conn;
 
 pub use framing::{decode, encode, FrameError, Packet, DEFAULT_MAX_PACKET, MAX_FRAME_PAYLOAD};

@@ -316,6 +316,13 @@ fn describe_err(payload: &[u8]) -> ServerErr {
                 .unwrap_or_else(|| "HY000".into()),
             message: String::from_utf8_lossy(e.message_ref()).into_owned(),
         },
+        // Before the handshake (`Host '…' is blocked`, too many
+        // connections) servers send no SQLSTATE marker.
+        Err(_) if payload.len() >= 3 && payload.get(3) != Some(&b'#') => ServerErr {
+            code: u16::from_le_bytes([payload[1], payload[2]]),
+            sql_state: "HY000".into(),
+            message: String::from_utf8_lossy(&payload[3..]).into_owned(),
+        },
         Ok(ErrPacket::Progress(_)) | Err(_) => ServerErr {
             code: 0,
             sql_state: "HY000".into(),
@@ -327,6 +334,20 @@ fn describe_err(payload: &[u8]) -> ServerErr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pre_handshake_err_has_no_sqlstate() {
+        let mut p = vec![0xFF, 0x69, 0x04];
+        p.extend_from_slice(b"Host '10.0.0.9' is blocked because of many connection errors");
+        let Err(ParseError::ServerError(e)) = Handshake::parse(&p) else {
+            panic!("not a server error");
+        };
+        assert_eq!(e.code, 1129);
+        assert_eq!(
+            e.to_string(),
+            "ERROR 1129 (HY000): Host '10.0.0.9' is blocked because of many connection errors"
+        );
+    }
 
     #[test]
     fn ok_round_trips_through_mysql_common() {
