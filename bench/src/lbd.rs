@@ -61,7 +61,7 @@ struct Args {
     /// wrk connections for the 1 MiB transfers.
     bulk_connections: u32,
     nbthread2: bool,
-    /// Also lbd with one worker, and with splice.
+    /// Also lbd with `nbthread: 1`, and with splice.
     lbd_variants: bool,
 }
 
@@ -152,21 +152,11 @@ struct Process {
 
 impl Process {
     fn spawn(program: &Path, args: &[&str], log: PathBuf) -> Result<Process> {
-        Process::spawn_env(program, args, log, &[])
-    }
-
-    fn spawn_env(
-        program: &Path,
-        args: &[&str],
-        log: PathBuf,
-        env: &[(&str, &str)],
-    ) -> Result<Process> {
         let out = std::fs::File::create(&log)?;
         let child = Command::new("setpriv")
             .args(["--pdeathsig", "KILL", "--"])
             .arg(program)
             .args(args)
-            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
@@ -304,8 +294,8 @@ enum Kind {
     Direct,
     /// HAProxy with `nbthread` threads.
     Haproxy(u32),
-    /// lbd with this many tokio workers (`TOKIO_WORKER_THREADS`), and splice.
-    Lbd(u32, bool),
+    /// lbd with `nbthread` (None: its default, a thread per CPU), and splice.
+    Lbd(Option<u32>, bool),
 }
 
 struct Lab {
@@ -370,6 +360,7 @@ fn haproxy_config(
 
 fn lbd_config(
     admin: SocketAddr,
+    nbthread: Option<u32>,
     splice: bool,
     maxconn: usize,
     p: &Ports,
@@ -379,8 +370,9 @@ fn lbd_config(
     let backend = |name: &str, addr: SocketAddr| {
         format!("  {name}:\n    balance: roundrobin\n    servers:\n      - {{name: {name}, address: {addr}, check: false}}\n")
     };
+    let nbthread = nbthread.map_or(String::new(), |n| format!("nbthread: {n}\n"));
     format!(
-        "admin_http:\n  listen: {admin}\nshutdown_grace: 1s\nsplice: {splice}\n\
+        "admin_http:\n  listen: {admin}\nshutdown_grace: 1s\nsplice: {splice}\n{nbthread}\
          defaults:\n  maxconn: {maxconn}\n  timeout:\n    connect: 5s\n    client: 1h\n    server: 1h\n\
          frontends:\n\
          \x20 http:\n    bind: [127.0.0.1:{}]\n    backend: nginx\n\
@@ -495,14 +487,15 @@ fn start_lab(args: &Args) -> Result<Lab> {
         proxies.push((format!("HAProxy, nbthread {n}"), p));
     }
 
-    // lbd as it runs by default (a tokio worker per core: 2 here), with
-    // one worker (HAProxy's nbthread 1), and with `splice: true` (bulk only).
-    let mut variants = vec![(2, false)];
+    // lbd as it runs by default (`nbthread` unset: a thread per CPU, 2
+    // here), with `nbthread: 1` (as HAProxy's reference figures), and with
+    // `splice: true` (bulk scenarios only).
+    let mut variants = vec![(None, false)];
     if args.lbd_variants {
-        variants.extend([(1, false), (2, true)]);
+        variants.extend([(Some(1), false), (None, true)]);
     }
-    for (workers, splice) in variants {
-        let (p, t) = start_lbd(dir.path(), workers, splice, maxconn, &backends)?;
+    for (nbthread, splice) in variants {
+        let (p, t) = start_lbd(dir.path(), nbthread, splice, maxconn, &backends)?;
         proxies.push((t.label.clone(), p));
         targets.push(t);
     }
@@ -516,7 +509,7 @@ fn start_lab(args: &Args) -> Result<Lab> {
 
 fn start_lbd(
     dir: &Path,
-    workers: u32,
+    nbthread: Option<u32>,
     splice: bool,
     maxconn: usize,
     backends: &Backends,
@@ -524,18 +517,29 @@ fn start_lbd(
     let ports = Ports::new();
     let holder = Holder::start()?;
     let admin = local(free_port());
-    let name = format!("lbd-{workers}{}", if splice { "-splice" } else { "" });
+    let name = format!(
+        "lbd-{}{}",
+        nbthread.map_or("default".into(), |n| n.to_string()),
+        if splice { "-splice" } else { "" }
+    );
     let cfg = dir.join(format!("{name}.yaml"));
     std::fs::write(
         &cfg,
-        lbd_config(admin, splice, maxconn, &ports, backends, holder.addr),
+        lbd_config(
+            admin,
+            nbthread,
+            splice,
+            maxconn,
+            &ports,
+            backends,
+            holder.addr,
+        ),
     )?;
     // lbd at its default log level (info), as it would run in production.
-    let mut lbd = Process::spawn_env(
+    let mut lbd = Process::spawn(
         &bin_path("lbd")?,
         &["-f", &cfg.display().to_string()],
         dir.join(format!("{name}.log")),
-        &[("TOKIO_WORKER_THREADS", &workers.to_string())],
     )?;
     let ready = wait_for(Duration::from_secs(20), Duration::from_millis(20), || {
         if lbd.exited().is_some() {
@@ -561,14 +565,16 @@ fn start_lbd(
             .unwrap_or_default();
         format!("lbd does not forward {}: {why}", local(ports.http))
     });
-    let label = match (workers, splice) {
-        (2, false) => "lbd (default: 2 workers)".to_owned(),
-        (w, false) => format!("lbd, {w} worker{}", if w == 1 { "" } else { "s" }),
-        (w, true) => format!("lbd, {w} workers, splice"),
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let label = match (nbthread, splice) {
+        (None, false) => format!("lbd (default: a thread per CPU, {cpus})"),
+        (Some(n), false) => format!("lbd, nbthread {n}"),
+        (None, true) => format!("lbd, splice (a thread per CPU, {cpus})"),
+        (Some(n), true) => format!("lbd, splice, nbthread {n}"),
     };
     let target = Target {
         label,
-        kind: Kind::Lbd(workers, splice),
+        kind: Kind::Lbd(nbthread, splice),
         pid: Some(lbd.pid()),
         http: local(ports.http),
         bulk: local(ports.bulk),
