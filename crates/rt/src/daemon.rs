@@ -338,6 +338,16 @@ async fn serve<D: Daemon>(config: D::Config, config_path: PathBuf) -> anyhow::Re
         }
     };
     tracing::info!(signal = signal_name, grace = ?grace, "stopping");
+    // A task that never yields can starve the timer that ends the grace
+    // period; a plain thread makes sure the process still goes.
+    std::thread::spawn(move || {
+        std::thread::sleep(grace + std::time::Duration::from_secs(5));
+        eprintln!(
+            "{}: still running 5s after the grace period; exiting",
+            D::NAME
+        );
+        std::process::exit(ExitCode::Runtime as i32);
+    });
     let _ = stop_admin.send(true);
     let mut daemon = shared.daemon.write().await;
     if tokio::time::timeout(grace, daemon.shutdown())
