@@ -10,3 +10,4 @@ pub mod health;
 pub mod mysql;
 pub mod proxy_protocol;
 pub mod sql;
+pub mod vrrp;
