@@ -957,3 +957,166 @@ mod tests {
         assert_eq!(m.state(), State::Master);
     }
 }
+
+/// Two machines on a lossless link with a fixed one-way delay, run as a
+/// discrete-event simulation.
+#[cfg(test)]
+mod election {
+    use super::*;
+    use proptest::prelude::*;
+    use std::net::Ipv4Addr;
+
+    struct Link {
+        machines: [Machine; 2],
+        starts: [Instant; 2],
+        started: [bool; 2],
+        ips: [IpAddr; 2],
+        advert_int: Duration,
+        delay: Duration,
+        in_flight: Vec<(Instant, usize, Received)>,
+        now: Instant,
+    }
+
+    enum Event {
+        Start(usize),
+        Timer(usize),
+        Deliver(usize),
+    }
+
+    impl Link {
+        fn next_event(&self) -> Option<(Instant, Event)> {
+            let starts = (0..2)
+                .filter(|&i| !self.started[i])
+                .map(|i| (self.starts[i], Event::Start(i)));
+            let timers = (0..2).filter_map(|i| {
+                self.machines[i]
+                    .next_deadline()
+                    .map(|t| (t, Event::Timer(i)))
+            });
+            let deliveries = self
+                .in_flight
+                .iter()
+                .enumerate()
+                .map(|(k, (t, _, _))| (*t, Event::Deliver(k)));
+            starts
+                .chain(deliveries)
+                .chain(timers)
+                .min_by_key(|(t, _)| *t)
+        }
+
+        fn step(&mut self) {
+            let Some((t, event)) = self.next_event() else {
+                panic!("the simulation ran out of events");
+            };
+            self.now = t;
+            let (from, actions) = match event {
+                Event::Start(i) => {
+                    self.started[i] = true;
+                    (i, self.machines[i].startup(t))
+                }
+                Event::Timer(i) => (i, self.machines[i].on_timer(t)),
+                Event::Deliver(k) => {
+                    let (_, to, advert) = self.in_flight.remove(k);
+                    (to, self.machines[to].on_advert(advert, t))
+                }
+            };
+            for a in actions {
+                if let Action::SendAdvert { priority } = a {
+                    let advert = Received {
+                        priority,
+                        src: self.ips[from],
+                        max_advert_int: self.advert_int,
+                    };
+                    self.in_flight.push((t + self.delay, 1 - from, advert));
+                }
+            }
+        }
+
+        fn masters(&self) -> Vec<usize> {
+            (0..2)
+                .filter(|&i| self.machines[i].state() == State::Master)
+                .collect()
+        }
+    }
+
+    fn link(
+        version: Version,
+        advert_int: Duration,
+        prios: [u8; 2],
+        ips: [IpAddr; 2],
+        starts_ms: [u64; 2],
+        delay: Duration,
+    ) -> Link {
+        let t0 = Instant::now();
+        let machine = |i: usize| {
+            Machine::new(
+                Params {
+                    version,
+                    priority: prios[i],
+                    advert_int,
+                    preempt: true,
+                    preempt_delay: Duration::ZERO,
+                    accept_mode: false,
+                    primary_ip: ips[i],
+                },
+                t0,
+            )
+        };
+        Link {
+            machines: [machine(0), machine(1)],
+            starts: starts_ms.map(|ms| t0 + Duration::from_millis(ms)),
+            started: [false; 2],
+            ips,
+            advert_int,
+            delay,
+            in_flight: Vec::new(),
+            now: t0,
+        }
+    }
+
+    fn timing() -> impl Strategy<Value = (Version, Duration)> {
+        prop_oneof![
+            (1..=3u64).prop_map(|s| (Version::V2, Duration::from_secs(s))),
+            (10..=300u64).prop_map(|cs| (Version::V3, Duration::from_millis(cs * 10))),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn two_routers_converge_to_the_higher_one(
+            (version, advert_int) in timing(),
+            prios in [1..=255u8, 1..=255u8],
+            octets in (1..=254u8, 1..=254u8).prop_filter("distinct", |(a, b)| a != b),
+            start_b in prop_oneof![Just(0u64), 0..10_000u64],
+            delay_ms in 0..=20u64,
+        ) {
+            let ips = [octets.0, octets.1].map(|o| IpAddr::V4(Ipv4Addr::new(10, 0, 0, o)));
+            let delay = Duration::from_millis(delay_ms);
+            let mut l = link(version, advert_int, prios, ips, [0, start_b], delay);
+            let last_start = l.starts[0].max(l.starts[1]);
+            let down = l.machines.iter().map(|m| m.master_down_interval()).max().unwrap();
+            let converged_by = last_start + down + advert_int + delay;
+            let until = converged_by + advert_int * 20;
+            while l.now < until {
+                l.step();
+                if l.now < converged_by {
+                    continue;
+                }
+                let masters = l.masters();
+                prop_assert_eq!(masters.len(), 1, "at {:?} past the bound", l.now - converged_by);
+                let winner = masters[0];
+                let loser = 1 - winner;
+                // The tie-break only settles a clash of two masters; an
+                // equal-priority backup defers to whoever got there first.
+                prop_assert!(prios[winner] >= prios[loser]);
+                if prios[0] == prios[1] && start_b == 0 && delay_ms > 0 {
+                    prop_assert!(ips[winner] > ips[loser]);
+                }
+                prop_assert_eq!(l.machines[loser].state(), State::Backup);
+                prop_assert_eq!(l.machines[loser].master(), Some(ips[winner]));
+            }
+        }
+    }
+}
