@@ -378,9 +378,9 @@ impl Machine {
             self.timer = Some(now + self.params.advert_int);
             return vec![self.advert()];
         }
-        if self.is_owner() && advert.priority < OWNER_PRIORITY {
-            return Vec::new();
-        }
+        // The owner never yields to a non-owner: nothing outranks 255 and
+        // tracking cannot lower it. Two owners are a misconfiguration; the
+        // tie-break below still leaves one master.
         let higher = advert.priority > self.priority;
         let tie_lost = advert.priority == self.priority && advert.src > self.params.primary_ip;
         if !(higher || tie_lost) {
@@ -958,6 +958,138 @@ mod tests {
     }
 }
 
+/// One machine fed thousands of random input sequences: whatever arrives,
+/// its actions stay consistent with its state.
+#[cfg(test)]
+mod invariants {
+    use super::*;
+    use proptest::prelude::*;
+    use std::net::Ipv4Addr;
+
+    #[derive(Clone, Debug)]
+    enum Input {
+        Startup,
+        Advert { priority: u8, src: u8 },
+        Timer,
+        Wait(u64),
+        Fault,
+        Recover,
+        Priority(u8),
+        Shutdown,
+    }
+
+    fn input() -> impl Strategy<Value = Input> {
+        prop_oneof![
+            1 => Just(Input::Startup),
+            6 => (any::<u8>(), 4..=6u8).prop_map(|(priority, src)| Input::Advert { priority, src }),
+            4 => Just(Input::Timer),
+            3 => (0..5_000u64).prop_map(Input::Wait),
+            1 => Just(Input::Fault),
+            1 => Just(Input::Recover),
+            1 => any::<u8>().prop_map(Input::Priority),
+            1 => Just(Input::Shutdown),
+        ]
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, last))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn actions_agree_with_state(
+            priority in 1..=255u8,
+            preempt in any::<bool>(),
+            delay_s in 0..3u64,
+            v2 in any::<bool>(),
+            inputs in proptest::collection::vec(input(), 1..80),
+        ) {
+            let t0 = Instant::now();
+            let params = Params {
+                version: if v2 { Version::V2 } else { Version::V3 },
+                priority,
+                advert_int: Duration::from_secs(1),
+                preempt,
+                preempt_delay: Duration::from_secs(delay_s),
+                accept_mode: false,
+                primary_ip: ip(5),
+            };
+            let mut m = Machine::new(params, t0);
+            let mut now = t0;
+            let mut holding_vips = false;
+            for i in inputs {
+                let before = m.state();
+                let out = match i {
+                    Input::Startup => m.startup(now),
+                    Input::Advert { priority, src } => m.on_advert(
+                        Received { priority, src: ip(src), max_advert_int: Duration::from_secs(1) },
+                        now,
+                    ),
+                    Input::Timer => match m.next_deadline() {
+                        Some(at) => {
+                            now = now.max(at);
+                            m.on_timer(now)
+                        }
+                        None => m.on_timer(now),
+                    },
+                    Input::Wait(ms) => {
+                        // A late wake-up: the shell overslept the deadline.
+                        now += Duration::from_millis(ms);
+                        m.on_timer(now)
+                    }
+                    Input::Fault => m.fault(now, "test fault"),
+                    Input::Recover => m.recover(now),
+                    Input::Priority(p) => m.set_effective_priority(p, now),
+                    Input::Shutdown => m.shutdown(now),
+                };
+                let moves: Vec<_> = out
+                    .iter()
+                    .filter_map(|a| match a {
+                        Action::Transition { from, to, .. } => Some((*from, *to)),
+                        _ => None,
+                    })
+                    .collect();
+                if before == m.state() {
+                    prop_assert!(moves.is_empty(), "{:?}", out);
+                } else {
+                    prop_assert_eq!(moves, vec![(before, m.state())]);
+                    let first_is_transition = matches!(out[0], Action::Transition { .. });
+                    prop_assert!(first_is_transition, "{:?}", out);
+                }
+                for a in &out {
+                    match a {
+                        Action::AddVips => {
+                            prop_assert!(!holding_vips);
+                            holding_vips = true;
+                        }
+                        Action::RemoveVips => {
+                            prop_assert!(holding_vips);
+                            holding_vips = false;
+                        }
+                        Action::SendAdvert { priority: 0 } => {
+                            prop_assert_eq!(before, State::Master);
+                        }
+                        Action::SendAdvert { priority } => {
+                            prop_assert_eq!(m.state(), State::Master);
+                            prop_assert_eq!(*priority, m.priority());
+                        }
+                        Action::Gratuitous => prop_assert!(holding_vips),
+                        Action::Transition { .. } => {}
+                    }
+                }
+                prop_assert_eq!(holding_vips, m.state() == State::Master);
+                let timed = matches!(m.state(), State::Master | State::Backup);
+                prop_assert_eq!(m.next_deadline().is_some(), timed);
+                if let Some(at) = m.next_deadline() {
+                    prop_assert!(at >= now);
+                }
+            }
+        }
+    }
+}
+
 /// Two machines on a lossless link with a fixed one-way delay, run as a
 /// discrete-event simulation.
 #[cfg(test)]
@@ -974,13 +1106,23 @@ mod election {
         advert_int: Duration,
         delay: Duration,
         in_flight: Vec<(Instant, usize, Received)>,
+        /// Tracking's verdicts, injected at their times.
+        script: Vec<(Instant, usize, Op)>,
         now: Instant,
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Op {
+        Fault,
+        Recover,
+        Priority(u8),
     }
 
     enum Event {
         Start(usize),
         Timer(usize),
         Deliver(usize),
+        Script(usize),
     }
 
     impl Link {
@@ -998,7 +1140,14 @@ mod election {
                 .iter()
                 .enumerate()
                 .map(|(k, (t, _, _))| (*t, Event::Deliver(k)));
+            let script = self
+                .script
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, i, _))| self.started[*i])
+                .map(|(k, (t, _, _))| (*t, Event::Script(k)));
             starts
+                .chain(script)
                 .chain(deliveries)
                 .chain(timers)
                 .min_by_key(|(t, _)| *t)
@@ -1018,6 +1167,16 @@ mod election {
                 Event::Deliver(k) => {
                     let (_, to, advert) = self.in_flight.remove(k);
                     (to, self.machines[to].on_advert(advert, t))
+                }
+                Event::Script(k) => {
+                    let (_, i, op) = self.script.remove(k);
+                    let m = &mut self.machines[i];
+                    let out = match op {
+                        Op::Fault => m.fault(t, "scripted fault"),
+                        Op::Recover => m.recover(t),
+                        Op::Priority(p) => m.set_effective_priority(p, t),
+                    };
+                    (i, out)
                 }
             };
             for a in actions {
@@ -1070,8 +1229,17 @@ mod election {
             advert_int,
             delay,
             in_flight: Vec::new(),
+            script: Vec::new(),
             now: t0,
         }
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            Just(Op::Fault),
+            Just(Op::Recover),
+            any::<u8>().prop_map(Op::Priority),
+        ]
     }
 
     fn timing() -> impl Strategy<Value = (Version, Duration)> {
@@ -1116,6 +1284,48 @@ mod election {
                 }
                 prop_assert_eq!(l.machines[loser].state(), State::Backup);
                 prop_assert_eq!(l.machines[loser].master(), Some(ips[winner]));
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Faults, recoveries and priority changes at random times; once
+        /// the last one is in, the pair settles as if it had just started.
+        #[test]
+        fn two_routers_settle_after_tracking_changes(
+            (version, advert_int) in timing(),
+            prios in [1..=254u8, 1..=254u8],
+            script in proptest::collection::vec((0..20_000u64, 0..2usize, op()), 0..12),
+            delay_ms in 0..=20u64,
+        ) {
+            let ips = [1, 2].map(|o| IpAddr::V4(Ipv4Addr::new(10, 0, 0, o)));
+            let delay = Duration::from_millis(delay_ms);
+            let mut l = link(version, advert_int, prios, ips, [0, 0], delay);
+            let t0 = l.starts[0];
+            let last = t0 + Duration::from_millis(20_001);
+            l.script = script
+                .into_iter()
+                .map(|(ms, i, op)| (t0 + Duration::from_millis(ms), i, op))
+                .collect();
+            for i in 0..2 {
+                l.script.push((last, i, Op::Recover));
+                l.script.push((last, i, Op::Priority(prios[i])));
+            }
+            let down = l.machines.iter().map(|m| m.master_down_interval()).max().unwrap();
+            let converged_by = last + down + advert_int + delay;
+            let until = converged_by + advert_int * 20;
+            while l.now < until {
+                l.step();
+                if l.now < converged_by {
+                    continue;
+                }
+                let masters = l.masters();
+                prop_assert_eq!(masters.len(), 1, "at {:?} past the bound", l.now - converged_by);
+                let winner = masters[0];
+                prop_assert!(prios[winner] >= prios[1 - winner]);
+                prop_assert_eq!(l.machines[1 - winner].state(), State::Backup);
             }
         }
     }
