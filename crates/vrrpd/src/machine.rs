@@ -1309,9 +1309,9 @@ mod election {
                 .into_iter()
                 .map(|(ms, i, op)| (t0 + Duration::from_millis(ms), i, op))
                 .collect();
-            for i in 0..2 {
+            for (i, p) in prios.into_iter().enumerate() {
                 l.script.push((last, i, Op::Recover));
-                l.script.push((last, i, Op::Priority(prios[i])));
+                l.script.push((last, i, Op::Priority(p)));
             }
             let down = l.machines.iter().map(|m| m.master_down_interval()).max().unwrap();
             let converged_by = last + down + advert_int + delay;
