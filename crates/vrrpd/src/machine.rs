@@ -43,7 +43,9 @@ pub struct Params {
     /// Preempt_Mode; keepalived's `nopreempt` sets it false.
     pub preempt: bool,
     /// How long a backup keeps deferring to a live lower-priority master
-    /// before taking over (keepalived's `preempt_delay`).
+    /// before taking over (keepalived's `preempt_delay`). The delay runs
+    /// from the first advert of that master; when it runs out we take over
+    /// at once rather than then waiting out a Master_Down_Interval too.
     pub preempt_delay: Duration,
     /// Accept_Mode (RFC 5798 §6.1): a non-owner master accepts traffic to
     /// the VIPs.
@@ -503,7 +505,8 @@ impl Machine {
     /// Master_Adver_Interval, v2 its own Advertisement_Interval, which the
     /// master's must equal. We derive Skew_Time from the interval at each
     /// use: RFC 5798 §6.4.2 lists only "recompute Master_Down_Interval"
-    /// after learning a new interval, but Skew_Time depends on it too.
+    /// after learning a new interval, but Skew_Time depends on it too, and
+    /// RFC 9568 §6.4.2 adds that step.
     fn master_down_interval(&self) -> Duration {
         let interval = match self.params.version {
             Version::V3 => self.master_adver_int,
@@ -601,6 +604,27 @@ mod tests {
                 _ => None,
             })
             .unwrap()
+    }
+
+    #[test]
+    fn params_come_from_keepalived_vocabulary() {
+        let instance = config::Instance {
+            interface: "eth0".into(),
+            virtual_router_id: 51,
+            priority: 150,
+            advert_int: "2s".parse().unwrap(),
+            version: 2,
+            state: config::StateHint::Backup,
+            nopreempt: true,
+            preempt_delay: "5s".parse().unwrap(),
+            virtual_ipaddress: vec!["10.0.0.100/24".parse().unwrap()],
+        };
+        let p = Params::from_config(&instance, ip(5));
+        assert_eq!(p.version, Version::V2);
+        assert_eq!(p.priority, 150);
+        assert_eq!(p.advert_int, Duration::from_secs(2));
+        assert!(!p.preempt);
+        assert_eq!(p.preempt_delay, Duration::from_secs(5));
     }
 
     #[test]
