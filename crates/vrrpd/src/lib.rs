@@ -3,10 +3,12 @@
 //!
 //! - [`config`]: the YAML schema, in keepalived's vocabulary.
 //! - [`daemon`]: the process as the shared runtime drives it.
+//! - [`machine`]: the VRRP state machine, pure: time in, actions out.
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod daemon;
+pub mod machine;
 
 pub use daemon::Vrrpd;
