@@ -23,14 +23,11 @@ pub const OWNER_PRIORITY: u8 = 255;
 /// A priority-0 advert means "the master is resigning" (RFC 5798 §5.2.4).
 pub const RESIGN_PRIORITY: u8 = 0;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Version {
-    /// RFC 3768: whole-second intervals, skew independent of the interval.
-    V2,
-    /// RFC 5798 / RFC 9568: centisecond intervals, skew scaled by the
-    /// master's interval.
-    V3,
-}
+/// The wire's version, one type for the codec and the machine. V2 (RFC
+/// 3768): whole-second intervals, skew independent of the interval. V3
+/// (RFC 5798 / RFC 9568): centisecond intervals, skew scaled by the
+/// master's interval.
+pub use hastack_proto::vrrp::Version;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Params {
