@@ -11,6 +11,7 @@ use std::fmt::{self, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use clap::{Arg, ArgMatches, Command};
+use hastack_rt::emit::{comment, yaml_str};
 use hastack_rt::{ExitCode, Subcommand};
 use ipnet::IpNet;
 
@@ -1028,35 +1029,6 @@ fn service<'a>(
 /// a wildcard address).
 fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
-}
-
-/// A YAML scalar for any string: single-quoted, or double-quoted with
-/// escapes where it holds characters a single-quoted scalar cannot.
-fn yaml_str(s: &str) -> String {
-    let special = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}');
-    if !s.chars().any(special) {
-        return format!("'{}'", s.replace('\'', "''"));
-    }
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if special(c) => {
-                let _ = write!(out, "\\u{:04X}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Text safe in a YAML comment (one line, printable).
-fn comment(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
 }
 
 fn emit(o: &Out, y: &mut String) {

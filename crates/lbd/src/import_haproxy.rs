@@ -16,6 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration as Dur;
 
 use clap::{Arg, ArgMatches, Command};
+use hastack_rt::emit::{comment, yaml_str};
 use hastack_rt::{ExitCode, Subcommand};
 
 use crate::config::{Balance, CheckKind, CheckType, OnMarkedDown, SendProxy};
@@ -2015,35 +2016,6 @@ fn finish_backends(backends: &mut [(BeOut, &Built)], frontends: &[FeOut], ctx: &
 }
 
 // ------------------------------------------------------------------- YAML
-
-/// A YAML scalar for any string: single-quoted, or double-quoted with
-/// escapes where it holds characters a single-quoted scalar cannot.
-fn yaml_str(s: &str) -> String {
-    let special = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}');
-    if !s.chars().any(special) {
-        return format!("'{}'", s.replace('\'', "''"));
-    }
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if special(c) => {
-                let _ = write!(out, "\\u{:04X}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Text safe in a YAML comment or a note (one line, printable).
-fn comment(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
 
 /// A duration in the form lbd reads (`2s`, `500ms`, `1h`), exactly.
 fn dur(d: Dur) -> String {

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod duration;
+pub mod emit;
 pub mod exit;
 pub mod locate;
 pub mod logging;
