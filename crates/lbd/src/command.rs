@@ -606,9 +606,8 @@ pub fn weight(server: &ServerStats) -> String {
 mod tests {
     use super::*;
     use crate::config::{Balance, CheckType};
-    use crate::health::{Check, InitState, Params};
     use crate::stats::{BackendStats, FrontendStats};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     fn srv(b: &str, s: &str) -> ServerRef {
         ServerRef {
@@ -904,25 +903,7 @@ mod tests {
         }
     }
 
-    fn status(results: &[bool], detail: &str) -> health::Status {
-        let t0 = Instant::now();
-        let mut c = Check::new(
-            Params {
-                init_state: InitState::FullyUp,
-                ..Params::default()
-            },
-            t0,
-        );
-        for &ok in results {
-            let r = if ok {
-                Ok(detail.to_string())
-            } else {
-                Err(detail.to_string())
-            };
-            c.observe(r, t0);
-        }
-        c.status()
-    }
+    use crate::stats::tests::checked as status;
 
     fn server(name: &str, address: &str, check: Option<health::Status>) -> ServerStats {
         ServerStats {

@@ -1053,7 +1053,7 @@ pub fn human_duration(d: Duration) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::health::{Check, InitState, Params, State};
     use std::time::Instant;
@@ -1066,7 +1066,7 @@ mod tests {
 
     /// A checked server's status after `results` (true passed), starting
     /// fully UP.
-    fn checked(results: &[bool], detail: &str) -> health::Status {
+    pub(crate) fn checked(results: &[bool], detail: &str) -> health::Status {
         let t0 = Instant::now();
         let mut c = Check::new(
             Params {
