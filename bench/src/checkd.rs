@@ -14,13 +14,13 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use hastack_it::daemon::{bin_path, http_get};
 use hastack_it::ports::free_port;
+use hastack_it::process::LoggedChild;
 use hastack_it::{wait_for, MariaDbCluster};
 use mysql::prelude::Queryable;
 
@@ -51,46 +51,6 @@ fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// A child killed (by its own id) and reaped on drop; started through
-/// `setpriv --pdeathsig KILL` so it also dies if the bench is killed.
-struct Process {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Process {
-    fn spawn(program: &Path, args: &[&str], log: PathBuf) -> Result<Process> {
-        let out = std::fs::File::create(&log)?;
-        let child = Command::new("setpriv")
-            .args(["--pdeathsig", "KILL", "--"])
-            .arg(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .with_context(|| format!("starting {}", program.display()))?;
-        Ok(Process { child, log })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let start = text.len().saturating_sub(4000);
-        text.get(start..).unwrap_or_default().to_owned()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// One address under load, and the process whose CPU it costs.
 struct Target {
     label: &'static str,
@@ -105,9 +65,9 @@ struct Target {
 struct Lab {
     _cluster: MariaDbCluster,
     db_pid: u32,
-    checkd: Process,
+    checkd: LoggedChild,
     checkd_admin: SocketAddr,
-    xinetd: Process,
+    xinetd: LoggedChild,
     targets: Vec<Target>,
     _dir: tempfile::TempDir,
 }
@@ -157,7 +117,7 @@ fn start_lab() -> Result<Lab> {
     std::fs::write(&checkd_conf, config)?;
     // The default log level (info), one line per served connection (the
     // default log_on_success: HOST DURATION), to a file as journald would.
-    let checkd = Process::spawn(
+    let checkd = LoggedChild::spawn(
         &bin_path("checkd")?,
         &[
             "-f",
@@ -191,7 +151,7 @@ fn start_lab() -> Result<Lab> {
     if !xinetd_bin.exists() {
         bail!("{} not found: apt-get install xinetd", xinetd_bin.display());
     }
-    let xinetd = Process::spawn(
+    let xinetd = LoggedChild::spawn(
         xinetd_bin,
         &[
             "-dontfork",

@@ -24,8 +24,8 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use hastack_it::daemon::{bin_path, http_get};
 use hastack_it::ports::free_port;
+use hastack_it::process::LoggedChild;
 use hastack_it::wait_for;
 
 /// A small static body, as a health page or a tiny API answer would be.
@@ -141,50 +142,6 @@ fn parse_args(hard_nofile: u64) -> Result<Args> {
         );
     }
     Ok(a)
-}
-
-/// A child killed (by its own id) and reaped on drop; started through
-/// `setpriv --pdeathsig KILL` so it also dies if the bench is killed.
-struct Process {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Process {
-    fn spawn(program: &Path, args: &[&str], log: PathBuf) -> Result<Process> {
-        let out = std::fs::File::create(&log)?;
-        let child = Command::new("setpriv")
-            .args(["--pdeathsig", "KILL", "--"])
-            .arg(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .with_context(|| format!("starting {}", program.display()))?;
-        Ok(Process { child, log })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let start = text.len().saturating_sub(4000);
-        text.get(start..).unwrap_or_default().to_owned()
-    }
-
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 // ---------------------------------------------------------------- backends
@@ -299,9 +256,9 @@ enum Kind {
 }
 
 struct Lab {
-    nginx: Process,
+    nginx: LoggedChild,
     /// HAProxies and lbds.
-    proxies: Vec<(String, Process)>,
+    proxies: Vec<(String, LoggedChild)>,
     targets: Vec<Target>,
     dir: tempfile::TempDir,
 }
@@ -405,7 +362,7 @@ fn probe_http(addr: SocketAddr) -> Result<()> {
     }
 }
 
-fn wait_listening(addr: SocketAddr, p: &mut Process, what: &str) -> Result<()> {
+fn wait_listening(addr: SocketAddr, p: &mut LoggedChild, what: &str) -> Result<()> {
     let up = wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
         if p.exited().is_some() {
             return Some(false);
@@ -429,7 +386,7 @@ fn start_lab(args: &Args) -> Result<Lab> {
     let nginx_port = free_port();
     let nginx_conf = dir.path().join("nginx.conf");
     std::fs::write(&nginx_conf, nginx_config(dir.path(), nginx_port))?;
-    let mut nginx = Process::spawn(
+    let mut nginx = LoggedChild::spawn(
         Path::new("/usr/sbin/nginx"),
         &[
             "-c",
@@ -468,7 +425,7 @@ fn start_lab(args: &Args) -> Result<Lab> {
             &cfg,
             haproxy_config(n, maxconn, &ports, &backends, holder.addr),
         )?;
-        let mut p = Process::spawn(
+        let mut p = LoggedChild::spawn(
             Path::new(HAPROXY),
             &["-db", "-f", &cfg.display().to_string()],
             dir.path().join(format!("haproxy-{n}.log")),
@@ -513,7 +470,7 @@ fn start_lbd(
     splice: bool,
     maxconn: usize,
     backends: &Backends,
-) -> Result<(Process, Target)> {
+) -> Result<(LoggedChild, Target)> {
     let ports = Ports::new();
     let holder = Holder::start()?;
     let admin = local(free_port());
@@ -536,7 +493,7 @@ fn start_lbd(
         ),
     )?;
     // lbd at its default log level (info), as it would run in production.
-    let mut lbd = Process::spawn(
+    let mut lbd = LoggedChild::spawn(
         &bin_path("lbd")?,
         &["-f", &cfg.display().to_string()],
         dir.join(format!("{name}.log")),

@@ -47,3 +47,51 @@ pub fn tail(path: &Path, max: u64) -> String {
     let _ = f.read_to_string(&mut s);
     s
 }
+
+/// A child with its output in a log file, killed and reaped on drop, and
+/// killed by the kernel if its parent dies (the benches' servers and
+/// reference daemons).
+pub struct LoggedChild {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl LoggedChild {
+    /// Starts `program` with `args`, stdout and stderr to `log`.
+    pub fn spawn(
+        program: &Path,
+        args: &[&str],
+        log: std::path::PathBuf,
+    ) -> anyhow::Result<LoggedChild> {
+        use anyhow::Context;
+        let out = std::fs::File::create(&log)?;
+        let child = command_dying_with_parent(program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        Ok(LoggedChild { child, log })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The end of its log, for error messages.
+    pub fn log_tail(&self) -> String {
+        tail(&self.log, 4000)
+    }
+
+    /// Its exit status if it has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for LoggedChild {
+    fn drop(&mut self) {
+        kill_and_reap(&mut self.child);
+    }
+}
