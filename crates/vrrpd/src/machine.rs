@@ -605,18 +605,13 @@ mod tests {
 
     #[test]
     fn params_come_from_keepalived_vocabulary() {
-        let instance = config::Instance {
-            interface: "eth0".into(),
-            virtual_router_id: 51,
-            priority: 150,
-            advert_int: "2s".parse().unwrap(),
-            version: 2,
-            state: config::StateHint::Backup,
-            nopreempt: true,
-            preempt_delay: "5s".parse().unwrap(),
-            virtual_ipaddress: vec!["10.0.0.100/24".parse().unwrap()],
-        };
-        let p = Params::from_config(&instance, ip(5));
+        let c: config::Config = hastack_rt::config::parse(
+            std::path::Path::new("v.yaml"),
+            "instances:\n  a:\n    interface: eth0\n    virtual_router_id: 51\n    priority: 150\n    advert_int: 2s\n    nopreempt: true\n    preempt_delay: 5s\n    virtual_ipaddress: [10.0.0.100/24]\n",
+        )
+        .unwrap();
+        let instance = &c.instances["a"];
+        let p = Params::from_config(instance, ip(5));
         assert_eq!(p.version, Version::V2);
         assert_eq!(p.priority, 150);
         assert_eq!(p.advert_int, Duration::from_secs(2));
