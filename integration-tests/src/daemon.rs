@@ -47,6 +47,8 @@ pub struct DaemonProcess {
     pub admin: SocketAddr,
     pub config_path: PathBuf,
     pub log_path: PathBuf,
+    /// The network namespace it runs in (its admin address is there too).
+    pub netns: Option<String>,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -64,13 +66,24 @@ impl DaemonProcess {
         admin: SocketAddr,
         args: &[&str],
     ) -> Result<Self> {
-        Self::spawn(name, config, admin, args, None)
+        Self::spawn(name, config, admin, args, None, None)
+    }
+
+    /// As [`DaemonProcess::start`], inside network namespace `netns` (a
+    /// [`crate::netlab::Host`]'s); `admin` is an address in that namespace.
+    pub fn start_in_netns(
+        name: &str,
+        config: &str,
+        admin: SocketAddr,
+        netns: &str,
+    ) -> Result<Self> {
+        Self::spawn(name, config, admin, &[], None, Some(netns))
     }
 
     /// As [`DaemonProcess::start`], running as user and group `uid` (so a
     /// firewall rule on `meta skuid` can cut this process alone off).
     pub fn start_as(name: &str, config: &str, admin: SocketAddr, uid: u32) -> Result<Self> {
-        Self::spawn(name, config, admin, &[], Some(uid))
+        Self::spawn(name, config, admin, &[], Some(uid), None)
     }
 
     fn spawn(
@@ -79,6 +92,7 @@ impl DaemonProcess {
         admin: SocketAddr,
         args: &[&str],
         uid: Option<u32>,
+        netns: Option<&str>,
     ) -> Result<Self> {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::Builder::new()
@@ -88,7 +102,15 @@ impl DaemonProcess {
         std::fs::write(&config_path, config)?;
         let log_path = dir.path().join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path)?;
-        let mut cmd = command_dying_with_parent(bin_path(name)?);
+        let mut cmd = match netns {
+            // `ip netns exec` execs the daemon: same PID, same parent-death signal.
+            Some(ns) => {
+                let mut c = command_dying_with_parent("ip");
+                c.args(["netns", "exec", ns]).arg(bin_path(name)?);
+                c
+            }
+            None => command_dying_with_parent(bin_path(name)?),
+        };
         if let Some(uid) = uid {
             // The config must be readable by that user; the log is our fd.
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
@@ -114,6 +136,7 @@ impl DaemonProcess {
             admin,
             config_path,
             log_path,
+            netns: netns.map(str::to_owned),
             child,
             _dir: dir,
         };
@@ -147,7 +170,10 @@ impl DaemonProcess {
 
     /// `GET path` on the admin endpoint: (status code, body).
     pub fn get(&self, path: &str) -> Result<(u16, String)> {
-        http_get(self.admin, path)
+        match &self.netns {
+            Some(ns) => http_get_in(ns, self.admin, path),
+            None => http_get(self.admin, path),
+        }
     }
 
     /// `/status` as JSON.
@@ -196,7 +222,22 @@ impl Drop for DaemonProcess {
 
 /// A plain HTTP/1.0 GET; the server closes after answering.
 pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    get_on(
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2))?,
+        addr,
+        path,
+    )
+}
+
+/// [`http_get`] to an address in network namespace `netns`.
+pub fn http_get_in(netns: &str, addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    let s = crate::netlab::in_netns(netns, || {
+        Ok(TcpStream::connect_timeout(&addr, Duration::from_secs(2))?)
+    })?;
+    get_on(s, addr, path)
+}
+
+fn get_on(mut s: TcpStream, addr: SocketAddr, path: &str) -> Result<(u16, String)> {
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
     let mut resp = String::new();

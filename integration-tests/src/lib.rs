@@ -6,6 +6,7 @@
 //! - [`daemon`]: one of our daemons started from its built binary.
 //! - [`ports`]: free loopback ports.
 //! - [`tcp`]: small echo servers that say who they are, for lbd.
+//! - [`vrrp`]: keepalived and vrrpd on lab hosts, VIP holders, crafted adverts.
 //!
 //! Every fixture cleans up in `Drop` (so also when a test panics), and uses
 //! unique ports, names and directories, so tests can run in parallel.
@@ -18,6 +19,7 @@ pub mod process;
 pub mod scripts;
 pub mod sqlproxy;
 pub mod tcp;
+pub mod vrrp;
 
 pub use daemon::DaemonProcess;
 pub use mariadb::MariaDbCluster;

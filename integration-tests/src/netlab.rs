@@ -245,6 +245,25 @@ impl Drop for NetLab {
     }
 }
 
+/// Runs `f` on a thread inside namespace `netns` (a name under
+/// /var/run/netns, as [`Host::netns`]). Sockets made there stay in that
+/// namespace wherever they are used afterwards, so the test process can
+/// listen, connect and send raw packets on a host without running a
+/// command in it.
+pub fn in_netns<T: Send>(netns: &str, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    let ns = std::fs::File::open(format!("/var/run/netns/{netns}"))
+        .with_context(|| format!("opening namespace {netns}"))?;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .with_context(|| format!("entering namespace {netns}"))?;
+            f()
+        })
+        .join()
+        .map_err(|_| anyhow!("a thread in namespace {netns} panicked"))?
+    })
+}
+
 fn parse_cidr(cidr: &str) -> Result<(Ipv4Addr, u8)> {
     let (addr, len) = cidr
         .split_once('/')
