@@ -526,3 +526,48 @@ pub fn send_packets(
     }
     Ok(())
 }
+
+/// Makes `host` keep a resolved neighbour for ten minutes (no re-probe
+/// before then): only a gratuitous ARP can move the VIP's entry in a test.
+pub fn keep_neighbours(lab: &NetLab, host: &str) -> Result<()> {
+    let out = lab.run(
+        host,
+        "sysctl",
+        &[
+            "-w",
+            "net.ipv4.neigh.eth0.base_reachable_time_ms=600000",
+            "net.ipv4.neigh.eth0.delay_first_probe_time=600",
+        ],
+    )?;
+    anyhow::ensure!(out.status.success(), "sysctl in {host}: {out:?}");
+    Ok(())
+}
+
+/// An [`EchoServer`](crate::tcp::EchoServer) named `host` on every address
+/// of `host`, port `port`.
+pub fn echo_server(lab: &NetLab, host: &str, port: u16) -> Result<crate::tcp::EchoServer> {
+    let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
+    in_netns(&lab.host(host).netns, || {
+        crate::tcp::EchoServer::start(host, any)
+    })
+}
+
+/// Connects from `client` to `addr` and returns the name of the echo
+/// server that answered.
+pub fn who_from_host(lab: &NetLab, client: &str, addr: SocketAddr) -> Result<String> {
+    let (name, _conn) = in_netns(&lab.host(client).netns, || crate::tcp::who(addr))?;
+    Ok(name)
+}
+
+/// Waits (up to 10 s) until `host` maps `addr` to `server`'s MAC.
+pub fn wait_neighbour(lab: &NetLab, host: &str, addr: Ipv4Addr, server: &str) -> Result<()> {
+    let want = mac(lab, server)?;
+    let mut last = None;
+    let ok = wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
+        last = neighbour(lab, host, addr).ok().flatten();
+        (last.as_deref() == Some(want.as_str())).then_some(())
+    });
+    ok.ok_or_else(|| {
+        anyhow!("{host} maps {addr} to {last:?}, not {server}'s {want}: no gratuitous ARP?")
+    })
+}

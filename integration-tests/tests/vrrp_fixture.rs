@@ -108,3 +108,50 @@ fn keepalived_yields_to_a_crafted_unicast_advert_from_its_peer() {
             .unwrap_or_else(|e| panic!("keepalived ignored its unicast peer: {e}\n{}", k1.log()));
     });
 }
+
+#[test]
+fn keepalived_ties_go_to_the_higher_address_once_a_partition_heals() {
+    require_root();
+    let mut lab = lab();
+    let inst = Instance::v3(54, 100, VIP);
+    lab.partition("lb1", "lb2").unwrap();
+    let k1 = Keepalived::start(&lab, "lb1", &inst.keepalived_conf("lb1")).unwrap();
+    let k2 = Keepalived::start(&lab, "lb2", &inst.keepalived_conf("lb2")).unwrap();
+    let vip = inst.vip_addr();
+    vrrp::wait_holders(&lab, vip, &["lb1", "lb2"], LONG)
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", k1.log(), k2.log()));
+    lab.heal("lb1", "lb2").unwrap();
+    vrrp::wait_holders(&lab, vip, &["lb2"], LONG)
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", k1.log(), k2.log()));
+}
+
+#[test]
+fn keepalived_moves_a_client_to_the_new_master_by_gratuitous_arp() {
+    require_root();
+    let lab = NetLab::new(&[
+        ("lb1", "10.99.0.21/24"),
+        ("lb2", "10.99.0.22/24"),
+        ("client", "10.99.0.10/24"),
+    ])
+    .unwrap();
+    vrrp::keep_neighbours(&lab, "client").unwrap();
+    let _s1 = vrrp::echo_server(&lab, "lb1", 3306).unwrap();
+    let _s2 = vrrp::echo_server(&lab, "lb2", 3306).unwrap();
+    let inst = Instance::v3(55, 150, VIP);
+    let vip = inst.vip_addr();
+    let to = std::net::SocketAddr::new(vip.into(), 3306);
+    let mut k1 = Keepalived::start(&lab, "lb1", &inst.keepalived_conf("lb1")).unwrap();
+    let _k2 = Keepalived::start(
+        &lab,
+        "lb2",
+        &inst.clone().priority(100).keepalived_conf("lb2"),
+    )
+    .unwrap();
+    vrrp::wait_holders(&lab, vip, &["lb1"], LONG).unwrap();
+    assert_eq!(vrrp::who_from_host(&lab, "client", to).unwrap(), "lb1");
+    vrrp::wait_neighbour(&lab, "client", vip, "lb1").unwrap();
+    k1.stop().unwrap();
+    vrrp::wait_holders(&lab, vip, &["lb2"], LONG).unwrap();
+    vrrp::wait_neighbour(&lab, "client", vip, "lb2").unwrap();
+    assert_eq!(vrrp::who_from_host(&lab, "client", to).unwrap(), "lb2");
+}

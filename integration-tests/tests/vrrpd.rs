@@ -12,9 +12,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use hastack_it::netlab::in_netns;
 use hastack_it::process::LoggedChild;
-use hastack_it::tcp::{who, EchoServer};
 use hastack_it::vrrp::{self, metric_sum, Instance, Keepalived, Packet};
 use hastack_it::{wait_for, DaemonProcess, NetLab};
 use hastack_proto::vrrp::Auth;
@@ -218,49 +216,23 @@ fn a_client_reaches_the_new_master_through_the_vip_without_waiting_for_arp_expir
         ("lb2", "10.99.0.22/24"),
         ("client", "10.99.0.10/24"),
     ]);
-    // The client would keep a resolved address for ten minutes: only a
-    // gratuitous ARP from the new master can move it in time.
-    let out = lab
-        .run(
-            "client",
-            "sysctl",
-            &[
-                "-w",
-                "net.ipv4.neigh.eth0.base_reachable_time_ms=600000",
-                "net.ipv4.neigh.eth0.delay_first_probe_time=600",
-            ],
-        )
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let any: SocketAddr = "0.0.0.0:3306".parse().unwrap();
-    let _s1 = in_netns(&lab.host("lb1").netns, || EchoServer::start("lb1", any)).unwrap();
-    let _s2 = in_netns(&lab.host("lb2").netns, || EchoServer::start("lb2", any)).unwrap();
+    vrrp::keep_neighbours(&lab, "client").unwrap();
+    let _s1 = vrrp::echo_server(&lab, "lb1", 3306).unwrap();
+    let _s2 = vrrp::echo_server(&lab, "lb2", 3306).unwrap();
     let to = SocketAddr::new(IpAddr::V4(vip()), 3306);
-    let client = |lab: &NetLab| in_netns(&lab.host("client").netns, || Ok(who(to)?.0));
 
     let inst = Instance::v3(51, 150, VIP);
     let a = vrrpd(&lab, "lb1", &inst);
     let b = vrrpd(&lab, "lb2", &inst.clone().priority(100));
     holders(&lab, &["lb1"], &[&a, &b]);
-    assert_eq!(client(&lab).unwrap(), "lb1");
-    let (mac1, mac2) = (
-        vrrp::mac(&lab, "lb1").unwrap(),
-        vrrp::mac(&lab, "lb2").unwrap(),
-    );
-    assert_eq!(vrrp::neighbour(&lab, "client", vip()).unwrap(), Some(mac1));
+    assert_eq!(vrrp::who_from_host(&lab, "client", to).unwrap(), "lb1");
+    vrrp::wait_neighbour(&lab, "client", vip(), "lb1").unwrap();
 
     a.signal(Signal::SIGTERM).unwrap();
     holders(&lab, &["lb2"], &[&a, &b]);
-    let moved = wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
-        (vrrp::neighbour(&lab, "client", vip()).ok()? == Some(mac2.clone())).then_some(())
-    });
-    assert!(
-        moved.is_some(),
-        "the client still maps the VIP to {:?}, not lb2's {mac2}: no gratuitous ARP?\n{}",
-        vrrp::neighbour(&lab, "client", vip()),
-        b.log()
-    );
-    assert_eq!(client(&lab).unwrap(), "lb2");
+    vrrp::wait_neighbour(&lab, "client", vip(), "lb2")
+        .unwrap_or_else(|e| panic!("{e}{}", logs_of(&[&b])));
+    assert_eq!(vrrp::who_from_host(&lab, "client", to).unwrap(), "lb2");
 }
 
 // --- tracking ---
@@ -425,6 +397,20 @@ fn dropped(lab: &NetLab, d: &DaemonProcess, from: &str, reason: &str, packet: Pa
     assert_eq!(vrrp::vip_holders(lab, vip()).unwrap(), ["lb1"]);
 }
 
+/// Sends `packet` from `from` and waits for the state to change.
+fn obeyed(lab: &NetLab, d: &DaemonProcess, from: &str, packet: Packet) {
+    let moves = transitions(d);
+    vrrp::send_packets(lab, from, &[packet], 3, Duration::from_millis(50)).unwrap();
+    let changed = wait_for(LONG, Duration::from_millis(50), || {
+        (transitions(d) > moves).then_some(())
+    });
+    assert!(
+        changed.is_some(),
+        "a correct higher-priority advert from {from} changed nothing\n{}",
+        d.log()
+    );
+}
+
 fn rogue_lab() -> NetLab {
     lab(&[
         ("lb1", "10.99.0.21/24"),
@@ -461,23 +447,7 @@ fn crafted_bad_adverts_are_dropped_counted_by_reason_and_change_nothing() {
     dropped(&lab, &d, "rogue", "version", packet(&v3));
 
     // The same advert intact is obeyed: the sender was not the problem.
-    let moves = transitions(&d);
-    vrrp::send_packets(
-        &lab,
-        "rogue",
-        &[packet(&good)],
-        3,
-        Duration::from_millis(50),
-    )
-    .unwrap();
-    let obeyed = wait_for(LONG, Duration::from_millis(50), || {
-        (transitions(&d) > moves).then_some(())
-    });
-    assert!(
-        obeyed.is_some(),
-        "a correct higher-priority advert changed nothing\n{}",
-        d.log()
-    );
+    obeyed(&lab, &d, "rogue", packet(&good));
 }
 
 #[test]
@@ -493,21 +463,5 @@ fn in_unicast_mode_adverts_from_a_non_peer_are_dropped() {
     dropped(&lab, &d, "rogue", "peer", Packet::advert(&advert, rogue, a));
 
     // From the peer (no vrrpd there), it is obeyed.
-    let moves = transitions(&d);
-    vrrp::send_packets(
-        &lab,
-        "lb2",
-        &[Packet::advert(&advert, b, a)],
-        3,
-        Duration::from_millis(50),
-    )
-    .unwrap();
-    let obeyed = wait_for(LONG, Duration::from_millis(50), || {
-        (transitions(&d) > moves).then_some(())
-    });
-    assert!(
-        obeyed.is_some(),
-        "the peer's advert changed nothing\n{}",
-        d.log()
-    );
+    obeyed(&lab, &d, "lb2", Packet::advert(&advert, b, a));
 }
