@@ -22,11 +22,16 @@ fn require_root() {
     );
 }
 
+/// lb1, lb2 and a third host, `rogue` unless named.
 fn lab() -> NetLab {
+    lab_with("rogue")
+}
+
+fn lab_with(third: &str) -> NetLab {
     NetLab::new(&[
         ("lb1", "10.99.0.21/24"),
         ("lb2", "10.99.0.22/24"),
-        ("rogue", "10.99.0.30/24"),
+        (third, "10.99.0.30/24"),
     ])
     .unwrap()
 }
@@ -128,12 +133,7 @@ fn keepalived_ties_go_to_the_higher_address_once_a_partition_heals() {
 #[test]
 fn keepalived_moves_a_client_to_the_new_master_by_gratuitous_arp() {
     require_root();
-    let lab = NetLab::new(&[
-        ("lb1", "10.99.0.21/24"),
-        ("lb2", "10.99.0.22/24"),
-        ("client", "10.99.0.10/24"),
-    ])
-    .unwrap();
+    let lab = lab_with("client");
     vrrp::keep_neighbours(&lab, "client").unwrap();
     let _s1 = vrrp::echo_server(&lab, "lb1", 3306).unwrap();
     let _s2 = vrrp::echo_server(&lab, "lb2", 3306).unwrap();
