@@ -4,11 +4,13 @@
 //! - [`config`]: the YAML schema, in keepalived's vocabulary.
 //! - [`daemon`]: the process as the shared runtime drives it.
 //! - [`machine`]: the VRRP state machine, pure: time in, actions out.
+//! - [`notify`]: keepalived's notify scripts on state changes.
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod daemon;
 pub mod machine;
+pub mod notify;
 
 pub use daemon::Vrrpd;
