@@ -5,6 +5,7 @@
 //! - [`daemon`]: the process as the shared runtime drives it.
 //! - [`machine`]: the VRRP state machine, pure: time in, actions out.
 //! - [`notify`]: keepalived's notify scripts on state changes.
+//! - [`track`]: scripts, processes, links and lbd moving priority or FAULT.
 
 #![forbid(unsafe_code)]
 
@@ -12,5 +13,6 @@ pub mod config;
 pub mod daemon;
 pub mod machine;
 pub mod notify;
+pub mod track;
 
 pub use daemon::Vrrpd;
