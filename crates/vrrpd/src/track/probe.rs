@@ -74,7 +74,7 @@ fn exit_verdict(status: ExitStatus) -> Outcome {
 }
 
 /// Kills a process group when dropped, unless disarmed (`.0 = None`).
-pub(crate) struct GroupKiller(pub(crate) Option<u32>);
+struct GroupKiller(Option<u32>);
 
 impl Drop for GroupKiller {
     fn drop(&mut self) {
