@@ -124,6 +124,49 @@ pub fn run(commands: Vec<Command>) -> tokio::task::JoinHandle<()> {
     })
 }
 
+impl NotifyState {
+    /// The notify state for a state the machine entered; Initialize has
+    /// none (leaving it for good is [`NotifyState::Stop`]).
+    pub fn of(state: crate::machine::State) -> Option<NotifyState> {
+        use crate::machine::State;
+        match state {
+            State::Master => Some(NotifyState::Master),
+            State::Backup => Some(NotifyState::Backup),
+            State::Fault => Some(NotifyState::Fault),
+            State::Initialize => None,
+        }
+    }
+}
+
+/// Keeps one instance's (or group's) scripts in the order of its state
+/// changes: a MASTER script never overtakes the BACKUP script before it.
+#[derive(Debug, Default)]
+pub struct Queue {
+    last: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Queue {
+    pub fn push(&mut self, commands: Vec<Command>) {
+        if commands.is_empty() {
+            return;
+        }
+        let before = self.last.take();
+        self.last = Some(tokio::spawn(async move {
+            if let Some(before) = before {
+                let _ = before.await;
+            }
+            let _ = run(commands).await;
+        }));
+    }
+
+    /// Waits for the scripts queued so far (the STOP script at shutdown).
+    pub async fn drain(&mut self) {
+        if let Some(last) = self.last.take() {
+            let _ = last.await;
+        }
+    }
+}
+
 async fn run_one(c: &Command) {
     let argv = c.argv();
     // Output goes nowhere, as keepalived's does: a script that leaves a

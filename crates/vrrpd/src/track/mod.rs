@@ -381,7 +381,7 @@ fn definitions<'a>(
     inst: &'a config::Instance,
 ) -> Vec<(Kind, String, Probe, i32)> {
     let mut out = Vec::new();
-    for r in &inst.track_interface {
+    for r in &inst.tracked_interfaces() {
         out.push((
             Kind::Interface,
             r.name.clone(),
