@@ -75,6 +75,10 @@ pub struct Instance {
     /// Lower priority or fault when these links go down.
     #[serde(default)]
     pub track_interface: Vec<TrackRef>,
+    /// keepalived's: the instance's own interface going down is a FAULT
+    /// unless this is set (then only `track_interface` counts).
+    #[serde(default)]
+    pub dont_track_primary: bool,
     /// Names from `vrrp_script`, optionally with a weight overriding the
     /// script's own.
     #[serde(default)]
@@ -333,6 +337,19 @@ impl Instance {
     /// The interface a VIP lives on.
     pub fn vip_dev<'a>(&'a self, vip: &'a Vip) -> &'a str {
         vip.dev.as_deref().unwrap_or(&self.interface)
+    }
+
+    /// `track_interface` plus, as keepalived does, the instance's own
+    /// interface (a FAULT when down) unless listed or `dont_track_primary`.
+    pub fn tracked_interfaces(&self) -> Vec<TrackRef> {
+        let mut out = self.track_interface.clone();
+        if !self.dont_track_primary && !out.iter().any(|t| t.name == self.interface) {
+            out.push(TrackRef {
+                name: self.interface.clone(),
+                weight: None,
+            });
+        }
+        out
     }
 
     pub fn is_v6(&self) -> bool {

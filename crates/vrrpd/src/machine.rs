@@ -82,14 +82,21 @@ pub enum State {
     Fault,
 }
 
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl State {
+    /// keepalived's name for the state, as logs, notify scripts and metrics say it.
+    pub fn name(self) -> &'static str {
+        match self {
             State::Initialize => "INIT",
             State::Backup => "BACKUP",
             State::Master => "MASTER",
             State::Fault => "FAULT",
-        })
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -268,6 +275,21 @@ impl Machine {
         let mut out = vec![self.transition(State::Initialize, "shutdown".into())];
         out.extend(release(from, true));
         out
+    }
+
+    /// A reload changed the instance's settings but not its identity
+    /// (interface, VRID, family): keep the state, so a master stays master
+    /// and holds its VIPs throughout. The caller re-applies tracking with
+    /// [`Machine::set_effective_priority`] for the new base priority.
+    pub fn reconfigure(&mut self, params: Params, now: Instant) -> Vec<Action> {
+        let advert_changed = params.advert_int != self.params.advert_int;
+        self.params = params;
+        if self.state == State::Master && advert_changed {
+            // Advertise the new interval at once rather than after the old one.
+            self.timer = Some(now + self.params.advert_int);
+            return vec![self.advert()];
+        }
+        Vec::new()
     }
 
     /// Tracking changed our priority. 0 is a fault, as in keepalived; the
