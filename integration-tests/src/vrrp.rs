@@ -448,6 +448,12 @@ impl Packet {
             Version::V2 => Checksum::MessageOnly,
             Version::V3 => Checksum::PseudoHeader,
         };
+        Packet::with_checksum(advert, src, dst, sum)
+    }
+
+    /// `advert` with the checksum computed as `sum` says (a v3 advert
+    /// checksummed as RFC 9568's message-only peers do).
+    pub fn with_checksum(advert: &Advert, src: Ipv4Addr, dst: Ipv4Addr, sum: Checksum) -> Packet {
         Packet {
             src,
             dst,

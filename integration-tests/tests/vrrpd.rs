@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 use hastack_it::process::LoggedChild;
 use hastack_it::vrrp::{self, metric_sum, Instance, Keepalived, Packet};
 use hastack_it::{wait_for, DaemonProcess, NetLab};
-use hastack_proto::vrrp::Auth;
+use hastack_proto::vrrp::{Auth, Checksum, MULTICAST_V4};
 use nix::sys::signal::Signal;
 
 const VIP: &str = "10.99.0.100/24";
 const LONG: Duration = Duration::from_secs(30);
-const DROPPED: &str = "vrrpd_adverts_dropped_total";
-const TRANSITIONS: &str = "vrrpd_transitions_total";
+// Our daemons' metrics carry the `hastack_` namespace.
+const DROPPED: &str = "hastack_vrrpd_adverts_dropped_total";
+const TRANSITIONS: &str = "hastack_vrrpd_transitions_total";
 
 fn require_root() {
     assert!(
@@ -100,9 +101,12 @@ fn metrics(d: &DaemonProcess) -> String {
     d.metrics().unwrap()
 }
 
-/// Transitions of VI_1 so far, all kinds.
+/// Transitions of VI_1 so far, all kinds (at least one: it has started).
 fn transitions(d: &DaemonProcess) -> f64 {
-    metric_sum(&metrics(d), TRANSITIONS, &[("instance", "VI_1")])
+    let m = metrics(d);
+    let n = metric_sum(&m, TRANSITIONS, &[("instance", "VI_1")]);
+    assert!(n > 0.0, "no {TRANSITIONS} for VI_1 in\n{m}");
+    n
 }
 
 // --- two vrrpd ---
@@ -443,8 +447,11 @@ fn crafted_bad_adverts_are_dropped_counted_by_reason_and_change_nothing() {
     let mut slow = good.clone();
     slow.interval_cs = 300;
     dropped(&lab, &d, "rogue", "interval", packet(&slow));
+    // A v3 advert, checksummed over the message alone as a v2 receiver
+    // checks it, so that the version is what is wrong.
     let v3 = Instance::v3(71, 150, VIP).advert(254);
-    dropped(&lab, &d, "rogue", "version", packet(&v3));
+    let v3 = Packet::with_checksum(&v3, rogue, MULTICAST_V4, Checksum::MessageOnly);
+    dropped(&lab, &d, "rogue", "version", v3);
 
     // The same advert intact is obeyed: the sender was not the problem.
     obeyed(&lab, &d, "rogue", packet(&good));
