@@ -36,17 +36,18 @@ fn lab_with(third: &str) -> NetLab {
     .unwrap()
 }
 
+/// keepalived with `inst` on lb1 and at priority 100 on lb2.
+fn master_and_backup(lab: &NetLab, inst: &Instance) -> (Keepalived, Keepalived) {
+    let k1 = Keepalived::start(lab, "lb1", &inst.keepalived_conf("lb1")).unwrap();
+    let backup = inst.clone().priority(100).keepalived_conf("lb2");
+    (k1, Keepalived::start(lab, "lb2", &backup).unwrap())
+}
+
 fn fixture(inst: &Instance) {
     require_root();
     let lab = lab();
     let vip = inst.vip_addr();
-    let mut k1 = Keepalived::start(&lab, "lb1", &inst.keepalived_conf("lb1")).unwrap();
-    let _k2 = Keepalived::start(
-        &lab,
-        "lb2",
-        &inst.clone().priority(100).keepalived_conf("lb2"),
-    )
-    .unwrap();
+    let (mut k1, _k2) = master_and_backup(&lab, inst);
     vrrp::wait_holders(&lab, vip, &["lb1"], LONG).unwrap_or_else(|e| panic!("{e}\n{}", k1.log()));
     vrrp::assert_sole_holder(&lab, vip, "lb1", Duration::from_secs(2)).unwrap();
 
@@ -140,13 +141,7 @@ fn keepalived_moves_a_client_to_the_new_master_by_gratuitous_arp() {
     let inst = Instance::v3(55, 150, VIP);
     let vip = inst.vip_addr();
     let to = std::net::SocketAddr::new(vip.into(), 3306);
-    let mut k1 = Keepalived::start(&lab, "lb1", &inst.keepalived_conf("lb1")).unwrap();
-    let _k2 = Keepalived::start(
-        &lab,
-        "lb2",
-        &inst.clone().priority(100).keepalived_conf("lb2"),
-    )
-    .unwrap();
+    let (mut k1, _k2) = master_and_backup(&lab, &inst);
     vrrp::wait_holders(&lab, vip, &["lb1"], LONG).unwrap();
     assert_eq!(vrrp::who_from_host(&lab, "client", to).unwrap(), "lb1");
     vrrp::wait_neighbour(&lab, "client", vip, "lb1").unwrap();
