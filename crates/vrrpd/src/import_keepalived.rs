@@ -1945,3 +1945,139 @@ virtual_server 10.0.0.100 3306 {
         assert_eq!(w(r#"s "a # b" c"#)[1], ("a # b".to_owned(), true));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pick(v: &[&'static str]) -> impl Strategy<Value = &'static str> {
+        prop::sample::select(v.to_vec())
+    }
+
+    /// A keyword keepalived takes somewhere, with values that are right
+    /// for some keywords and wrong for others.
+    fn line() -> impl Strategy<Value = String> {
+        let kw = pick(&[
+            "interface",
+            "virtual_router_id",
+            "priority",
+            "advert_int",
+            "version",
+            "state",
+            "nopreempt",
+            "preempt_delay",
+            "unicast_src_ip",
+            "auth_type",
+            "auth_pass",
+            "weight",
+            "script",
+            "process",
+            "quorum",
+            "interval",
+            "rise",
+            "fall",
+            "delay",
+            "timeout",
+            "notify_master",
+            "notify",
+            "garp_master_repeat",
+            "garp_master_refresh_repeat",
+            "garp_master_delay",
+            "vrrp_version",
+            "A",
+            "B",
+            "s",
+            "p",
+            "eth0",
+            "10.0.0.2",
+            "fd00::2",
+            "10.0.0.3/24",
+            "fd00::3/64",
+            "vrrp_strict",
+            "frobnicate",
+            "include",
+        ]);
+        let val = pick(&[
+            "0",
+            "1",
+            "2",
+            "3",
+            "0.1",
+            "0.015",
+            "1.5",
+            "255",
+            "256",
+            "-300",
+            "-20",
+            "MASTER",
+            "eth1",
+            "10.0.0.2",
+            "fd00::2",
+            "PASS",
+            "AH",
+            "123456789",
+            "x",
+            "\"a b\"",
+            "weight",
+            "dev",
+            "label",
+            "eth0:1",
+            "scope",
+            "link",
+            "reverse",
+        ]);
+        (kw, prop::collection::vec(val, 0..4)).prop_map(|(k, v)| format!("{k} {}\n", v.join(" ")))
+    }
+
+    fn body() -> impl Strategy<Value = String> {
+        let block_kw = pick(&[
+            "virtual_ipaddress",
+            "unicast_peer",
+            "authentication",
+            "track_interface",
+            "track_script",
+            "track_process",
+            "group",
+            "virtual_routes",
+        ]);
+        let item = prop_oneof![
+            3 => line(),
+            1 => (block_kw, prop::collection::vec(line(), 0..4))
+                .prop_map(|(k, l)| format!("{k} {{\n{}}}\n", l.concat())),
+        ];
+        prop::collection::vec(item, 0..10).prop_map(|v| v.concat())
+    }
+
+    fn config() -> impl Strategy<Value = String> {
+        let top = pick(&[
+            "vrrp_instance A",
+            "vrrp_instance B",
+            "vrrp_script s",
+            "vrrp_track_process p",
+            "vrrp_sync_group g",
+            "global_defs",
+            "virtual_server 10.0.0.1 3306",
+        ]);
+        let instance = "vrrp_instance I {\ninterface eth0\nvirtual_router_id 1\nvirtual_ipaddress {\n10.0.0.1/24\n}\n";
+        let section = (top, body()).prop_map(move |(t, b)| format!("{t} {{\n{b}}}\n"));
+        (prop::collection::vec(section, 0..6), body())
+            .prop_map(move |(s, b)| format!("{}{instance}{b}}}\n", s.concat()))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn any_mix_of_directives_converts_to_a_valid_config_or_a_worded_error(text in config()) {
+            let mut no_files = |_: &Path| Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+            match convert("k.conf", &text, &mut no_files) {
+                Ok(out) => prop_assert_eq!(
+                    hastack_rt::config::error_lines::<crate::config::Config>("i.yaml", &out.yaml),
+                    Vec::<String>::new(),
+                    "{}\n--\n{}", text, out.yaml
+                ),
+                Err(e) => prop_assert!(!e.message.is_empty()),
+            }
+        }
+    }
+}
