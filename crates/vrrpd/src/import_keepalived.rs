@@ -12,12 +12,13 @@
 //! against vrrpd's own validation, so the output always loads.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Arg, ArgMatches, Command};
-use hastack_rt::emit::{comment, yaml_str};
+use hastack_rt::emit::{comment, report, yaml_str};
+pub use hastack_rt::emit::{ConvertError, Converted};
 use hastack_rt::{ExitCode, Subcommand};
 
 use crate::config::Vip;
@@ -42,51 +43,8 @@ fn run(m: &ArgMatches) -> ExitCode {
             return ExitCode::Config;
         }
     };
-    match convert(path, &text, &mut |p| std::fs::read_to_string(p)) {
-        Ok(out) => {
-            print!("{}", out.yaml);
-            for n in &out.not_converted {
-                eprintln!("not converted: {n}");
-            }
-            ExitCode::Ok
-        }
-        Err(e) => {
-            for n in &e.not_converted {
-                eprintln!("not converted: {n}");
-            }
-            eprintln!("{e}");
-            ExitCode::Config
-        }
-    }
+    report(convert(path, &text, &mut |p| std::fs::read_to_string(p)))
 }
-
-#[derive(Debug, PartialEq, Eq)]
-pub struct Converted {
-    pub yaml: String,
-    pub not_converted: Vec<String>,
-}
-
-/// Input keepalived itself would refuse, or nothing vrrpd can run.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ConvertError {
-    /// The file the problem is in (an included one, if it is there).
-    pub path: String,
-    pub line: Option<usize>,
-    pub message: String,
-    /// When nothing could be converted: why, as `Converted::not_converted`.
-    pub not_converted: Vec<String>,
-}
-
-impl fmt::Display for ConvertError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(n) => write!(f, "{}:{n}: {}", self.path, self.message),
-            None => write!(f, "{}: {}", self.path, self.message),
-        }
-    }
-}
-
-impl std::error::Error for ConvertError {}
 
 /// Reads an included file. The command reads the disk; tests and the fuzz
 /// target pass their own so that arbitrary input never opens real files.
@@ -715,6 +673,29 @@ fn track_list(s: &Stmt, who: &str, ctx: &mut Ctx) -> Result<Vec<Track>, ConvertE
     Ok(out)
 }
 
+/// `weight N [reverse]` of a vrrp_script or vrrp_track_process.
+fn weight(
+    d: &Stmt,
+    who: &str,
+    fields: &mut Vec<(&'static str, String)>,
+    ctx: &mut Ctx,
+) -> Result<(), String> {
+    set(
+        fields,
+        "weight",
+        in_range("weight", d.arg(1), -254, 254)?.to_string(),
+    );
+    if d.words.len() > 2 {
+        ctx.note(
+            d.loc,
+            who,
+            &d.shown(),
+            "`reverse` has no vrrpd equivalent: the weight is written as given",
+        );
+    }
+    Ok(())
+}
+
 fn vrrp_script(s: &Stmt, ctx: &mut Ctx) -> Result<Option<(String, Script)>, ConvertError> {
     let name = block_name(s, ctx)?;
     let who = format!("vrrp_script {name}");
@@ -740,21 +721,7 @@ fn vrrp_script(s: &Stmt, ctx: &mut Ctx) -> Result<Option<(String, Script)>, Conv
                     set(&mut fields, "interval", dur(ms));
                 }
                 "timeout" => set(&mut fields, "timeout", dur(seconds("timeout", v)?)),
-                "weight" => {
-                    set(
-                        &mut fields,
-                        "weight",
-                        in_range("weight", v, -254, 254)?.to_string(),
-                    );
-                    if d.words.len() > 2 {
-                        ctx.note(
-                            d.loc,
-                            &who,
-                            &d.shown(),
-                            "`reverse` has no vrrpd equivalent: the weight is written as given",
-                        );
-                    }
-                }
+                "weight" => weight(d, &who, &mut fields, ctx)?,
                 "rise" => set(
                     &mut fields,
                     "rise",
@@ -813,21 +780,7 @@ fn vrrp_track_process(s: &Stmt, ctx: &mut Ctx) -> Result<Option<(String, Process
                     "quorum",
                     in_range("quorum", v, 1, 65535)?.to_string(),
                 ),
-                "weight" => {
-                    set(
-                        &mut fields,
-                        "weight",
-                        in_range("weight", v, -254, 254)?.to_string(),
-                    );
-                    if d.words.len() > 2 {
-                        ctx.note(
-                            d.loc,
-                            &who,
-                            &d.shown(),
-                            "`reverse` has no vrrpd equivalent: the weight is written as given",
-                        );
-                    }
-                }
+                "weight" => weight(d, &who, &mut fields, ctx)?,
                 "delay" => set(&mut fields, "delay", dur(seconds("delay", v)?)),
                 _ => unknown(d, &who, ctx),
             }
