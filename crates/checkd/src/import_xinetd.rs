@@ -11,7 +11,8 @@ use std::fmt::{self, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use clap::{Arg, ArgMatches, Command};
-use hastack_rt::emit::{comment, yaml_str};
+use hastack_rt::emit::{comment, report, yaml_str};
+pub use hastack_rt::emit::{ConvertError, Converted};
 use hastack_rt::{ExitCode, Subcommand};
 use ipnet::IpNet;
 
@@ -49,22 +50,7 @@ fn run(m: &ArgMatches) -> ExitCode {
     }
     // Where xinetd looks up the port of a service without `port`.
     let etc_services = std::fs::read_to_string("/etc/services").ok();
-    match convert(&files, etc_services.as_deref()) {
-        Ok(out) => {
-            print!("{}", out.yaml);
-            for n in &out.not_converted {
-                eprintln!("not converted: {n}");
-            }
-            ExitCode::Ok
-        }
-        Err(e) => {
-            for n in &e.not_converted {
-                eprintln!("not converted: {n}");
-            }
-            eprintln!("{e}");
-            ExitCode::Config
-        }
-    }
+    report(convert(&files, etc_services.as_deref()))
 }
 
 /// One file given on the command line: its path (for messages) and text.
@@ -73,35 +59,6 @@ pub struct Input {
     pub path: String,
     pub text: String,
 }
-
-#[derive(Debug, PartialEq, Eq)]
-pub struct Converted {
-    pub yaml: String,
-    pub not_converted: Vec<String>,
-}
-
-/// Input that xinetd itself would not read, or nothing left to convert.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ConvertError {
-    /// The file, or empty when the error is about all the files given.
-    pub path: String,
-    pub line: Option<usize>,
-    pub message: String,
-    /// When nothing could be converted: why, as `Converted::not_converted`.
-    pub not_converted: Vec<String>,
-}
-
-impl fmt::Display for ConvertError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.path.as_str(), self.line) {
-            ("", _) => f.write_str(&self.message),
-            (path, Some(n)) => write!(f, "{path}:{n}: {}", self.message),
-            (path, None) => write!(f, "{path}: {}", self.message),
-        }
-    }
-}
-
-impl std::error::Error for ConvertError {}
 
 // ---------------------------------------------------------------- parsing
 

@@ -11,12 +11,13 @@
 //! old one did.
 
 use std::collections::HashMap;
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration as Dur;
 
 use clap::{Arg, ArgMatches, Command};
-use hastack_rt::emit::{comment, yaml_str};
+use hastack_rt::emit::{comment, report, yaml_str};
+pub use hastack_rt::emit::{ConvertError, Converted};
 use hastack_rt::{ExitCode, Subcommand};
 
 use crate::config::{Balance, CheckKind, CheckType, OnMarkedDown, SendProxy};
@@ -42,50 +43,8 @@ fn run(m: &ArgMatches) -> ExitCode {
             return ExitCode::Config;
         }
     };
-    match convert(path, &text) {
-        Ok(out) => {
-            print!("{}", out.yaml);
-            for n in &out.not_converted {
-                eprintln!("not converted: {n}");
-            }
-            ExitCode::Ok
-        }
-        Err(e) => {
-            for n in &e.not_converted {
-                eprintln!("not converted: {n}");
-            }
-            eprintln!("{e}");
-            ExitCode::Config
-        }
-    }
+    report(convert(path, &text))
 }
-
-#[derive(Debug, PartialEq, Eq)]
-pub struct Converted {
-    pub yaml: String,
-    pub not_converted: Vec<String>,
-}
-
-/// Input HAProxy itself would refuse, or nothing lbd can run.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ConvertError {
-    pub path: String,
-    pub line: Option<usize>,
-    pub message: String,
-    /// When nothing could be converted: why, as `Converted::not_converted`.
-    pub not_converted: Vec<String>,
-}
-
-impl fmt::Display for ConvertError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(n) => write!(f, "{}:{n}: {}", self.path, self.message),
-            None => write!(f, "{}: {}", self.path, self.message),
-        }
-    }
-}
-
-impl std::error::Error for ConvertError {}
 
 // ---------------------------------------------------------------- parsing
 

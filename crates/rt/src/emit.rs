@@ -1,9 +1,66 @@
 //! Writing YAML configs by hand, for the import tools (`checkd
-//! import-xinetd`, `lbd import-haproxy`): values from foreign files must
-//! come out as scalars YAML reads back exactly, and comments must stay on
-//! one line.
+//! import-xinetd`, `lbd import-haproxy`, `vrrpd import-keepalived`): values
+//! from foreign files must come out as scalars YAML reads back exactly,
+//! comments must stay on one line, and every tool reports what it could not
+//! convert the same way.
 
-use std::fmt::Write;
+use std::fmt::{self, Write};
+
+use crate::ExitCode;
+
+/// A foreign config converted: the YAML, and one line for everything that
+/// could not be carried over or was carried over approximately.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Converted {
+    pub yaml: String,
+    pub not_converted: Vec<String>,
+}
+
+/// Input the foreign program itself would refuse, or nothing the daemon
+/// can run.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConvertError {
+    /// The file, or empty when the error is about all the files given.
+    pub path: String,
+    pub line: Option<usize>,
+    pub message: String,
+    /// When nothing could be converted: why, as `Converted::not_converted`.
+    pub not_converted: Vec<String>,
+}
+
+impl fmt::Display for ConvertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.path.as_str(), self.line) {
+            ("", _) => f.write_str(&self.message),
+            (path, Some(n)) => write!(f, "{path}:{n}: {}", self.message),
+            (path, None) => write!(f, "{path}: {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConvertError {}
+
+/// Prints a conversion as the import tools do (the YAML on stdout, the
+/// notes and any error on stderr) and gives the exit code.
+pub fn report(result: Result<Converted, ConvertError>) -> ExitCode {
+    let (notes, outcome) = match &result {
+        Ok(out) => (&out.not_converted, Ok(&out.yaml)),
+        Err(e) => (&e.not_converted, Err(e)),
+    };
+    if let Ok(yaml) = outcome {
+        print!("{yaml}");
+    }
+    for n in notes {
+        eprintln!("not converted: {n}");
+    }
+    match outcome {
+        Ok(_) => ExitCode::Ok,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::Config
+        }
+    }
+}
 
 /// A YAML scalar for any string: single-quoted, or double-quoted with
 /// escapes where it holds characters a single-quoted scalar cannot.

@@ -542,8 +542,16 @@ impl Driver {
                 );
                 self.mismatch_logged = Some(key);
             }
-            // RFC 3768 §7.1: only the address owner's adverts survive a mismatch.
-            if advert.priority != crate::machine::OWNER_PRIORITY {
+            self.shared
+                .metrics
+                .address_mismatch
+                .get_or_create(&self.label())
+                .inc();
+            // RFC 3768 §7.1 (v2): only the address owner's adverts survive a
+            // mismatch. RFC 5798/9568 (v3) only ask for a log, and keeping
+            // the advert means a rolling change of the VIP list across the
+            // routers does not make a backup take over from a live master.
+            if advert.version == Version::V2 && advert.priority != crate::machine::OWNER_PRIORITY {
                 self.shared.metrics.dropped(&self.spec.name, "addresses");
                 return Vec::new();
             }
@@ -800,4 +808,90 @@ impl Driver {
 /// half-written in a way that matters more than losing `/status`.
 pub fn lock(status: &Mutex<Status>) -> std::sync::MutexGuard<'_, Status> {
     status.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: &str) -> Spec {
+        let c: config::Config = hastack_rt::config::parse(
+            std::path::Path::new("v.yaml"),
+            &format!("instances:\n  a:\n    interface: eth0\n    virtual_router_id: 7\n{extra}"),
+        )
+        .unwrap();
+        let config = c.instances["a"].clone();
+        let vips = config
+            .virtual_ipaddress
+            .iter()
+            .map(|vip| PlacedVip {
+                vip: vip.clone(),
+                dev: "eth0".into(),
+                index: 2,
+                mac: None,
+            })
+            .collect();
+        Spec {
+            name: "a".into(),
+            config,
+            link: Link {
+                index: 2,
+                mac: None,
+            },
+            source: "10.0.0.1".parse().unwrap(),
+            vips,
+        }
+    }
+
+    #[test]
+    fn checksums_follow_version_family_and_setting() {
+        let v2 = spec("    virtual_ipaddress: [10.0.0.9/24]\n");
+        assert_eq!(v2.accept(), Accept::Only(Checksum::MessageOnly));
+        let v3 = spec("    version: 3\n    virtual_ipaddress: [10.0.0.9/24]\n");
+        assert_eq!(v3.accept(), Accept::Only(Checksum::PseudoHeader));
+        let msg = spec(
+            "    version: 3\n    v3_checksum: message_only\n    virtual_ipaddress: [10.0.0.9/24]\n",
+        );
+        assert_eq!(msg.send_checksum(), Checksum::MessageOnly);
+        let auto =
+            spec("    version: 3\n    v3_checksum: auto\n    virtual_ipaddress: [10.0.0.9/24]\n");
+        assert_eq!(auto.accept(), Accept::Either);
+        assert_eq!(auto.send_checksum(), Checksum::PseudoHeader);
+        let v6 = spec("    version: 3\n    virtual_ipaddress: [fd00::9/64]\n");
+        assert_eq!(v6.accept(), Accept::Only(Checksum::PseudoHeader));
+    }
+
+    #[test]
+    fn adverts_go_to_the_group_or_the_peers() {
+        let m = spec("    virtual_ipaddress: [10.0.0.9/24]\n");
+        assert_eq!(m.destinations(), vec![IpAddr::from(vrrp::MULTICAST_V4)]);
+        let u = spec("    virtual_ipaddress: [10.0.0.9/24]\n    unicast_src_ip: 10.0.0.1\n    unicast_peers: [10.0.0.2, 10.0.0.3]\n");
+        assert_eq!(u.destinations().len(), 2);
+        let v6 = spec("    version: 3\n    virtual_ipaddress: [fd00::9/64]\n");
+        assert_eq!(v6.destinations(), vec![IpAddr::from(vrrp::MULTICAST_V6)]);
+    }
+
+    #[test]
+    fn the_expectation_carries_the_password_and_interval() {
+        let s = spec("    advert_int: 2s\n    authentication: {auth_type: PASS, auth_pass: pw}\n    virtual_ipaddress: [10.0.0.9/24, 10.0.0.8/24]\n");
+        let e = s.expect();
+        assert_eq!(
+            (e.vrid, e.interval_cs, e.auth),
+            (7, 200, Auth::simple("pw"))
+        );
+        let a = s.addresses();
+        assert!(
+            a.windows(2).all(|w| w[0] <= w[1]),
+            "sorted for comparison: {a:?}"
+        );
+    }
+
+    #[test]
+    fn identity_is_interface_vrid_and_family() {
+        let a = spec("    virtual_ipaddress: [10.0.0.9/24]\n");
+        let more = spec("    priority: 200\n    virtual_ipaddress: [10.0.0.9/24, 10.0.0.10/24]\n");
+        assert!(a.same_identity(&more));
+        let v6 = spec("    version: 3\n    virtual_ipaddress: [fd00::9/64]\n");
+        assert!(!a.same_identity(&v6));
+    }
 }

@@ -4,6 +4,8 @@
 //! - [`config`]: the YAML schema, in keepalived's vocabulary.
 //! - [`daemon`]: the process as the shared runtime drives it: instances,
 //!   receiving sockets, reload.
+//! - [`import_keepalived`]: `vrrpd import-keepalived`, a keepalived.conf's
+//!   VRRP part as a vrrpd config, with what it could not convert listed.
 //! - [`machine`]: the VRRP state machine, pure: time in, actions out.
 //! - [`instance`]: one instance's task, carrying out the machine's actions.
 //! - [`sync_group`]: instances that fault together.
@@ -19,6 +21,7 @@
 pub mod config;
 pub mod daemon;
 pub mod garp;
+pub mod import_keepalived;
 pub mod instance;
 pub mod machine;
 pub mod metrics;

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    hastack_rt::run::<vrrpd::Vrrpd>()
+    hastack_rt::run_with_subcommands::<vrrpd::Vrrpd>(vec![vrrpd::import_keepalived::subcommand()])
 }

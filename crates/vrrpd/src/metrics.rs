@@ -56,6 +56,8 @@ pub struct Metrics {
     pub state: Family<StateLabel, Gauge>,
     pub priority: Family<InstanceLabel, Gauge>,
     pub gratuitous_sent: Family<InstanceLabel, Counter>,
+    /// Adverts for our VRID with another VIP set (v2 drops them too).
+    pub address_mismatch: Family<InstanceLabel, Counter>,
     pub vip_errors: Family<InstanceLabel, Counter>,
 }
 
@@ -100,6 +102,11 @@ impl Metrics {
             m.gratuitous_sent.clone(),
         );
         registry.register(
+            "address_mismatch",
+            "Adverts for the instance's VRID carrying another VIP set: a duplicate VRID or differing configs (v2 drops them, v3 only counts)",
+            m.address_mismatch.clone(),
+        );
+        registry.register(
             "vip_errors",
             "Failed attempts to add or remove a VIP, by instance",
             m.vip_errors.clone(),
@@ -120,6 +127,7 @@ impl Metrics {
         let _ = self.adverts_received.get_or_create(&i);
         let _ = self.gratuitous_sent.get_or_create(&i);
         let _ = self.vip_errors.get_or_create(&i);
+        let _ = self.address_mismatch.get_or_create(&i);
         for reason in DROP_REASONS {
             let _ = self.adverts_dropped.get_or_create(&DropLabel {
                 instance: instance.to_string(),

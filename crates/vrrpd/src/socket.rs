@@ -19,9 +19,11 @@ use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, SockRef, Sock
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
-/// Larger than any advert: 255 IPv6 addresses make 4 KiB; this leaves room
-/// to see (and count) oversized garbage rather than silently truncate.
-const RECV_BUF: usize = 65_536;
+/// The largest advert, 255 IPv6 addresses, is 4,088 bytes plus the IPv4
+/// header's 60 at most; anything longer is garbage that decodes as
+/// malformed whether or not its tail was cut. Allocated per datagram, so a
+/// flood costs little.
+const RECV_BUF: usize = 8_192;
 
 /// One received datagram, with what the receive checks need from its IP header.
 #[derive(Debug)]
