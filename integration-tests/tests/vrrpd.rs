@@ -447,10 +447,10 @@ fn crafted_bad_adverts_are_dropped_counted_by_reason_and_change_nothing() {
     let mut slow = good.clone();
     slow.interval_cs = 300;
     dropped(&lab, &d, "rogue", "interval", packet(&slow));
-    // A v3 advert, checksummed over the message alone as a v2 receiver
-    // checks it, so that the version is what is wrong.
+    // A v3 advert as keepalived sends it (pseudo-header checksum): wrong
+    // for a v2 instance by its version, whatever the checksum rule.
     let v3 = Instance::v3(71, 150, VIP).advert(254);
-    let v3 = Packet::with_checksum(&v3, rogue, MULTICAST_V4, Checksum::MessageOnly);
+    let v3 = Packet::with_checksum(&v3, rogue, MULTICAST_V4, Checksum::PseudoHeader);
     dropped(&lab, &d, "rogue", "version", v3);
 
     // The same advert intact is obeyed: the sender was not the problem.

@@ -517,6 +517,20 @@ impl Driver {
             self.drop_advert("peer", &"not one of unicast_peers", d.src);
             return Vec::new();
         }
+        // The checksum rule depends on the version, so a well-formed advert
+        // of the other version would fail as "checksum": name it for what it is.
+        let ours = if self.spec.version() == Version::V2 {
+            2
+        } else {
+            3
+        };
+        if let Some(v @ (2 | 3)) = d.payload.first().map(|b| b >> 4) {
+            if v != ours {
+                let why = format!("version {v}, this instance speaks {ours}");
+                self.drop_advert("version", &why, d.src);
+                return Vec::new();
+            }
+        }
         let advert = match vrrp::decode(&d.payload, d.src, d.dst, self.spec.accept()) {
             Ok((advert, _)) => advert,
             Err(e) => {
