@@ -444,6 +444,10 @@ fn crafted_bad_adverts_are_dropped_counted_by_reason_and_change_nothing() {
     let mut other = good.clone();
     other.vrid = 72;
     dropped(&lab, &d, "rogue", "vrid", packet(&other));
+    // Our VRID with another VIP set: a duplicate VRID on the segment.
+    let mut dup = good.clone();
+    dup.addresses = vec![std::net::IpAddr::from([10, 200, 0, 9])];
+    dropped(&lab, &d, "rogue", "addresses", packet(&dup));
     let mut slow = good.clone();
     slow.interval_cs = 300;
     dropped(&lab, &d, "rogue", "interval", packet(&slow));
@@ -471,4 +475,81 @@ fn in_unicast_mode_adverts_from_a_non_peer_are_dropped() {
 
     // From the peer (no vrrpd there), it is obeyed.
     obeyed(&lab, &d, "lb2", Packet::advert(&advert, b, a));
+}
+
+// --- reload ---
+
+#[test]
+fn a_reload_keeps_the_master_and_its_vips_and_adds_new_ones() {
+    let lab = pair();
+    let inst = Instance::v3(51, 150, VIP);
+    let a = vrrpd(&lab, "lb1", &inst);
+    let b = vrrpd(&lab, "lb2", &inst.clone().priority(100));
+    holders(&lab, &["lb1"], &[&a, &b]);
+    wait_state(&a, "MASTER");
+    let moves = transitions(&a);
+
+    // A second VIP and another priority; the first VIP stays.
+    let config = inst
+        .clone()
+        .priority(160)
+        .vrrpd_config()
+        .replace(&format!("[{VIP}]"), &format!("[{VIP}, 10.99.0.101/24]"));
+    a.write_config(&config).unwrap();
+    a.reload().unwrap();
+    let second: Ipv4Addr = "10.99.0.101".parse().unwrap();
+    vrrp::wait_holders(&lab, second, &["lb1"], LONG)
+        .unwrap_or_else(|e| panic!("{e}{}", logs_of(&[&a, &b])));
+    // Sampled across and after the reload: never gone, never on lb2.
+    vrrp::assert_sole_holder(&lab, vip(), "lb1", Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("{e}{}", logs_of(&[&a, &b])));
+    assert_eq!(
+        transitions(&a),
+        moves,
+        "the reload moved the state\n{}",
+        a.log()
+    );
+    assert!(
+        !a.log().contains("VIP removed"),
+        "a VIP that stays was removed:\n{}",
+        a.log()
+    );
+    assert_eq!(
+        vrrp::instance_status(&a, "VI_1").unwrap()["effective_priority"],
+        160
+    );
+    wait_state(&b, "BACKUP");
+}
+
+// --- IPv6 ---
+
+#[test]
+fn an_ipv6_pair_elects_one_master_and_fails_over() {
+    let lab = pair();
+    let v6 = |priority: u8| {
+        format!(
+            "admin_http:\n  listen: {}\nshutdown_grace: 3s\ninstances:\n  V6:\n    interface: eth0\n    virtual_router_id: 60\n    priority: {priority}\n    version: 3\n    advert_int: 100ms\n    virtual_ipaddress: [fd00:99::100/64]\n",
+            vrrp::ADMIN
+        )
+    };
+    let mut a = vrrp::start_vrrpd(&lab, "lb1", &v6(150)).unwrap();
+    let b = vrrp::start_vrrpd(&lab, "lb2", &v6(100)).unwrap();
+    vrrp::wait_state(&a, "V6", "MASTER").unwrap_or_else(|e| panic!("{e}{}", logs_of(&[&a, &b])));
+    vrrp::wait_state(&b, "V6", "BACKUP").unwrap_or_else(|e| panic!("{e}{}", logs_of(&[&a, &b])));
+    let holds = |host: &str| {
+        let out = lab
+            .run(host, "ip", &["-o", "-6", "addr", "show", "dev", "eth0"])
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("fd00:99::100/64")
+    };
+    assert!(holds("lb1") && !holds("lb2"));
+    // The backup heard the master's link-local address.
+    let master = vrrp::instance_status(&b, "V6").unwrap()["master"].clone();
+    assert!(
+        master.as_str().is_some_and(|m| m.starts_with("fe80:")),
+        "{master}"
+    );
+    kill9(&mut a);
+    vrrp::wait_state(&b, "V6", "MASTER").unwrap_or_else(|e| panic!("{e}{}", logs_of(&[&b])));
+    assert!(holds("lb2"));
 }

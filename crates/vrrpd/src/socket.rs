@@ -75,6 +75,11 @@ impl AdvertSocket {
             tx.set_multicast_hops_v6(u32::from(vrrp::TTL))?;
             tx.set_unicast_hops_v6(u32::from(vrrp::TTL))?;
             tx.set_multicast_loop_v6(false)?;
+            // At boot, or just after the link came up, the link-local address
+            // is still tentative (duplicate address detection, about a
+            // second): binding would fail and the daemon with it. Sends fail
+            // until DAD ends; the next advert goes out.
+            tx.set_freebind_v6(true)?;
             tx.bind(&SockAddr::from(SocketAddrV6::new(ll, 0, 0, index.get())))
                 .with_context(|| format!("binding to {ll}%{interface}"))?;
             send_v6 = Some(tx);
