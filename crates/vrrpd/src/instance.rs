@@ -693,45 +693,28 @@ impl Driver {
     }
 
     async fn add_vip(&self, v: &PlacedVip) {
-        match self
-            .shared
-            .netlink
-            .add(v.index, v.vip.addr, v.vip.label.as_deref())
-            .await
-        {
-            Ok(added) => tracing::info!(
-                instance = %self.spec.name,
-                vip = %v.vip.addr,
-                dev = %v.dev,
-                "VIP {}",
-                if added { "added" } else { "already present" }
-            ),
-            Err(e) => {
-                self.shared
-                    .metrics
-                    .vip_errors
-                    .get_or_create(&self.label())
-                    .inc();
-                tracing::error!(instance = %self.spec.name, "{e:#}");
-            }
-        }
+        let nl = &self.shared.netlink;
+        let done = nl.add(v.index, v.vip.addr, v.vip.label.as_deref()).await;
+        self.log_vip(v, done, "added", "already present");
     }
 
     async fn remove_vip(&self, v: &PlacedVip) {
-        match self.shared.netlink.del(v.index, v.vip.addr).await {
-            Ok(removed) => tracing::info!(
+        let done = self.shared.netlink.del(v.index, v.vip.addr).await;
+        self.log_vip(v, done, "removed", "already absent");
+    }
+
+    fn log_vip(&self, v: &PlacedVip, done: anyhow::Result<bool>, did: &str, was: &str) {
+        match done {
+            Ok(changed) => tracing::info!(
                 instance = %self.spec.name,
                 vip = %v.vip.addr,
                 dev = %v.dev,
                 "VIP {}",
-                if removed { "removed" } else { "already absent" }
+                if changed { did } else { was }
             ),
             Err(e) => {
-                self.shared
-                    .metrics
-                    .vip_errors
-                    .get_or_create(&self.label())
-                    .inc();
+                let label = self.label();
+                self.shared.metrics.vip_errors.get_or_create(&label).inc();
                 tracing::error!(instance = %self.spec.name, "{e:#}");
             }
         }
