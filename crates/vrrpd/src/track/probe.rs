@@ -129,13 +129,29 @@ pub fn count_processes(proc_root: &Path, watches: &[&TrackedProcess]) -> std::io
         } else {
             Vec::new()
         };
-        for (count, watch) in counts.iter_mut().zip(watches) {
-            if matches(watch, comm, &cmdline) {
-                *count += 1;
-            }
+        let hits: Vec<bool> = watches.iter().map(|w| matches(w, comm, &cmdline)).collect();
+        if !hits.contains(&true) || exited(&dir) {
+            continue;
+        }
+        for (count, hit) in counts.iter_mut().zip(hits) {
+            *count += u32::from(hit);
         }
     }
     Ok(counts)
+}
+
+/// Whether the process has exited and waits to be reaped (state Z or X in
+/// /proc/PID/stat): it runs no more, and keepalived's proc connector sees
+/// the exit at once, whether or not its parent ever reaps it. An unreadable
+/// stat leaves the process counted.
+fn exited(dir: &Path) -> bool {
+    let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+        return false;
+    };
+    // The name in parentheses may itself hold ") ": the state follows the last.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next())
+        .is_some_and(|state| state == 'Z' || state == 'X')
 }
 
 /// An interface's link under `sys_class_net` (normally /sys/class/net):
@@ -248,6 +264,7 @@ mod tests {
             ("1", "init", &b"/sbin/init\0"[..]),
             ("20", "lbd", b"/usr/sbin/lbd\0-c\0x\0"),
             ("21", "lbd", b"/usr/sbin/lbd\0"),
+            ("22", "lbd", b"/usr/sbin/lbd\0-c\0x\0"),
             ("self", "lbd", b"/usr/sbin/lbd\0"),
         ] {
             let d = root.path().join(pid);
@@ -255,6 +272,9 @@ mod tests {
             fs::write(d.join("comm"), format!("{comm}\n")).unwrap();
             fs::write(d.join("cmdline"), cmdline).unwrap();
         }
+        // 21 runs (its name may hold ") Z"); 22 exited and is not reaped yet.
+        fs::write(root.path().join("21/stat"), "21 (lbd) Z) S 1 21\n").unwrap();
+        fs::write(root.path().join("22/stat"), "22 (lbd) Z 1 22\n").unwrap();
         fs::create_dir(root.path().join("99")).unwrap(); // gone mid-scan
         let (a, b) = (watch("lbd", None), watch("/usr/sbin/lbd", Some("-c x")));
         let counts = count_processes(root.path(), &[&a, &b]).unwrap();
