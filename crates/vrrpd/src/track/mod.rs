@@ -36,6 +36,8 @@ pub use self::rules::{
 /// cheap event for a process ending, and for links polling sysfs keeps
 /// vrrpd free of netlink for a tenth of a second's delay.
 const POLL: Duration = Duration::from_millis(100);
+/// How often processes already found are checked for their exit.
+const QUICK: Duration = Duration::from_millis(10);
 
 /// The running probes and every instance's health. Dropping it stops the
 /// probes and kills any script still running.
@@ -512,25 +514,43 @@ async fn run_processes(shared: Arc<Shared>, sources: Vec<Arc<Source>>) {
             })
             .collect(),
     );
-    let mut tick = ticker(POLL);
+    // A full /proc scan (new processes) every POLL; in between, only the
+    // processes already found are looked at, every QUICK, so a death is
+    // seen within milliseconds as keepalived's proc connector sees it.
+    let mut tick = ticker(QUICK);
+    let mut found: Vec<Vec<std::path::PathBuf>> = Vec::new();
+    let mut last_scan: Option<Instant> = None;
     loop {
         tick.tick().await;
-        let d = Arc::clone(&defs);
-        let counts = tokio::task::spawn_blocking(move || {
-            let watches: Vec<&config::TrackedProcess> = d.iter().collect();
-            probe::count_processes(Path::new("/proc"), &watches)
-        })
-        .await;
-        let counts = match counts {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                tracing::warn!("cannot read /proc to track processes: {e}");
+        let now = Instant::now();
+        if last_scan.is_none_or(|at| now.duration_since(at) >= POLL) {
+            let d = Arc::clone(&defs);
+            let scan = tokio::task::spawn_blocking(move || {
+                let watches: Vec<&config::TrackedProcess> = d.iter().collect();
+                probe::find_processes(Path::new("/proc"), &watches)
+            })
+            .await;
+            match scan {
+                Ok(Ok(f)) => found = f,
+                Ok(Err(e)) => {
+                    tracing::warn!("cannot read /proc to track processes: {e}");
+                    continue;
+                }
+                Err(_) => continue,
+            }
+            last_scan = Some(now);
+        } else {
+            let before: usize = found.iter().map(Vec::len).sum();
+            for dirs in &mut found {
+                dirs.retain(|d| probe::still_running(d));
+            }
+            if found.iter().map(Vec::len).sum::<usize>() == before {
                 continue;
             }
-            Err(_) => continue,
-        };
+        }
         let now = Instant::now();
-        for ((source, def), count) in sources.iter().zip(defs.iter()).zip(counts) {
+        for ((source, def), dirs) in sources.iter().zip(defs.iter()).zip(&found) {
+            let count = u32::try_from(dirs.len()).unwrap_or(u32::MAX);
             let outcome = process_outcome(source, def, count, now);
             shared.record(source, outcome);
         }

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -108,10 +108,13 @@ pub fn matches(watch: &TrackedProcess, comm: &str, cmdline: &[u8]) -> bool {
     }
 }
 
-/// Counts, for each watch, the processes under `proc_root` (normally
-/// /proc) that match it. A process that ends mid-scan is not counted.
-pub fn count_processes(proc_root: &Path, watches: &[&TrackedProcess]) -> std::io::Result<Vec<u32>> {
-    let mut counts = vec![0u32; watches.len()];
+/// For each watch, the /proc directories (normally under /proc) of the
+/// processes that match it. A process that ends mid-scan is not counted.
+pub fn find_processes(
+    proc_root: &Path,
+    watches: &[&TrackedProcess],
+) -> std::io::Result<Vec<Vec<PathBuf>>> {
+    let mut found = vec![Vec::new(); watches.len()];
     let need_cmdline = watches.iter().any(|w| w.param_match.is_some());
     for entry in std::fs::read_dir(proc_root)? {
         let Ok(entry) = entry else { continue };
@@ -133,11 +136,21 @@ pub fn count_processes(proc_root: &Path, watches: &[&TrackedProcess]) -> std::io
         if !hits.contains(&true) || exited(&dir) {
             continue;
         }
-        for (count, hit) in counts.iter_mut().zip(hits) {
-            *count += u32::from(hit);
+        for (dirs, hit) in found.iter_mut().zip(hits) {
+            if hit {
+                dirs.push(dir.clone());
+            }
         }
     }
-    Ok(counts)
+    Ok(found)
+}
+
+/// Whether a process found by [`find_processes`] still runs: its /proc
+/// directory is there and it has not exited. Cheap enough to ask often,
+/// which is how a tracked process's death is seen within milliseconds
+/// while the full scan for new ones stays slow.
+pub fn still_running(dir: &Path) -> bool {
+    dir.exists() && !exited(dir)
 }
 
 /// Whether the process has exited and waits to be reaped (state Z or X in
@@ -277,8 +290,15 @@ mod tests {
         fs::write(root.path().join("22/stat"), "22 (lbd) Z 1 22\n").unwrap();
         fs::create_dir(root.path().join("99")).unwrap(); // gone mid-scan
         let (a, b) = (watch("lbd", None), watch("/usr/sbin/lbd", Some("-c x")));
-        let counts = count_processes(root.path(), &[&a, &b]).unwrap();
-        assert_eq!(counts, vec![2, 1]);
+        let found = find_processes(root.path(), &[&a, &b]).unwrap();
+        assert_eq!(found.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 1]);
+        assert!(found[0].iter().all(|d| still_running(d)));
+        fs::write(root.path().join("20/stat"), "20 (lbd) Z 1 20\n").unwrap();
+        fs::remove_dir_all(root.path().join("21")).unwrap();
+        assert!(
+            found[0].iter().all(|d| !still_running(d)),
+            "exited and gone"
+        );
     }
 
     fn fake_if(root: &Path, name: &str, flags: &str, oper: &str, carrier: Option<&str>) {
