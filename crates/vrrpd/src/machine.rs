@@ -149,6 +149,9 @@ pub struct Machine {
     preempting: Option<(IpAddr, u8)>,
     /// When preempt_delay runs out for the current lower-priority master.
     preempt_at: Option<Instant>,
+    /// When we last re-announced the VIPs to a lower-priority router that
+    /// also claims to be master.
+    reclaimed_at: Option<Instant>,
     /// Why the master-down timer is set, for the Transition reason.
     down_cause: DownCause,
 }
@@ -172,6 +175,7 @@ impl Machine {
             master: None,
             preempting: None,
             preempt_at: None,
+            reclaimed_at: None,
             down_cause: DownCause::Silence,
         }
     }
@@ -405,8 +409,21 @@ impl Machine {
         let higher = advert.priority > self.priority;
         let tie_lost = advert.priority == self.priority && advert.src > self.params.primary_ip;
         if !(higher || tie_lost) {
-            // The peer sees our advert and yields by the same rule.
-            return Vec::new();
+            // Another router believes it is master: a healed partition. It
+            // yields when it hears us, by the same rule; RFC 5798 only
+            // discards the advert. Like keepalived's garp_lower_prio, we
+            // also advertise at once and re-announce the VIPs, because
+            // clients that followed the other router's gratuitous ARP would
+            // otherwise keep sending to it until their ARP entries expire.
+            // Once per Master_Down_Interval, so a router that cannot hear
+            // us does not make us flood the segment.
+            let quiet = self.master_down_interval();
+            if self.reclaimed_at.is_some_and(|at| now < at + quiet) {
+                return Vec::new();
+            }
+            self.reclaimed_at = Some(now);
+            self.timer = Some(now + self.params.advert_int);
+            return vec![self.advert(), Action::Gratuitous];
         }
         let reason = if higher {
             format!(
@@ -880,8 +897,14 @@ mod tests {
     fn master_keeps_vips_against_equal_priority_from_lower_address() {
         let t0 = Instant::now();
         let mut m = master(params(100), t0);
-        assert_eq!(m.on_advert(advert(100, 2), t0 + ms(4000)), vec![]);
+        // The other claimant hears us at once, and clients get our MAC back.
+        let reclaim = vec![Action::SendAdvert { priority: 100 }, Action::Gratuitous];
+        assert_eq!(m.on_advert(advert(100, 2), t0 + ms(4000)), reclaim);
+        assert_eq!(m.next_deadline(), Some(t0 + ms(5000)));
+        // Once per Master_Down_Interval (3.609s here), not per advert.
         assert_eq!(m.on_advert(advert(99, 9), t0 + ms(4100)), vec![]);
+        assert_eq!(m.on_advert(advert(99, 9), t0 + ms(7600)), vec![]);
+        assert_eq!(m.on_advert(advert(99, 9), t0 + ms(7700)), reclaim);
         assert_eq!(m.state(), State::Master);
     }
 
@@ -907,7 +930,10 @@ mod tests {
         m.startup(t0);
         assert_eq!(m.set_effective_priority(50, t0), vec![]);
         assert_eq!(m.priority(), 255);
-        assert_eq!(m.on_advert(advert(254, 9), t0 + ms(100)), vec![]);
+        assert_eq!(
+            m.on_advert(advert(254, 9), t0 + ms(100)),
+            vec![Action::SendAdvert { priority: 255 }, Action::Gratuitous]
+        );
         assert_eq!(m.state(), State::Master);
     }
 
