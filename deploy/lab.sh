@@ -446,7 +446,8 @@ install_datadirs() {
   for h in db-1 db-2 db-3; do
     dir=$(hostdir "$h")
     mkdir -p "$dir/tmp"
-    mariadb-install-db --no-defaults "--datadir=$dir/data" "--tmpdir=$dir/tmp" \
+    # In the host's namespace, so a teardown after an interrupted up finds it.
+    ip netns exec "$(netns "$h")" mariadb-install-db --no-defaults "--datadir=$dir/data" "--tmpdir=$dir/tmp" \
       --auth-root-authentication-method=normal --skip-test-db "${MDB_SMALL[@]}" --user=root \
       </dev/null >"$dir/install-db.log" 2>&1 9>&- &
     pids+=($!)
