@@ -73,8 +73,10 @@ vip_holder() {
     fi
   done
 }
+# Exactly lb-1: if VRRP multicast did not cross the compose network, lb-2
+# would hear no advert and hold the VIP too.
 holder=$(vip_holder)
-[[ $holder == lb-1 ]] || fail "VIP held by '${holder}', expected lb-1 (priority 150)"
+[[ $holder == lb-1 ]] || fail "VIP held by '${holder//$'\n'/ and }', expected lb-1 alone (priority 150)"
 say "VIP on lb-1"
 
 # Write through the VIP (to the primary via sqlproxyd), then read it back
