@@ -32,13 +32,14 @@ dir=$(mktemp -d /var/tmp/hastack-base.XXXXXX)
 cleanup() {
   # debootstrap mounts proc/sys inside the target; never remove through a mount.
   local m
-  for m in $(awk -v d="$dir" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r); do
+  while read -r m; do
     umount -l "$m" || true
-  done
+  done < <(awk -v d="$dir/" 'index($2 "/", d) == 1 {print $2}' /proc/mounts | sort -r)
   rm -rf --one-file-system "$dir"
 }
 trap cleanup EXIT
 
+old_id=$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 start=$SECONDS
 echo "build-base: debootstrap --variant=minbase --include=$INCLUDE $SUITE $dir"
 # shellcheck disable=SC2086 # DEBIAN_MIRROR is optional: empty means debootstrap's default
@@ -61,4 +62,8 @@ echo "build-base: docker import -> $IMAGE"
 tar -C "$dir" --numeric-owner -c . |
   docker import --change 'ENV DEBIAN_FRONTEND=noninteractive' \
     --change 'CMD ["/bin/bash"]' - "$IMAGE" >/dev/null
+# With FORCE=1 the image it replaces goes too (kept while role images use it).
+if [[ -n $old_id && $old_id != "$(docker image inspect -f '{{.Id}}' "$IMAGE")" ]]; then
+  docker image rm "$old_id" >/dev/null 2>&1 || true
+fi
 echo "build-base: $IMAGE built in $((SECONDS - start)) s"

@@ -49,7 +49,7 @@ if [[ ! -e $marker ]]; then
     mariadb-admin --socket="$sock" ping >/dev/null 2>&1 && break
     sleep 0.5
   done
-  sql() { mariadb --socket="$sock" -uroot "$@"; }
+  sql() { mariadb --socket="$sock" -uroot; }  # statements on stdin
 
   if [[ $DB_ROLE == primary ]]; then
     # The users of DESIGN.md §2; monitor gets exactly what sqlproxyd's

@@ -67,10 +67,19 @@ for b in "${bins[@]}"; do
   cp -f "$root/target/$profile/$b" "$here/build/bin/$b"
 done
 
+# Images replaced by this build are removed once the containers use the new
+# ones, so repeated `up` runs leave no untagged images behind.
+images=(hastack-lab/db:latest hastack-lab/proxy:latest hastack-lab/lb:latest)
+old_ids=$(docker image inspect -f '{{.Id}}' "${images[@]}" 2>/dev/null || true)
+
 # One service per image (db-2/db-3 and proxy-2/lb-2 share their image), the
 # three images side by side: most of the time is apt-get downloading.
 dc build --parallel db-1 proxy-1 lb-1
 dc up -d
+new_ids=$(docker image inspect -f '{{.Id}}' "${images[@]}" 2>/dev/null || true)
+for id in $old_ids; do
+  grep -qx "$id" <<<"$new_ids" || docker image rm "$id" >/dev/null 2>&1 || true
+done
 
 wait_secs=${WAIT_SECS:-180}
 echo "up.sh: waiting up to ${wait_secs} s for a query through $vip:3306"
