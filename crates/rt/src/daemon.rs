@@ -21,6 +21,7 @@ use crate::config::{self, DaemonConfig};
 use crate::exit::ExitCode;
 use crate::logging;
 use crate::metrics::RuntimeMetrics;
+use crate::notify::Notifier;
 
 /// One of the four daemons, as the runtime drives it.
 pub trait Daemon: Sized + Send + Sync + 'static {
@@ -321,6 +322,9 @@ async fn serve<D: Daemon>(config: D::Config, config_path: PathBuf) -> anyhow::Re
     });
     let (stop_admin, admin_stopped) = watch::channel(false);
     let admin_task = tokio::spawn(admin::serve(listener, shared.clone(), admin_stopped));
+    // Started and the admin endpoint bound: systemd may start what is After= us.
+    let notifier = Notifier::from_env();
+    notifier.ready();
     tracing::info!(
         version = env_version(),
         config = %config_path.display(),
@@ -332,11 +336,17 @@ async fn serve<D: Daemon>(config: D::Config, config_path: PathBuf) -> anyhow::Re
 
     let signal_name = loop {
         tokio::select! {
-            _ = hup.recv() => reload::<D>(&shared, admin_addr).await,
+            _ = hup.recv() => {
+                notifier.reloading();
+                reload::<D>(&shared, admin_addr).await;
+                // Refused or applied, the daemon serves again.
+                notifier.ready();
+            }
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
         }
     };
+    notifier.stopping();
     tracing::info!(signal = signal_name, grace = ?grace, "stopping");
     // A task that never yields can starve the timer that ends the grace
     // period; a plain thread makes sure the process still goes.
