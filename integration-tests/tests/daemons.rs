@@ -375,6 +375,65 @@ fn man_page_is_current(daemon: &str) {
     );
 }
 
+/// The committed NAME.yaml(5) page is what the binary renders now from the
+/// example config (regenerate with `target/debug/$d man 5 > deploy/man/$d.yaml.5`),
+/// and lists every key the example sets at the top level.
+fn config_man_page_is_current(daemon: &str) {
+    let out = run(daemon, &["man", "5"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = text(&out.stdout);
+    assert!(
+        page.starts_with(&format!(".TH {daemon}.yaml 5"))
+            && page.contains(".SH KEYS")
+            && page.contains(".SH EXAMPLE"),
+        "{page}"
+    );
+    let root = env!("CARGO_MANIFEST_DIR");
+    let example = std::fs::read_to_string(format!("{root}/../configs/{daemon}.yaml")).unwrap();
+    for line in example.lines() {
+        if let Some((key, _)) = line.split_once(':') {
+            if !key.is_empty() && !key.starts_with([' ', '#', '-']) {
+                assert!(
+                    page.contains(&format!("\\fB{key}\\fR")),
+                    "{daemon}.yaml(5) does not list {key}"
+                );
+            }
+        }
+    }
+    let committed = std::fs::read_to_string(format!("{root}/../deploy/man/{daemon}.yaml.5"))
+        .unwrap_or_default();
+    assert!(
+        committed == page,
+        "deploy/man/{daemon}.yaml.5 is stale: regenerate it with `{daemon} man 5`"
+    );
+}
+
+/// `man -l` renders every committed page without a warning.
+#[test]
+fn man_pages_render_without_warnings() {
+    let dir = format!("{}/../deploy/man", env!("CARGO_MANIFEST_DIR"));
+    let mut pages = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let out = std::process::Command::new("man")
+            .args(["--warnings", "-l"])
+            .arg(&path)
+            .env("MANWIDTH", "80")
+            .env("MAN_KEEP_FORMATTING", "")
+            .output()
+            .expect("man (man-db) is installed");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stderr), "", "{}", path.display());
+        pages += 1;
+    }
+    assert_eq!(pages, 8, "a section-8 and a section-5 page per daemon");
+}
+
 macro_rules! per_daemon {
     ($($daemon:ident),+) => {
         $(
@@ -395,6 +454,8 @@ macro_rules! per_daemon {
                 fn json_logs() { super::json_logs(stringify!($daemon)) }
                 #[test]
                 fn man_page_is_current() { super::man_page_is_current(stringify!($daemon)) }
+                #[test]
+                fn config_man_page_is_current() { super::config_man_page_is_current(stringify!($daemon)) }
             }
         )+
     };
