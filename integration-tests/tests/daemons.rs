@@ -434,6 +434,51 @@ fn man_pages_render_without_warnings() {
     assert_eq!(pages, 8, "a section-8 and a section-5 page per daemon");
 }
 
+/// Under systemd (Type=notify): READY=1 once /status answers, RELOADING=1
+/// then READY=1 around a SIGHUP reload, STOPPING=1 on SIGTERM.
+fn sd_notify_ready_reloading_stopping(daemon: &str) {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let next = || {
+        let mut buf = [0u8; 256];
+        let n = sock.recv(&mut buf).expect("a notification within 20s");
+        text(&buf[..n])
+    };
+    let admin = admin_addr();
+    let mut d = DaemonProcess::start_with_env(
+        daemon,
+        &config(daemon, admin),
+        admin,
+        &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())],
+    )
+    .unwrap();
+    assert_eq!(
+        next(),
+        format!("READY=1\nMAINPID={}", d.pid()),
+        "{}",
+        d.log()
+    );
+    d.reload().unwrap();
+    let reloading = next();
+    assert!(
+        reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
+        "{reloading}"
+    );
+    assert!(next().starts_with("READY=1"), "{}", d.log());
+    d.signal(Signal::SIGTERM).unwrap();
+    assert_eq!(next(), "STOPPING=1");
+    assert!(
+        d.wait_exit(Duration::from_secs(15))
+            .is_some_and(|s| s.success()),
+        "{}",
+        d.log()
+    );
+}
+
 macro_rules! per_daemon {
     ($($daemon:ident),+) => {
         $(
@@ -456,6 +501,8 @@ macro_rules! per_daemon {
                 fn man_page_is_current() { super::man_page_is_current(stringify!($daemon)) }
                 #[test]
                 fn config_man_page_is_current() { super::config_man_page_is_current(stringify!($daemon)) }
+                #[test]
+                fn sd_notify_ready_reloading_stopping() { super::sd_notify_ready_reloading_stopping(stringify!($daemon)) }
             }
         )+
     };
