@@ -352,26 +352,40 @@ fn every_lab_config_is_valid() {
     assert_eq!(checked, 8, "two lab configs per daemon");
 }
 
-/// The committed man page is what the binary renders now (regenerate with
-/// `for d in vrrpd lbd sqlproxyd checkd; do target/debug/$d man > deploy/man/$d.8; done`).
-fn man_page_is_current(daemon: &str) {
-    let out = run(daemon, &["man"]);
+/// `daemon ARGS` prints a page with `markers`, the same as the committed
+/// deploy/man/FILE; returns the page.
+fn page_is_current(daemon: &str, args: &[&str], file: &str, markers: &[&str]) -> String {
+    let out = run(daemon, args);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let page = text(&out.stdout);
-    assert!(
-        page.contains(&format!(".TH {daemon} 8"))
-            && page.contains(".SH SIGNALS")
-            && page.contains(".SH CONFIGURATION"),
-        "{page}"
-    );
+    for m in markers {
+        assert!(page.contains(m), "{daemon} {args:?}: no {m:?}\n{page}");
+    }
     let committed = std::fs::read_to_string(format!(
-        "{}/../deploy/man/{daemon}.8",
+        "{}/../deploy/man/{file}",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap_or_default();
     assert!(
         committed == page,
-        "deploy/man/{daemon}.8 is stale: regenerate it with `{daemon} man`"
+        "deploy/man/{file} is stale: regenerate it with `{daemon} {}`",
+        args.join(" ")
+    );
+    page
+}
+
+/// The committed man page is what the binary renders now (regenerate with
+/// `for d in vrrpd lbd sqlproxyd checkd; do target/debug/$d man > deploy/man/$d.8; done`).
+fn man_page_is_current(daemon: &str) {
+    page_is_current(
+        daemon,
+        &["man"],
+        &format!("{daemon}.8"),
+        &[
+            &format!(".TH {daemon} 8"),
+            ".SH SIGNALS",
+            ".SH CONFIGURATION",
+        ],
     );
 }
 
@@ -379,14 +393,11 @@ fn man_page_is_current(daemon: &str) {
 /// example config (regenerate with `target/debug/$d man 5 > deploy/man/$d.yaml.5`),
 /// and lists every key the example sets at the top level.
 fn config_man_page_is_current(daemon: &str) {
-    let out = run(daemon, &["man", "5"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let page = text(&out.stdout);
-    assert!(
-        page.starts_with(&format!(".TH {daemon}.yaml 5"))
-            && page.contains(".SH KEYS")
-            && page.contains(".SH EXAMPLE"),
-        "{page}"
+    let page = page_is_current(
+        daemon,
+        &["man", "5"],
+        &format!("{daemon}.yaml.5"),
+        &[&format!(".TH {daemon}.yaml 5"), ".SH KEYS", ".SH EXAMPLE"],
     );
     let root = env!("CARGO_MANIFEST_DIR");
     let example = std::fs::read_to_string(format!("{root}/../configs/{daemon}.yaml")).unwrap();
@@ -400,12 +411,6 @@ fn config_man_page_is_current(daemon: &str) {
             }
         }
     }
-    let committed = std::fs::read_to_string(format!("{root}/../deploy/man/{daemon}.yaml.5"))
-        .unwrap_or_default();
-    assert!(
-        committed == page,
-        "deploy/man/{daemon}.yaml.5 is stale: regenerate it with `{daemon} man 5`"
-    );
 }
 
 /// `man -l` renders every committed page without a warning.

@@ -280,47 +280,18 @@ pub fn example_keys(yaml: &str) -> Vec<ExampleKey> {
                 keys.len() - 1
             }
         };
-        // A flow map's keys are keys too: `pool: {min: 4, max: 64}`.
+        // A flow map's keys are keys too: `pool: {min: 4, max: 64}`, and
+        // those of a list of flow maps (`- {name: a, ...}`) below.
         if value.starts_with('{') {
-            if let Ok(serde_yaml::Value::Mapping(m)) = serde_yaml::from_str(&value) {
-                for (k, v) in m {
-                    if let (Some(k), Ok(v)) = (k.as_str(), serde_yaml::to_string(&v)) {
-                        let sub = format!("{path}.{k}");
-                        if !keys.iter().any(|e| e.path == sub) {
-                            keys.push(ExampleKey {
-                                path: sub,
-                                value: v.trim().to_owned(),
-                                text: String::new(),
-                                commented_out: commented,
-                            });
-                        }
-                    }
-                }
-            }
+            add_flow_keys(&mut keys, &path, &value, commented);
         }
-        // `- {name: a, ...}`: a list of flow maps.
         if value.is_empty() {
-            let items: Vec<&str> = lines[n + 1..]
+            let items = lines[n + 1..]
                 .iter()
                 .map(|l| l.trim())
-                .take_while(|l| l.starts_with("- {"))
-                .collect();
+                .take_while(|l| l.starts_with("- {"));
             for l in items {
-                if let Ok(serde_yaml::Value::Mapping(m)) = serde_yaml::from_str(&l[2..]) {
-                    for (k, v) in m {
-                        if let (Some(k), Ok(v)) = (k.as_str(), serde_yaml::to_string(&v)) {
-                            let sub = format!("{path}[].{k}");
-                            if !keys.iter().any(|e| e.path == sub) {
-                                keys.push(ExampleKey {
-                                    path: sub,
-                                    value: v.trim().to_owned(),
-                                    text: String::new(),
-                                    commented_out: commented,
-                                });
-                            }
-                        }
-                    }
-                }
+                add_flow_keys(&mut keys, &format!("{path}[]"), &l[2..], commented);
             }
         }
         stack.push((col, path));
@@ -329,6 +300,26 @@ pub fn example_keys(yaml: &str) -> Vec<ExampleKey> {
         last = (!comment.is_empty()).then_some((col, idx));
     }
     keys
+}
+
+/// Adds `parent.KEY` for each key of the flow map `flow`, unless listed.
+fn add_flow_keys(keys: &mut Vec<ExampleKey>, parent: &str, flow: &str, commented_out: bool) {
+    let Ok(serde_yaml::Value::Mapping(m)) = serde_yaml::from_str(flow) else {
+        return;
+    };
+    for (k, v) in m {
+        if let (Some(k), Ok(v)) = (k.as_str(), serde_yaml::to_string(&v)) {
+            let path = format!("{parent}.{k}");
+            if !keys.iter().any(|e| e.path == path) {
+                keys.push(ExampleKey {
+                    path,
+                    value: v.trim().to_owned(),
+                    text: String::new(),
+                    commented_out,
+                });
+            }
+        }
+    }
 }
 
 /// The section-5 page for daemon `name`'s config file, from its commented
