@@ -23,6 +23,10 @@ fn section(out: &mut String, title: &str, paragraphs: &[&str]) {
     }
 }
 
+fn cmd_subcommands(cmd: &Command) -> Vec<&Command> {
+    cmd.get_subcommands().filter(|s| !s.is_hide_set()).collect()
+}
+
 /// The whole page for daemon `name` (section 8).
 pub fn render(
     cmd: Command,
@@ -30,7 +34,7 @@ pub fn render(
     admin_port: u16,
     config_help: &str,
 ) -> std::io::Result<String> {
-    let man = clap_mangen::Man::new(cmd)
+    let man = clap_mangen::Man::new(cmd.clone())
         .section("8")
         .manual("hastack")
         .source(format!("hastack {}", env!("CARGO_PKG_VERSION")));
@@ -40,8 +44,32 @@ pub fn render(
     man.render_synopsis_section(&mut head)?;
     man.render_description_section(&mut head)?;
     man.render_options_section(&mut head)?;
-    man.render_subcommands_section(&mut head)?;
     let mut out = String::from_utf8_lossy(&head).into_owned();
+    // The tool subcommands, each with its usage; clap_mangen would point at
+    // NAME-SUB(8) pages that do not exist.
+    let subs: Vec<&Command> = cmd_subcommands(&cmd);
+    if !subs.is_empty() {
+        out.push_str(".SH COMMANDS\n");
+        for sub in subs {
+            let usage = sub
+                .clone()
+                .bin_name(format!("{name} {}", sub.get_name()))
+                .render_usage()
+                .to_string();
+            let usage = usage.trim_start_matches("Usage: ").trim();
+            out.push_str(&format!(
+                ".TP\n\\fB{}\\fR\n",
+                roff_inline(usage).replace('-', "\\-")
+            ));
+            let about = sub
+                .get_long_about()
+                .or(sub.get_about())
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            out.push_str(&roff_text(&about));
+            out.push('\n');
+        }
+    }
     let config_paragraphs: Vec<&str> = config_help
         .lines()
         .filter(|l| !l.trim().is_empty())
