@@ -21,7 +21,7 @@ while (($#)); do
     --no-build) build=0; shift ;;
     --output) out=${2:?--output needs a directory}; shift 2 ;;
     --output=*) out=${1#*=}; shift ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-debs.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
