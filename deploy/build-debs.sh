@@ -49,11 +49,13 @@ for d in "${daemons[@]}"; do
   fi
 done
 
-# A debug build's packages are for tests: compress them fast.
-fast=()
-[[ $profile == dev ]] && fast=(--fast)
+# A debug build's packages are for tests: compress them fast. A release
+# build keeps debug info (the workspace's profile.release): ship the binary
+# stripped and the symbols in NAME-dbgsym_*.ddeb beside it, as Debian does.
+extra=(--dbgsym)
+[[ $profile == dev ]] && extra=(--fast)
 mkdir -p "$out"
 for d in "${daemons[@]}"; do
   # Prints the package's path.
-  cargo deb --locked --no-build --profile "$profile" -p "$d" --output "$out" "${fast[@]}"
+  cargo deb --locked --no-build --profile "$profile" -p "$d" --output "$out" "${extra[@]}"
 done
