@@ -66,7 +66,7 @@ impl DaemonProcess {
         admin: SocketAddr,
         args: &[&str],
     ) -> Result<Self> {
-        Self::spawn(name, config, admin, args, None, None)
+        Self::spawn(name, config, admin, args, None, None, &[])
     }
 
     /// As [`DaemonProcess::start`], inside network namespace `netns` (a
@@ -77,13 +77,24 @@ impl DaemonProcess {
         admin: SocketAddr,
         netns: &str,
     ) -> Result<Self> {
-        Self::spawn(name, config, admin, &[], None, Some(netns))
+        Self::spawn(name, config, admin, &[], None, Some(netns), &[])
     }
 
     /// As [`DaemonProcess::start`], running as user and group `uid` (so a
     /// firewall rule on `meta skuid` can cut this process alone off).
     pub fn start_as(name: &str, config: &str, admin: SocketAddr, uid: u32) -> Result<Self> {
-        Self::spawn(name, config, admin, &[], Some(uid), None)
+        Self::spawn(name, config, admin, &[], Some(uid), None, &[])
+    }
+
+    /// As [`DaemonProcess::start`], with these environment variables set
+    /// (`NOTIFY_SOCKET`, say).
+    pub fn start_with_env(
+        name: &str,
+        config: &str,
+        admin: SocketAddr,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
+        Self::spawn(name, config, admin, &[], None, None, env)
     }
 
     fn spawn(
@@ -93,6 +104,7 @@ impl DaemonProcess {
         args: &[&str],
         uid: Option<u32>,
         netns: Option<&str>,
+        env: &[(&str, &str)],
     ) -> Result<Self> {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::Builder::new()
@@ -126,6 +138,7 @@ impl DaemonProcess {
             .arg(&config_path)
             .args(["--log-level", "debug"])
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

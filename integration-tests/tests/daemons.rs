@@ -352,26 +352,135 @@ fn every_lab_config_is_valid() {
     assert_eq!(checked, 8, "two lab configs per daemon");
 }
 
-/// The committed man page is what the binary renders now (regenerate with
-/// `for d in vrrpd lbd sqlproxyd checkd; do target/debug/$d man > deploy/man/$d.8; done`).
-fn man_page_is_current(daemon: &str) {
-    let out = run(daemon, &["man"]);
+/// `daemon ARGS` prints a page with `markers`, the same as the committed
+/// deploy/man/FILE; returns the page.
+fn page_is_current(daemon: &str, args: &[&str], file: &str, markers: &[&str]) -> String {
+    let out = run(daemon, args);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let page = text(&out.stdout);
-    assert!(
-        page.contains(&format!(".TH {daemon} 8"))
-            && page.contains(".SH SIGNALS")
-            && page.contains(".SH CONFIGURATION"),
-        "{page}"
-    );
+    for m in markers {
+        assert!(page.contains(m), "{daemon} {args:?}: no {m:?}\n{page}");
+    }
     let committed = std::fs::read_to_string(format!(
-        "{}/../deploy/man/{daemon}.8",
+        "{}/../deploy/man/{file}",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap_or_default();
     assert!(
         committed == page,
-        "deploy/man/{daemon}.8 is stale: regenerate it with `{daemon} man`"
+        "deploy/man/{file} is stale: regenerate it with `{daemon} {}`",
+        args.join(" ")
+    );
+    page
+}
+
+/// The committed man page is what the binary renders now (regenerate with
+/// `for d in vrrpd lbd sqlproxyd checkd; do target/debug/$d man > deploy/man/$d.8; done`).
+fn man_page_is_current(daemon: &str) {
+    page_is_current(
+        daemon,
+        &["man"],
+        &format!("{daemon}.8"),
+        &[
+            &format!(".TH {daemon} 8"),
+            ".SH SIGNALS",
+            ".SH CONFIGURATION",
+        ],
+    );
+}
+
+/// The committed NAME.yaml(5) page is what the binary renders now from the
+/// example config (regenerate with `target/debug/$d man 5 > deploy/man/$d.yaml.5`),
+/// and lists every key the example sets at the top level.
+fn config_man_page_is_current(daemon: &str) {
+    let page = page_is_current(
+        daemon,
+        &["man", "5"],
+        &format!("{daemon}.yaml.5"),
+        &[&format!(".TH {daemon}.yaml 5"), ".SH KEYS", ".SH EXAMPLE"],
+    );
+    let root = env!("CARGO_MANIFEST_DIR");
+    let example = std::fs::read_to_string(format!("{root}/../configs/{daemon}.yaml")).unwrap();
+    for line in example.lines() {
+        if let Some((key, _)) = line.split_once(':') {
+            if !key.is_empty() && !key.starts_with([' ', '#', '-']) {
+                assert!(
+                    page.contains(&format!("\\fB{key}\\fR")),
+                    "{daemon}.yaml(5) does not list {key}"
+                );
+            }
+        }
+    }
+}
+
+/// `man -l` renders every committed page without a warning.
+#[test]
+fn man_pages_render_without_warnings() {
+    let dir = format!("{}/../deploy/man", env!("CARGO_MANIFEST_DIR"));
+    let mut pages = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let out = std::process::Command::new("man")
+            .args(["--warnings", "-l"])
+            .arg(&path)
+            .env("MANWIDTH", "80")
+            .env("MAN_KEEP_FORMATTING", "")
+            .output()
+            .expect("man (man-db) is installed");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stderr), "", "{}", path.display());
+        pages += 1;
+    }
+    assert_eq!(pages, 8, "a section-8 and a section-5 page per daemon");
+}
+
+/// Under systemd (Type=notify): READY=1 once /status answers, RELOADING=1
+/// then READY=1 around a SIGHUP reload, STOPPING=1 on SIGTERM.
+fn sd_notify_ready_reloading_stopping(daemon: &str) {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let next = || {
+        let mut buf = [0u8; 256];
+        let n = sock.recv(&mut buf).expect("a notification within 20s");
+        text(&buf[..n])
+    };
+    let admin = admin_addr();
+    let mut d = DaemonProcess::start_with_env(
+        daemon,
+        &config(daemon, admin),
+        admin,
+        &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())],
+    )
+    .unwrap();
+    assert_eq!(
+        next(),
+        format!("READY=1\nMAINPID={}", d.pid()),
+        "{}",
+        d.log()
+    );
+    d.reload().unwrap();
+    let reloading = next();
+    assert!(
+        reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
+        "{reloading}"
+    );
+    assert!(next().starts_with("READY=1"), "{}", d.log());
+    d.signal(Signal::SIGTERM).unwrap();
+    assert_eq!(next(), "STOPPING=1");
+    assert!(
+        d.wait_exit(Duration::from_secs(15))
+            .is_some_and(|s| s.success()),
+        "{}",
+        d.log()
     );
 }
 
@@ -395,6 +504,10 @@ macro_rules! per_daemon {
                 fn json_logs() { super::json_logs(stringify!($daemon)) }
                 #[test]
                 fn man_page_is_current() { super::man_page_is_current(stringify!($daemon)) }
+                #[test]
+                fn config_man_page_is_current() { super::config_man_page_is_current(stringify!($daemon)) }
+                #[test]
+                fn sd_notify_ready_reloading_stopping() { super::sd_notify_ready_reloading_stopping(stringify!($daemon)) }
             }
         )+
     };

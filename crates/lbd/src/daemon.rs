@@ -32,6 +32,7 @@ impl Daemon for Lbd {
     const NAME: &'static str = "lbd";
     const ABOUT: &'static str = "TCP load balancer with health checks for the SQL proxy tier";
     const DEFAULT_ADMIN_PORT: u16 = 48800;
+    const EXAMPLE_CONFIG: &'static str = include_str!("../../../configs/lbd.yaml");
     const CONFIG_HELP: &'static str = "defaults: maxconn, timeout (connect, client, server, queue, tunnel, check), retries, redispatch, on_marked_down (shutdown_sessions or none), check, inter, fastinter, downinter, rise, fall, init_state, slowstart, send_proxy - HAProxy's names; check every 2s, rise 2, fall 3.
 frontends: by name, each with bind (one or more address:port; an address not yet on the host is fine), backend and maxconn.
 backends: by name, each with balance (roundrobin, static-rr, leastconn, source, first), all_backups, the defaults' keys to override them, and servers (name, address, weight 0-256, backup, maxconn, disabled, check, addr and port to check elsewhere - e.g. checkd's 48700 - and the per-server check keys).

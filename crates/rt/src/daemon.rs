@@ -21,6 +21,7 @@ use crate::config::{self, DaemonConfig};
 use crate::exit::ExitCode;
 use crate::logging;
 use crate::metrics::RuntimeMetrics;
+use crate::notify::Notifier;
 
 /// One of the four daemons, as the runtime drives it.
 pub trait Daemon: Sized + Send + Sync + 'static {
@@ -35,6 +36,10 @@ pub trait Daemon: Sized + Send + Sync + 'static {
     /// The config file's sections, for the man page (plain text, one
     /// paragraph per line).
     const CONFIG_HELP: &'static str = "";
+    /// The commented example config (configs/NAME.yaml), installed as
+    /// /etc/hastack/NAME.yaml; its keys and comments make the NAME.yaml(5)
+    /// page.
+    const EXAMPLE_CONFIG: &'static str = "";
 
     /// Binds what the daemon serves and starts its work. An error here is a
     /// runtime error (exit 1): say which address or peer and why.
@@ -112,7 +117,12 @@ fn command<D: Daemon>(subcommands: &[Subcommand]) -> Command {
     }
     cmd.subcommand(
         Command::new("man")
-            .about("Print this program's manual page (roff) on stdout")
+            .about("Print this program's manual page (roff) on stdout: section 8, or 5 for the config file's")
+            .arg(
+                clap::Arg::new("section")
+                    .value_parser(["8", "5"])
+                    .default_value("8"),
+            )
             .hide(true),
     )
 }
@@ -122,7 +132,14 @@ fn run_with<D: Daemon>(subcommands: Vec<Subcommand>) -> ExitCode {
         Ok(m) => m,
         Err(e) => return usage_error(e),
     };
-    if let Some(("man", _)) = matches.subcommand() {
+    if let Some(("man", m)) = matches.subcommand() {
+        if m.get_one::<String>("section").map(String::as_str) == Some("5") {
+            print!(
+                "{}",
+                crate::man::render_config(D::NAME, D::CONFIG_HELP, D::EXAMPLE_CONFIG)
+            );
+            return ExitCode::Ok;
+        }
         return match crate::man::render(
             command::<D>(&subcommands),
             D::NAME,
@@ -321,6 +338,9 @@ async fn serve<D: Daemon>(config: D::Config, config_path: PathBuf) -> anyhow::Re
     });
     let (stop_admin, admin_stopped) = watch::channel(false);
     let admin_task = tokio::spawn(admin::serve(listener, shared.clone(), admin_stopped));
+    // Started and the admin endpoint bound: systemd may start what is After= us.
+    let notifier = Notifier::from_env();
+    notifier.ready();
     tracing::info!(
         version = env_version(),
         config = %config_path.display(),
@@ -332,11 +352,17 @@ async fn serve<D: Daemon>(config: D::Config, config_path: PathBuf) -> anyhow::Re
 
     let signal_name = loop {
         tokio::select! {
-            _ = hup.recv() => reload::<D>(&shared, admin_addr).await,
+            _ = hup.recv() => {
+                notifier.reloading();
+                reload::<D>(&shared, admin_addr).await;
+                // Refused or applied, the daemon serves again.
+                notifier.ready();
+            }
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
         }
     };
+    notifier.stopping();
     tracing::info!(signal = signal_name, grace = ?grace, "stopping");
     // A task that never yields can starve the timer that ends the grace
     // period; a plain thread makes sure the process still goes.

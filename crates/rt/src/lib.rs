@@ -19,6 +19,7 @@ pub mod logging;
 pub mod man;
 pub mod metrics;
 pub mod net;
+pub mod notify;
 pub mod secret;
 pub mod size;
 

@@ -50,6 +50,7 @@ impl Daemon for Vrrpd {
     const NAME: &'static str = "vrrpd";
     const ABOUT: &'static str = "VRRP v2/v3 virtual IP failover, interoperable with keepalived";
     const DEFAULT_ADMIN_PORT: u16 = 9168;
+    const EXAMPLE_CONFIG: &'static str = include_str!("../../../configs/vrrpd.yaml");
     const CONFIG_HELP: &'static str = "instances: one entry per VRRP instance, by name, with keepalived's keys: interface, virtual_router_id (1-255), priority (1-255), advert_int (v2: whole seconds; v3: down to 10ms), version (2 or 3), state (MASTER or BACKUP, a start-up hint), nopreempt, preempt_delay, virtual_ipaddress (ADDR/LEN [dev IFACE] [label LABEL]), unicast_src_ip and unicast_peers, authentication (auth_type PASS, auth_pass; v2 only), v3_checksum (pseudo_header, message_only, auto), track_interface, track_script, track_process (names, or {name, weight}), track_lbd (admin, interval, timeout, weight, rise, fall), garp_master_delay, garp_master_repeat, garp_master_refresh, garp_master_refresh_repeat, notify_master, notify_backup, notify_fault, notify_stop, notify.
 vrrp_script: by name: script, interval, timeout, weight, rise, fall. vrrp_track_process: by name: process, param_match, quorum, weight, delay. vrrp_sync_group: by name: group (instance names) and the notify keys.
 Needs CAP_NET_RAW (raw VRRP and ARP sockets) and CAP_NET_ADMIN (VIPs).";
