@@ -16,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration as Dur;
 
 use clap::{Arg, ArgMatches, Command};
-use hastack_rt::emit::{comment, report, yaml_str};
+use hastack_rt::emit::{comment, read_input, report, yaml_str};
 pub use hastack_rt::emit::{ConvertError, Converted};
 use hastack_rt::{ExitCode, Subcommand};
 
@@ -33,17 +33,10 @@ pub fn subcommand() -> Subcommand {
 }
 
 fn run(m: &ArgMatches) -> ExitCode {
-    let Some(path) = m.get_one::<String>("file") else {
-        return ExitCode::Config;
-    };
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("{path}: cannot read: {e}");
-            return ExitCode::Config;
-        }
-    };
-    report(convert(path, &text))
+    match read_input(m, "file") {
+        Ok((path, text)) => report(convert(&path, &text)),
+        Err(code) => code,
+    }
 }
 
 // ---------------------------------------------------------------- parsing

@@ -42,6 +42,22 @@ impl std::error::Error for ConvertError {}
 
 /// Prints a conversion as the import tools do (the YAML on stdout, the
 /// notes and any error on stderr) and gives the exit code.
+/// The text of the file an import command names in its argument `arg`
+/// (a required one), with its path; or, having said on stderr why it cannot
+/// be read, the exit code to return.
+pub fn read_input(m: &clap::ArgMatches, arg: &str) -> Result<(String, String), ExitCode> {
+    let Some(path) = m.get_one::<String>(arg) else {
+        return Err(ExitCode::Config);
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((path.clone(), text)),
+        Err(e) => {
+            eprintln!("{path}: cannot read: {e}");
+            Err(ExitCode::Config)
+        }
+    }
+}
+
 pub fn report(result: Result<Converted, ConvertError>) -> ExitCode {
     let (notes, outcome) = match &result {
         Ok(out) => (&out.not_converted, Ok(&out.yaml)),

@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Arg, ArgMatches, Command};
-use hastack_rt::emit::{comment, report, yaml_str};
+use hastack_rt::emit::{comment, read_input, report, yaml_str};
 pub use hastack_rt::emit::{ConvertError, Converted};
 use hastack_rt::{ExitCode, Subcommand};
 
@@ -33,17 +33,10 @@ pub fn subcommand() -> Subcommand {
 }
 
 fn run(m: &ArgMatches) -> ExitCode {
-    let Some(path) = m.get_one::<String>("file") else {
-        return ExitCode::Config;
-    };
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("{path}: cannot read: {e}");
-            return ExitCode::Config;
-        }
-    };
-    report(convert(path, &text, &mut |p| std::fs::read_to_string(p)))
+    match read_input(m, "file") {
+        Ok((path, text)) => report(convert(&path, &text, &mut |p| std::fs::read_to_string(p))),
+        Err(code) => code,
+    }
 }
 
 /// Reads an included file. The command reads the disk; tests and the fuzz
