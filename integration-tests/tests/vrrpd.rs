@@ -213,17 +213,25 @@ fn the_vip_is_on_one_host_at_a_time_and_a_healed_partition_converges() {
 
 // --- a client of the VIP ---
 
-#[test]
-fn a_client_reaches_the_new_master_through_the_vip_without_waiting_for_arp_expiry() {
+/// Two routers each answering on VIP:3306 with its name, and a client
+/// whose ARP entries stay until something moves them.
+fn client_lab() -> (NetLab, [hastack_it::tcp::EchoServer; 2], SocketAddr) {
     let lab = lab(&[
         ("lb1", "10.99.0.21/24"),
         ("lb2", "10.99.0.22/24"),
         ("client", "10.99.0.10/24"),
     ]);
     vrrp::keep_neighbours(&lab, "client").unwrap();
-    let _s1 = vrrp::echo_server(&lab, "lb1", 3306).unwrap();
-    let _s2 = vrrp::echo_server(&lab, "lb2", 3306).unwrap();
-    let to = SocketAddr::new(IpAddr::V4(vip()), 3306);
+    let servers = [
+        vrrp::echo_server(&lab, "lb1", 3306).unwrap(),
+        vrrp::echo_server(&lab, "lb2", 3306).unwrap(),
+    ];
+    (lab, servers, SocketAddr::new(IpAddr::V4(vip()), 3306))
+}
+
+#[test]
+fn a_client_reaches_the_new_master_through_the_vip_without_waiting_for_arp_expiry() {
+    let (lab, _servers, to) = client_lab();
 
     let inst = Instance::v3(51, 150, VIP);
     let a = vrrpd(&lab, "lb1", &inst);
@@ -556,15 +564,7 @@ fn an_ipv6_pair_elects_one_master_and_fails_over() {
 
 #[test]
 fn after_a_healed_partition_the_client_is_sent_back_to_the_master() {
-    let mut lab = lab(&[
-        ("lb1", "10.99.0.21/24"),
-        ("lb2", "10.99.0.22/24"),
-        ("client", "10.99.0.10/24"),
-    ]);
-    vrrp::keep_neighbours(&lab, "client").unwrap();
-    let _s1 = vrrp::echo_server(&lab, "lb1", 3306).unwrap();
-    let _s2 = vrrp::echo_server(&lab, "lb2", 3306).unwrap();
-    let to = SocketAddr::new(IpAddr::V4(vip()), 3306);
+    let (mut lab, _servers, to) = client_lab();
     // No delayed second burst of gratuitous ARP: only the re-announcement
     // on hearing the other claimant may bring the client back.
     let config = |inst: &Instance| inst.vrrpd_config() + "    garp_master_delay: 0s\n";
