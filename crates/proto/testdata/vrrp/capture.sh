@@ -1,7 +1,7 @@
 #!/bin/bash
 # Captures keepalived adverts in a private namespace pair; prints hex of IP packets.
 set -e
-cleanup(){ kill $(cat ka.pid 2>/dev/null) 2>/dev/null || true; ip netns del hsv1 2>/dev/null || true; ip netns del hsv2 2>/dev/null || true; }
+cleanup(){ if [[ -s ka.pid ]]; then kill "$(cat ka.pid)" 2>/dev/null || true; fi; ip netns del hsv1 2>/dev/null || true; ip netns del hsv2 2>/dev/null || true; }
 cleanup; sleep 0.5
 ip netns add hsv1; ip netns add hsv2
 ip link add hsv1e type veth peer name hsv2e
@@ -10,12 +10,12 @@ ip -n hsv1 addr add 10.77.0.1/24 dev hsv1e; ip -n hsv1 link set hsv1e up; ip -n 
 ip -n hsv2 addr add 10.77.0.2/24 dev hsv2e; ip -n hsv2 link set hsv2e up
 ip -n hsv1 -6 addr add fd77::1/64 dev hsv1e nodad || true
 run(){ # name conf
-  cat > $1.conf
-  ip netns exec hsv2 timeout 12 tcpdump -i hsv2e -c 2 -w $1.pcap "ip proto 112 or ip6 proto 112" >/dev/null 2>&1 &
+  cat > "$1.conf"
+  ip netns exec hsv2 timeout 12 tcpdump -i hsv2e -c 2 -w "$1.pcap" "ip proto 112 or ip6 proto 112" >/dev/null 2>&1 &
   TP=$!; sleep 1
-  ip netns exec hsv1 keepalived -n -l -D -f /tmp/vcap/$1.conf -p /tmp/vcap/$1.kpid -r /tmp/vcap/$1.vpid > $1.log 2>&1 & echo $! > ka.pid
+  ip netns exec hsv1 keepalived -n -l -D -f "/tmp/vcap/$1.conf" -p "/tmp/vcap/$1.kpid" -r "/tmp/vcap/$1.vpid" > "$1.log" 2>&1 & echo $! > ka.pid
   wait $TP || true
-  kill $(cat ka.pid) 2>/dev/null || true; sleep 1
+  kill "$(cat ka.pid)" 2>/dev/null || true; sleep 1
 }
 run v2pass <<'C'
 global_defs {
