@@ -1,6 +1,7 @@
 //! Test fixtures that start real processes, for the integration tests of
 //! every daemon.
 //!
+//! - [`lab`]: the namespace lab of `deploy/lab.sh`, `down` on drop.
 //! - [`mariadb`]: a MariaDB GTID replication topology on loopback ports.
 //! - [`netlab`]: network-namespace "hosts" on a private bridge.
 //! - [`daemon`]: one of our daemons started from its built binary.
@@ -12,6 +13,7 @@
 //! unique ports, names and directories, so tests can run in parallel.
 
 pub mod daemon;
+pub mod lab;
 pub mod mariadb;
 pub mod netlab;
 pub mod ports;
