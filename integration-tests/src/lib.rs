@@ -1,6 +1,7 @@
 //! Test fixtures that start real processes, for the integration tests of
 //! every daemon.
 //!
+//! - [`chaos`]: the chaos suite over the namespace lab (workload, faults, report).
 //! - [`lab`]: the namespace lab of `deploy/lab.sh`, `down` on drop.
 //! - [`mariadb`]: a MariaDB GTID replication topology on loopback ports.
 //! - [`netlab`]: network-namespace "hosts" on a private bridge.
@@ -12,6 +13,7 @@
 //! Every fixture cleans up in `Drop` (so also when a test panics), and uses
 //! unique ports, names and directories, so tests can run in parallel.
 
+pub mod chaos;
 pub mod daemon;
 pub mod lab;
 pub mod mariadb;

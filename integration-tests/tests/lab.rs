@@ -17,6 +17,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use hastack_it::chaos::vip_holders;
 use hastack_it::lab::Lab;
 use hastack_it::wait_for;
 
@@ -98,29 +99,6 @@ sys.exit("written but not read back: " + v)
     } else {
         Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
     }
-}
-
-/// Which of lb-1, lb-2 have the VIP on eth0.
-fn vip_holders() -> Vec<&'static str> {
-    ["lb-1", "lb-2"]
-        .into_iter()
-        .filter(|h| {
-            let out = Command::new("ip")
-                .args([
-                    "-n",
-                    &format!("hs-{h}"),
-                    "-4",
-                    "-o",
-                    "addr",
-                    "show",
-                    "dev",
-                    "eth0",
-                ])
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&out.stdout).contains(&format!(" {VIP}/"))
-        })
-        .collect()
 }
 
 /// Which lb host this machine's ARP entry for the VIP points at.
