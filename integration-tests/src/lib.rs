@@ -1,6 +1,8 @@
 //! Test fixtures that start real processes, for the integration tests of
 //! every daemon.
 //!
+//! - [`chaos`]: the chaos suite over the namespace lab (workload, faults, report).
+//! - [`lab`]: the namespace lab of `deploy/lab.sh`, `down` on drop.
 //! - [`mariadb`]: a MariaDB GTID replication topology on loopback ports.
 //! - [`netlab`]: network-namespace "hosts" on a private bridge.
 //! - [`daemon`]: one of our daemons started from its built binary.
@@ -11,7 +13,9 @@
 //! Every fixture cleans up in `Drop` (so also when a test panics), and uses
 //! unique ports, names and directories, so tests can run in parallel.
 
+pub mod chaos;
 pub mod daemon;
+pub mod lab;
 pub mod mariadb;
 pub mod netlab;
 pub mod ports;

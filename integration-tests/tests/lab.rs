@@ -13,15 +13,15 @@
 // The test measures how long failovers take on the wall clock.
 #![allow(clippy::disallowed_methods)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hastack_it::daemon::bin_path;
+use hastack_it::chaos::vip_holders;
+use hastack_it::lab::Lab;
 use hastack_it::wait_for;
 
 const VIP: &str = "10.99.0.100";
-const HOSTS: &[&str] = &["lb-1", "lb-2", "proxy-1", "proxy-2", "db-1", "db-2", "db-3"];
 const DAEMONS: &[(&str, &str)] = &[
     ("lb-1", "lbd"),
     ("lb-1", "vrrpd"),
@@ -35,109 +35,6 @@ const DAEMONS: &[(&str, &str)] = &[
     ("db-2", "mariadbd"),
     ("db-3", "mariadbd"),
 ];
-
-/// The lab of one test: `down` on drop, so also when a step fails (after
-/// printing the daemons' logs).
-struct Lab {
-    script: PathBuf,
-    state: PathBuf,
-    bin_dir: PathBuf,
-    down_done: bool,
-}
-
-impl Lab {
-    fn new() -> Self {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        // The debug binaries cargo built for the tests: no release build here.
-        let bin_dir = bin_path("vrrpd").unwrap().parent().unwrap().to_owned();
-        let state = std::env::temp_dir().join(format!("hastack-lab-test-{}", std::process::id()));
-        Lab {
-            script: repo.join("deploy/lab.sh"),
-            state,
-            bin_dir,
-            down_done: false,
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("bash")
-            .arg(&self.script)
-            .args(args)
-            .env("HASTACK_LAB_DIR", &self.state)
-            .env("HASTACK_BIN_DIR", &self.bin_dir)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    /// Runs `lab.sh args`, asserts it succeeded, returns its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "lab.sh {} failed ({}):\n{stdout}\n{}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-
-    /// The PIDs lab.sh recorded, as (HOST:DAEMON, pid).
-    fn pids(&self) -> Vec<(String, i32)> {
-        let mut pids = Vec::new();
-        for e in std::fs::read_dir(self.state.join("pids")).unwrap() {
-            let e = e.unwrap();
-            let pid = std::fs::read_to_string(e.path()).unwrap();
-            pids.push((
-                e.file_name().to_string_lossy().into_owned(),
-                pid.trim().parse().unwrap(),
-            ));
-        }
-        pids
-    }
-
-    fn logs(&self) -> String {
-        let mut all = String::new();
-        for h in HOSTS {
-            let Ok(dir) = std::fs::read_dir(self.state.join(h)) else {
-                continue;
-            };
-            for e in dir.flatten() {
-                let p = e.path();
-                if p.extension().is_some_and(|x| x == "log") {
-                    let text = std::fs::read_to_string(&p).unwrap_or_default();
-                    let start = text.len().saturating_sub(3000);
-                    let start = (start..text.len())
-                        .find(|&i| text.is_char_boundary(i))
-                        .unwrap_or(0);
-                    all += &format!("=== {}\n{}\n", p.display(), &text[start..]);
-                }
-            }
-        }
-        all
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if self.down_done {
-            return;
-        }
-        if std::thread::panicking() {
-            eprintln!("lab logs:\n{}", self.logs());
-            let out = self.run(&["status"]);
-            eprintln!("lab status:\n{}", String::from_utf8_lossy(&out.stdout));
-        }
-        let out = self.run(&["down"]);
-        eprintln!(
-            "lab.sh down: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
 
 /// `mariadb` CLI through the VIP as app/app; stdout on success.
 fn mariadb(sql: &str) -> Result<String, String> {
@@ -204,29 +101,6 @@ sys.exit("written but not read back: " + v)
     }
 }
 
-/// Which of lb-1, lb-2 have the VIP on eth0.
-fn vip_holders() -> Vec<&'static str> {
-    ["lb-1", "lb-2"]
-        .into_iter()
-        .filter(|h| {
-            let out = Command::new("ip")
-                .args([
-                    "-n",
-                    &format!("hs-{h}"),
-                    "-4",
-                    "-o",
-                    "addr",
-                    "show",
-                    "dev",
-                    "eth0",
-                ])
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&out.stdout).contains(&format!(" {VIP}/"))
-        })
-        .collect()
-}
-
 /// Which lb host this machine's ARP entry for the VIP points at.
 fn arp_answerer() -> Option<String> {
     let neigh = sh("ip", &["neigh", "show", VIP, "dev", "hsbr0"]);
@@ -274,13 +148,13 @@ fn lab_up_failover_down() {
         "the namespace lab needs root (CI runs as root); run it with sudo"
     );
     let started = Instant::now();
-    let mut lab = Lab::new();
+    let mut lab = Lab::for_test("test").unwrap();
 
-    let up = lab.ok(&["up"]);
+    let up = lab.ok(&["up"]).unwrap();
     eprintln!("up in {:?}:\n{up}", started.elapsed());
     assert!(up.contains("mariadb -h 10.99.0.100"), "{up}");
     // Up twice: already up, nothing broken.
-    let again = lab.ok(&["up"]);
+    let again = lab.ok(&["up"]).unwrap();
     assert!(again.contains("already up"), "{again}");
 
     // A write and a read through the VIP, with the CLI and with PyMySQL.
@@ -295,7 +169,7 @@ fn lab_up_failover_down() {
     pymysql_roundtrip("pymysql").unwrap();
 
     // status lists every daemon, running.
-    let status = lab.ok(&["status"]);
+    let status = lab.ok(&["status"]).unwrap();
     eprintln!("{status}");
     assert!(
         status.contains("VIP 10.99.0.100:3306 held by: lb-1, answering: lb-1"),
@@ -311,7 +185,7 @@ fn lab_up_failover_down() {
             .unwrap_or_else(|| panic!("no line for {host} {daemon} in:\n{status}"));
         assert!(!line.contains("NOT RUNNING"), "{line}\n{status}");
     }
-    let pids = lab.pids();
+    let pids = lab.pids().unwrap();
     assert_eq!(pids.len(), DAEMONS.len(), "{pids:?}");
 
     // lb-1's vrrpd killed: lb-2 takes the VIP and it answers. (A vrrpd
@@ -319,7 +193,7 @@ fn lab_up_failover_down() {
     // lb-1 keeps it too, and lb-2's gratuitous ARP moves this machine's
     // traffic.)
     let t = Instant::now();
-    lab.ok(&["kill", "lb-1:vrrpd"]);
+    lab.ok(&["kill", "lb-1:vrrpd"]).unwrap();
     let moved = wait_for(Duration::from_secs(15), Duration::from_millis(50), || {
         vip_holders().contains(&"lb-2").then_some(())
     });
@@ -336,7 +210,7 @@ fn lab_up_failover_down() {
     );
     eprintln!("VIP on lb-2 and answering {:?} after the kill", t.elapsed());
     mariadb("INSERT INTO app.lab (v) VALUES ('via lb-2')").unwrap();
-    let status = lab.ok(&["status"]);
+    let status = lab.ok(&["status"]).unwrap();
     assert!(status.contains("answering: lb-2"), "{status}");
     assert!(
         status
@@ -348,7 +222,7 @@ fn lab_up_failover_down() {
     // db-1 (the primary) killed: writes through the VIP succeed again once
     // a sqlproxyd promoted a replica (heartbeat 1s × fail_count 3).
     let t = Instant::now();
-    lab.ok(&["kill", "db-1"]);
+    lab.ok(&["kill", "db-1"]).unwrap();
     let mut last = String::new();
     let resumed = wait_for(
         Duration::from_secs(30),
@@ -367,7 +241,7 @@ fn lab_up_failover_down() {
         took <= Duration::from_secs(10),
         "writes resumed only after {took:?}"
     );
-    let status = lab.ok(&["status"]);
+    let status = lab.ok(&["status"]).unwrap();
     eprintln!("{status}");
     let primaries: Vec<&str> = status
         .lines()
@@ -383,7 +257,7 @@ fn lab_up_failover_down() {
     pymysql_roundtrip("pymysql-after-failover").unwrap();
 
     // down: no process, namespace, bridge, mount, nft table or state left.
-    let down = lab.ok(&["down"]);
+    let down = lab.ok(&["down"]).unwrap();
     lab.down_done = true;
     eprintln!("{down}");
     for (name, pid) in &pids {
@@ -399,7 +273,7 @@ fn lab_up_failover_down() {
     assert!(!addrs.contains("10.99.0."), "{addrs}");
     assert!(!lab.state.exists(), "{} left behind", lab.state.display());
     // Down again: nothing is up, still fine.
-    let again = lab.ok(&["down"]);
+    let again = lab.ok(&["down"]).unwrap();
     assert!(again.contains("nothing is up"), "{again}");
     eprintln!("whole lab test: {:?}", started.elapsed());
 }

@@ -1,0 +1,969 @@
+//! The chaos suite over the namespace lab (issue 10, items 1–3): a workload
+//! through the VIP with an honest ledger, a fault injector driving
+//! `deploy/lab.sh`, a sampler of the stack's state, a checker of the final
+//! tables on every MariaDB node, and a report per fault.
+//!
+//! The lab uses fixed names (hsbr0, hs-*): only one may run at a time, so
+//! whatever drives [`Lab`] must run in the nextest test group `lab`.
+
+// The suite measures wall-clock unavailability: it reads the clock.
+#![allow(clippy::disallowed_methods)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+pub use crate::lab::{lab_in_use, Lab};
+use mysql::prelude::Queryable;
+use mysql::{Conn, OptsBuilder};
+
+pub const VIP: &str = "10.99.0.100";
+pub const LB_HOSTS: [&str; 2] = ["lb-1", "lb-2"];
+pub const PROXIES: [(&str, &str); 2] = [("proxy-1", "10.99.0.11"), ("proxy-2", "10.99.0.12")];
+pub const DBS: [(&str, &str); 3] = [
+    ("db-1", "10.99.0.31"),
+    ("db-2", "10.99.0.32"),
+    ("db-3", "10.99.0.33"),
+];
+
+// --- connections -----------------------------------------------------------------
+
+fn connect(host: &str, user: &str, pass: &str, db: Option<&str>) -> Result<Conn> {
+    let opts = OptsBuilder::new()
+        .ip_or_hostname(Some(host))
+        .tcp_port(3306)
+        .user(Some(user))
+        .pass(Some(pass))
+        .db_name(db)
+        .tcp_connect_timeout(Some(Duration::from_secs(2)))
+        .read_timeout(Some(Duration::from_secs(5)))
+        .write_timeout(Some(Duration::from_secs(5)));
+    Ok(Conn::new(opts)?)
+}
+
+/// A plain HTTP/1.0 GET with short timeouts (a SIGSTOPped daemon accepts
+/// but never answers): the body of a 200.
+fn http_body(addr: &str, path: &str) -> Option<String> {
+    let addr: SocketAddr = addr.parse().ok()?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(700))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    if !resp.starts_with("HTTP/1.") || resp.split(' ').nth(1) != Some("200") {
+        return None;
+    }
+    resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
+}
+
+// --- the workload and its ledger ---------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    /// One autocommit INSERT.
+    Insert,
+    /// BEGIN; two INSERTs; COMMIT.
+    Txn,
+    Read,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ack,
+    /// Definitely not applied: a server error, a failed connect, or the
+    /// connection broke before COMMIT was sent. Code 0: not a server error.
+    Error(u16, String),
+    /// The connection broke after the autocommit INSERT or the COMMIT was
+    /// sent: it may or may not be applied.
+    Unknown(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Op {
+    pub conn: usize,
+    pub kind: OpKind,
+    /// The ids it writes.
+    pub ids: Vec<u64>,
+    /// Since the workload's start.
+    pub start: Duration,
+    pub end: Duration,
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkloadConfig {
+    pub conns: usize,
+    /// Per connection.
+    pub max_ops: u64,
+    pub max_time: Duration,
+    /// Pause between two operations of a connection.
+    pub pause: Duration,
+}
+
+/// A running workload: one thread per connection; [`Workload::finish`]
+/// stops it and returns the ledger.
+pub struct Workload {
+    pub t0: Instant,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<Vec<Op>>>,
+}
+
+/// Where an error leaves a write: a server error is definite; a broken
+/// connection is definite only if it broke before the commit was sent.
+fn classify(e: &mysql::Error, commit_sent: bool) -> Outcome {
+    match e {
+        mysql::Error::MySqlError(m) => Outcome::Error(m.code, m.message.clone()),
+        other if commit_sent => Outcome::Unknown(other.to_string()),
+        other => Outcome::Error(0, other.to_string()),
+    }
+}
+
+impl Workload {
+    /// Creates `app.TABLE` through the VIP (waits until every node has it)
+    /// and starts the connections.
+    pub fn start(table: &str, cfg: &WorkloadConfig) -> Result<Workload> {
+        let mut c = connect(VIP, "app", "app", Some("app"))?;
+        c.query_drop(format!(
+            "CREATE TABLE {table} (seq BIGINT AUTO_INCREMENT PRIMARY KEY, id BIGINT NOT NULL, \
+             conn INT NOT NULL, payload VARCHAR(64) NOT NULL, KEY (id))"
+        ))?;
+        drop(c);
+        // Every reachable node has the table before the load starts.
+        wait_replicated(Duration::from_secs(20))?;
+        let t0 = Instant::now();
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..cfg.conns)
+            .map(|n| {
+                let (table, cfg, stop) = (table.to_owned(), cfg.clone(), stop.clone());
+                std::thread::spawn(move || client_loop(n, &table, &cfg, t0, &stop))
+            })
+            .collect();
+        Ok(Workload { t0, stop, threads })
+    }
+
+    pub fn now(&self) -> Duration {
+        Instant::now().duration_since(self.t0)
+    }
+
+    pub fn finish(self) -> Vec<Op> {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut ops: Vec<Op> = self
+            .threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap_or_default())
+            .collect();
+        ops.sort_by_key(|o| o.start);
+        ops
+    }
+}
+
+fn client_loop(
+    n: usize,
+    table: &str,
+    cfg: &WorkloadConfig,
+    t0: Instant,
+    stop: &AtomicBool,
+) -> Vec<Op> {
+    let deadline = t0 + cfg.max_time;
+    let mut ops = Vec::new();
+    let mut conn: Option<Conn> = None;
+    let mut next_id = (n as u64 + 1) * 10_000_000;
+    let mut seq = 0u64;
+    while seq < cfg.max_ops && !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+        let kind = match seq % 4 {
+            0 | 1 => OpKind::Insert,
+            2 => OpKind::Txn,
+            _ => OpKind::Read,
+        };
+        seq += 1;
+        let ids: Vec<u64> = match kind {
+            OpKind::Insert => vec![next_id],
+            OpKind::Txn => vec![next_id, next_id + 1],
+            OpKind::Read => vec![],
+        };
+        next_id += ids.len() as u64;
+        let start = Instant::now().duration_since(t0);
+        let outcome = match conn.as_mut() {
+            Some(c) => run_op(c, table, n, kind, &ids),
+            None => match connect(VIP, "app", "app", Some("app")) {
+                Ok(c) => run_op(conn.insert(c), table, n, kind, &ids),
+                Err(e) => Outcome::Error(0, format!("connect: {e}")),
+            },
+        };
+        let end = Instant::now().duration_since(t0);
+        let failed = outcome != Outcome::Ack;
+        ops.push(Op {
+            conn: n,
+            kind,
+            ids,
+            start,
+            end,
+            outcome,
+        });
+        if failed {
+            // A pool discards a connection that failed and retries on a new one.
+            conn = None;
+            std::thread::sleep(Duration::from_millis(50));
+        } else {
+            std::thread::sleep(cfg.pause);
+        }
+    }
+    ops
+}
+
+fn run_op(c: &mut Conn, table: &str, n: usize, kind: OpKind, ids: &[u64]) -> Outcome {
+    let insert =
+        |id: u64| format!("INSERT INTO {table} (id, conn, payload) VALUES ({id}, {n}, 'p{id}')");
+    match kind {
+        OpKind::Insert => match c.query_drop(insert(ids[0])) {
+            Ok(()) => Outcome::Ack,
+            Err(e) => classify(&e, true),
+        },
+        OpKind::Txn => {
+            for q in std::iter::once("BEGIN".to_owned()).chain(ids.iter().map(|&id| insert(id))) {
+                if let Err(e) = c.query_drop(q) {
+                    return classify(&e, false);
+                }
+            }
+            match c.query_drop("COMMIT") {
+                Ok(()) => Outcome::Ack,
+                Err(e) => classify(&e, true),
+            }
+        }
+        OpKind::Read => match c
+            .query_first::<u64, _>(format!("SELECT COUNT(*) FROM {table} WHERE conn = {n}"))
+        {
+            Ok(_) => Outcome::Ack,
+            Err(e) => classify(&e, false),
+        },
+    }
+}
+
+// --- the state of the stack ---------------------------------------------------------
+
+#[derive(Clone, Debug, Default)]
+pub struct NodeState {
+    pub read_only: bool,
+    /// SHOW SLAVE STATUS has a row.
+    pub replicating: bool,
+    pub io_running: bool,
+    pub sql_running: bool,
+}
+
+/// read_only and replication of one node, as the monitor user.
+pub fn node_state(addr: &str) -> Result<NodeState> {
+    let opts = OptsBuilder::new()
+        .ip_or_hostname(Some(addr))
+        .tcp_port(3306)
+        .user(Some("monitor"))
+        .pass(Some("monitor"))
+        .tcp_connect_timeout(Some(Duration::from_millis(500)))
+        .read_timeout(Some(Duration::from_secs(1)));
+    let mut c = Conn::new(opts)?;
+    let ro: u8 = c
+        .query_first("SELECT @@read_only")?
+        .ok_or_else(|| anyhow!("no row"))?;
+    let row: Option<mysql::Row> = c.query_first("SHOW SLAVE STATUS")?;
+    let col = |r: &mysql::Row, name: &str| -> String {
+        match r
+            .columns_ref()
+            .iter()
+            .position(|c| c.name_str() == name)
+            .and_then(|i| r.as_ref(i))
+        {
+            Some(mysql::Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
+            _ => String::new(),
+        }
+    };
+    Ok(match row {
+        Some(r) => NodeState {
+            read_only: ro != 0,
+            replicating: true,
+            io_running: col(&r, "Slave_IO_Running") == "Yes",
+            sql_running: col(&r, "Slave_SQL_Running") == "Yes",
+        },
+        None => NodeState {
+            read_only: ro != 0,
+            ..NodeState::default()
+        },
+    })
+}
+
+/// The lb hosts that have the VIP on eth0.
+pub fn vip_holders() -> Vec<&'static str> {
+    LB_HOSTS
+        .into_iter()
+        .filter(|h| {
+            Command::new("ip")
+                .args([
+                    "-n",
+                    &format!("hs-{h}"),
+                    "-4",
+                    "-o",
+                    "addr",
+                    "show",
+                    "dev",
+                    "eth0",
+                ])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&format!(" {VIP}/")))
+        })
+        .collect()
+}
+
+/// What a sqlproxyd's /status names as dh1's primary (None: no answer).
+pub fn proxy_primary(addr: &str) -> Option<String> {
+    let body = http_body(&format!("{addr}:9166"), "/status")?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let dh = v.get("state")?.get("data_hosts")?.get(0)?;
+    Some(
+        dh.get("primary")
+            .and_then(|p| p.as_str())
+            .unwrap_or("none")
+            .to_owned(),
+    )
+}
+
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub t: Duration,
+    pub vip_holders: Vec<&'static str>,
+    /// Nodes with read_only=0 and not replicating.
+    pub writable: Vec<&'static str>,
+    pub read_only: Vec<&'static str>,
+    /// Per proxy, its primary (None: no answer).
+    pub proxy_primary: Vec<Option<String>>,
+}
+
+/// Samples the stack every `every` until stopped.
+pub struct Sampler {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sampler {
+    pub fn start(t0: Instant, every: Duration) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let (s2, v2) = (stop.clone(), samples.clone());
+        let thread = std::thread::spawn(move || {
+            while !s2.load(Ordering::SeqCst) {
+                let t = Instant::now().duration_since(t0);
+                let mut writable = Vec::new();
+                let mut read_only = Vec::new();
+                for (name, addr) in DBS {
+                    if let Ok(s) = node_state(addr) {
+                        if !s.read_only && !s.replicating {
+                            writable.push(name);
+                        }
+                        if s.read_only {
+                            read_only.push(name);
+                        }
+                    }
+                }
+                let sample = Sample {
+                    t,
+                    vip_holders: vip_holders(),
+                    writable,
+                    read_only,
+                    proxy_primary: PROXIES.iter().map(|(_, a)| proxy_primary(a)).collect(),
+                };
+                if let Ok(mut v) = v2.lock() {
+                    v.push(sample);
+                }
+                std::thread::sleep(every);
+            }
+        });
+        Sampler {
+            stop,
+            samples,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn finish(mut self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.samples.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+/// The node that is writable and not replicating, if exactly one is.
+pub fn current_primary() -> Result<&'static str> {
+    let w: Vec<&str> = DBS
+        .iter()
+        .filter(|(_, a)| node_state(a).is_ok_and(|s| !s.read_only && !s.replicating))
+        .map(|(n, _)| *n)
+        .collect();
+    match w.as_slice() {
+        [one] => Ok(one),
+        _ => bail!("writable primaries: {w:?}"),
+    }
+}
+
+fn db_addr(name: &str) -> &'static str {
+    DBS.iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, a)| *a)
+        .unwrap_or("0.0.0.0")
+}
+
+/// Waits until every replicating node reached the primary's GTID position.
+pub fn wait_replicated(timeout: Duration) -> Result<()> {
+    let primary = current_primary()?;
+    let mut p = connect(db_addr(primary), "monitor", "monitor", None)?;
+    let pos: String = p
+        .query_first("SELECT @@gtid_binlog_pos")?
+        .ok_or_else(|| anyhow!("no gtid_binlog_pos"))?;
+    for (name, addr) in DBS {
+        if name == primary || !node_state(addr).is_ok_and(|s| s.replicating) {
+            continue;
+        }
+        let mut c = connect(addr, "monitor", "monitor", None)?;
+        let r: Option<i64> = c.query_first(format!(
+            "SELECT MASTER_GTID_WAIT('{pos}', {})",
+            timeout.as_secs_f64()
+        ))?;
+        if r != Some(0) {
+            bail!("{name} did not reach {primary}'s GTID {pos} within {timeout:?}");
+        }
+    }
+    Ok(())
+}
+
+// --- the checker ---------------------------------------------------------------------
+
+#[derive(Clone, Debug, Default)]
+pub struct Check {
+    pub primary: String,
+    /// Acknowledged ids missing on the primary.
+    pub acked_missing: Vec<u64>,
+    /// Present, though the client saw a definite failure.
+    pub failed_present: Vec<u64>,
+    /// Present with an unknown outcome (allowed), and absent ones.
+    pub unknown_present: usize,
+    pub unknown_absent: usize,
+    /// Ids present more than once on the primary.
+    pub duplicates: Vec<u64>,
+    /// Present on the primary but never written by the workload.
+    pub phantom: Vec<u64>,
+    /// Nodes whose table differs from the primary's (or unreadable).
+    pub disagree: Vec<String>,
+}
+
+fn table_ids(addr: &str, table: &str) -> Result<Vec<u64>> {
+    let mut c = connect(addr, "app", "app", Some("app"))?;
+    Ok(c.query(format!("SELECT id FROM {table} ORDER BY id"))?)
+}
+
+/// Compares the ledger with the final table on the primary and every
+/// other node (after replication caught up).
+pub fn check(table: &str, ops: &[Op]) -> Result<Check> {
+    wait_replicated(Duration::from_secs(30))?;
+    let primary = current_primary()?;
+    let on_primary = table_ids(db_addr(primary), table)?;
+    let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+    for id in &on_primary {
+        *counts.entry(*id).or_default() += 1;
+    }
+    let mut out = Check {
+        primary: primary.to_owned(),
+        duplicates: counts
+            .iter()
+            .filter(|(_, &n)| n > 1)
+            .map(|(&id, _)| id)
+            .collect(),
+        ..Check::default()
+    };
+    let mut written = BTreeSet::new();
+    for op in ops {
+        // A transaction is all or nothing: judge it by its first id.
+        let Some(&id) = op.ids.first() else { continue };
+        written.extend(op.ids.iter().copied());
+        let present = op.ids.iter().all(|i| counts.contains_key(i));
+        let partly = op.ids.iter().any(|i| counts.contains_key(i));
+        match &op.outcome {
+            Outcome::Ack if !present => out.acked_missing.extend(op.ids.iter().copied()),
+            Outcome::Error(..) if partly => out.failed_present.push(id),
+            Outcome::Unknown(_) if partly => out.unknown_present += 1,
+            Outcome::Unknown(_) => out.unknown_absent += 1,
+            _ => {}
+        }
+        if partly && !present {
+            // Half a transaction: never allowed.
+            out.failed_present.push(id);
+        }
+    }
+    out.phantom = counts
+        .keys()
+        .filter(|i| !written.contains(i))
+        .copied()
+        .collect();
+    for (name, addr) in DBS {
+        if name == primary {
+            continue;
+        }
+        match table_ids(addr, table) {
+            Ok(ids) if ids == on_primary => {}
+            Ok(ids) => out.disagree.push(format!(
+                "{name}: {} rows, primary {}",
+                ids.len(),
+                on_primary.len()
+            )),
+            Err(e) => out.disagree.push(format!("{name}: {e}")),
+        }
+    }
+    Ok(out)
+}
+
+// --- the report ---------------------------------------------------------------------------
+
+/// First failed operation → end of the first successful one that started
+/// after it (None: nothing failed; Some(MAX): never recovered).
+pub fn unavailability<'a>(ops: impl Iterator<Item = &'a Op>) -> Option<Duration> {
+    let ops: Vec<&Op> = ops.collect();
+    let first_fail = ops
+        .iter()
+        .filter(|o| o.outcome != Outcome::Ack)
+        .map(|o| o.start)
+        .min()?;
+    Some(
+        ops.iter()
+            .filter(|o| o.outcome == Outcome::Ack && o.start > first_fail)
+            .map(|o| o.end)
+            .min()
+            .map_or(Duration::MAX, |e| e.saturating_sub(first_fail)),
+    )
+}
+
+#[derive(Clone, Debug)]
+pub struct FaultReport {
+    pub fault: String,
+    pub write_unavailable: Option<Duration>,
+    pub read_unavailable: Option<Duration>,
+    pub ops: usize,
+    pub ops_failed: usize,
+    pub ops_unknown: usize,
+    /// The longest write, acknowledged or not: a stall that ends in success
+    /// is unavailability the error-based measure does not see.
+    pub max_write_latency: Duration,
+    pub check: Check,
+    /// Max VIP holders over the samples after convergence.
+    pub max_vip_converged: usize,
+    /// Max writable, non-replicating nodes over every sample.
+    pub max_writable: usize,
+    /// The same without the restarted old primary until it was first seen
+    /// read_only (it starts writable and sqlproxyd fences it, DESIGN.md §5):
+    /// the invariant.
+    pub max_writable_fenced: usize,
+    /// How long the restarted old primary was seen writable before fenced.
+    pub old_primary_unfenced: Option<Duration>,
+    /// Max distinct primaries the sqlproxyds named at one time.
+    pub max_proxy_primaries: usize,
+    /// Some when the fault includes the old primary's return.
+    pub old_primary: Option<String>,
+}
+
+impl FaultReport {
+    pub fn new(
+        fault: &str,
+        ops: &[Op],
+        samples: &[Sample],
+        converged: &[(Duration, Duration)],
+        check: Check,
+    ) -> Self {
+        let writes = || ops.iter().filter(|o| o.kind != OpKind::Read);
+        FaultReport {
+            fault: fault.to_owned(),
+            write_unavailable: unavailability(writes()),
+            read_unavailable: unavailability(ops.iter().filter(|o| o.kind == OpKind::Read)),
+            ops: ops.len(),
+            ops_failed: ops.iter().filter(|o| o.outcome != Outcome::Ack).count(),
+            ops_unknown: ops
+                .iter()
+                .filter(|o| matches!(o.outcome, Outcome::Unknown(_)))
+                .count(),
+            max_write_latency: writes()
+                .map(|o| o.end.saturating_sub(o.start))
+                .max()
+                .unwrap_or_default(),
+            check,
+            max_vip_converged: samples
+                .iter()
+                .filter(|s| converged.iter().any(|(a, b)| s.t >= *a && s.t <= *b))
+                .map(|s| s.vip_holders.len())
+                .max()
+                .unwrap_or(0),
+            max_writable: samples.iter().map(|s| s.writable.len()).max().unwrap_or(0),
+            max_writable_fenced: samples.iter().map(|s| s.writable.len()).max().unwrap_or(0),
+            old_primary_unfenced: None,
+            max_proxy_primaries: samples
+                .iter()
+                .map(|s| {
+                    s.proxy_primary
+                        .iter()
+                        .flatten()
+                        .filter(|p| *p != "none")
+                        .collect::<BTreeSet<_>>()
+                        .len()
+                })
+                .max()
+                .unwrap_or(0),
+            old_primary: None,
+        }
+    }
+
+    /// Accounts for `node` restarted at `at`: writable until first seen
+    /// read_only, which is the fencing, not a second primary.
+    pub fn returning(&mut self, node: &str, at: Duration, samples: &[Sample]) {
+        let fenced_at = samples
+            .iter()
+            .find(|s| s.t >= at && s.read_only.contains(&node))
+            .map(|s| s.t);
+        let unfenced = |s: &&Sample| s.t >= at && fenced_at.is_none_or(|f| s.t < f);
+        self.old_primary_unfenced = samples
+            .iter()
+            .filter(unfenced)
+            .filter(|s| s.writable.contains(&node))
+            .map(|s| s.t.saturating_sub(at))
+            .max();
+        self.max_writable_fenced = samples
+            .iter()
+            .map(|s| {
+                let exempt = unfenced(&s) && s.writable.contains(&node);
+                s.writable.len() - usize::from(exempt)
+            })
+            .max()
+            .unwrap_or(0);
+    }
+
+    /// The invariants of issue 10: what must hold whatever the timings.
+    pub fn violations(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        let c = &self.check;
+        if !c.acked_missing.is_empty() {
+            v.push(format!("acknowledged writes lost: {:?}", c.acked_missing));
+        }
+        if !c.failed_present.is_empty() {
+            v.push(format!(
+                "writes that failed (or half a txn) present: {:?}",
+                c.failed_present
+            ));
+        }
+        if !c.duplicates.is_empty() {
+            v.push(format!("duplicate ids: {:?}", c.duplicates));
+        }
+        if !c.phantom.is_empty() {
+            v.push(format!("ids nobody wrote: {:?}", c.phantom));
+        }
+        if !c.disagree.is_empty() {
+            v.push(format!(
+                "replicas disagree with {}: {:?}",
+                c.primary, c.disagree
+            ));
+        }
+        if self.max_vip_converged != 1 {
+            v.push(format!(
+                "VIP holders after convergence: {}",
+                self.max_vip_converged
+            ));
+        }
+        if self.max_writable_fenced > 1 {
+            v.push(format!(
+                "writable primaries at once: {}",
+                self.max_writable_fenced
+            ));
+        }
+        if let Some(p) = &self.old_primary {
+            if !p.starts_with("fenced, readmitted") {
+                v.push(format!("old primary: {p}"));
+            }
+        }
+        v
+    }
+}
+
+fn ms(d: Option<Duration>) -> String {
+    match d {
+        None => "0 (no failure)".to_owned(),
+        Some(Duration::MAX) => "never recovered".to_owned(),
+        Some(d) => format!("{:.2} s", d.as_secs_f64()),
+    }
+}
+
+/// The reports as a Markdown table.
+pub fn table(reports: &[FaultReport]) -> String {
+    let mut s = String::from(
+        "| fault | write unavail. | read unavail. | max write latency | ops | failed | unknown | acked lost | \
+         failed present | unknown present | dup ids | replicas disagree | max VIP holders (converged) | \
+         max writable primaries (all / old primary fenced) | old primary writable before fenced | \
+         max primaries named by proxies | old primary |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in reports {
+        let c = &r.check;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.2} s | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} |",
+            r.fault,
+            ms(r.write_unavailable),
+            ms(r.read_unavailable),
+            r.max_write_latency.as_secs_f64(),
+            r.ops,
+            r.ops_failed,
+            r.ops_unknown,
+            c.acked_missing.len(),
+            c.failed_present.len(),
+            c.unknown_present,
+            c.duplicates.len(),
+            if c.disagree.is_empty() {
+                "none".to_owned()
+            } else {
+                c.disagree.join("; ")
+            },
+            r.max_vip_converged,
+            r.max_writable,
+            r.max_writable_fenced,
+            r.old_primary_unfenced
+                .map_or("-".to_owned(), |d| format!("{:.1} s", d.as_secs_f64())),
+            r.max_proxy_primaries,
+            r.old_primary.as_deref().unwrap_or("-"),
+        );
+    }
+    s
+}
+
+// --- the fault injector ------------------------------------------------------------------
+
+/// One fault of DESIGN.md §5 and how it is undone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// `kill lb-1:lbd`; undone by `start lb-1:lbd`.
+    LbdKill,
+    /// `stop lb-1:vrrpd` (SIGTERM: priority-0 advert); undone by `start`.
+    VrrpdTerm,
+    /// `kill proxy-1:sqlproxyd`; undone by `start`.
+    SqlproxydKill,
+    /// SIGSTOP to proxy-1's sqlproxyd; undone by SIGCONT.
+    SqlproxydHang,
+    /// `kill db-1` (the primary), then `start db-1`: fenced, then readmitted.
+    PrimaryKill,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 5] = [
+        Fault::LbdKill,
+        Fault::VrrpdTerm,
+        Fault::SqlproxydKill,
+        Fault::SqlproxydHang,
+        Fault::PrimaryKill,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::LbdKill => "lbd kill -9 (lb-1)",
+            Fault::VrrpdTerm => "vrrpd SIGTERM (lb-1)",
+            Fault::SqlproxydKill => "sqlproxyd kill -9 (proxy-1)",
+            Fault::SqlproxydHang => "sqlproxyd SIGSTOP (proxy-1)",
+            Fault::PrimaryKill => "primary MariaDB kill -9 (db-1), restarted",
+        }
+    }
+}
+
+fn signal_pid(pid: i32, sig: nix::sys::signal::Signal) -> Result<()> {
+    Ok(nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        sig,
+    )?)
+}
+
+/// A node's state and readability in a sqlproxyd's /status.
+pub fn proxy_node_state(proxy: &str, node: &str) -> Option<(String, bool)> {
+    let body = http_body(&format!("{proxy}:9166"), "/status")?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let n = v
+        .get("state")?
+        .get("data_hosts")?
+        .get(0)?
+        .get("nodes")?
+        .as_array()?
+        .iter()
+        .find(|n| n.get("name").and_then(|x| x.as_str()) == Some(node))?;
+    Some((
+        n.get("state")?.as_str().unwrap_or("?").to_owned(),
+        n.get("readable")?.as_bool().unwrap_or(false),
+    ))
+}
+
+/// `n` new connections in a row through the VIP each answer `SELECT 1`
+/// and take a write (into `app.chaos_probe`).
+fn stack_serves(n: usize) -> bool {
+    (0..n).all(|_| {
+        connect(VIP, "app", "app", Some("app")).is_ok_and(|mut c| {
+            c.query_drop("INSERT INTO chaos_probe (t) VALUES (NOW(6))")
+                .is_ok()
+                && c.query_first::<u8, _>("SELECT 1").is_ok()
+        })
+    })
+}
+
+/// Waits until the stack serves again with one VIP holder.
+fn wait_converged(timeout: Duration) -> Result<()> {
+    crate::wait_for(timeout, Duration::from_millis(200), || {
+        (vip_holders().len() == 1 && stack_serves(6)).then_some(())
+    })
+    .ok_or_else(|| {
+        anyhow!(
+            "the stack did not serve again within {timeout:?} (VIP on {:?})",
+            vip_holders()
+        )
+    })
+}
+
+/// Per-fault timings of one run.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub load: WorkloadConfig,
+    /// Load before the fault.
+    pub before: Duration,
+    /// Load kept after each convergence (the window where at most one VIP
+    /// holder is asserted).
+    pub hold: Duration,
+    pub converge_timeout: Duration,
+}
+
+/// Runs the workload, injects `fault`, waits for convergence, undoes the
+/// fault, waits again, checks the ledger: one report.
+pub fn run_fault(lab: &Lab, fault: Fault, table: &str, cfg: &RunConfig) -> Result<FaultReport> {
+    let mut probe = connect(VIP, "app", "app", Some("app"))?;
+    probe.query_drop("CREATE TABLE IF NOT EXISTS chaos_probe (n BIGINT AUTO_INCREMENT PRIMARY KEY, t DATETIME(6))")?;
+    drop(probe);
+    let old_primary = current_primary()?;
+    let load = Workload::start(table, &cfg.load)?;
+    let sampler = Sampler::start(load.t0, Duration::from_millis(200));
+    std::thread::sleep(cfg.before);
+    let mut converged = Vec::new();
+    let mut hang_pid = None;
+    match fault {
+        Fault::LbdKill => drop(lab.ok(&["kill", "lb-1:lbd"])?),
+        Fault::VrrpdTerm => drop(lab.ok(&["stop", "lb-1:vrrpd"])?),
+        Fault::SqlproxydKill => drop(lab.ok(&["kill", "proxy-1:sqlproxyd"])?),
+        Fault::SqlproxydHang => {
+            let pid = lab.pid("proxy-1", "sqlproxyd")?;
+            signal_pid(pid, nix::sys::signal::Signal::SIGSTOP)?;
+            hang_pid = Some(pid);
+        }
+        Fault::PrimaryKill => drop(lab.ok(&["kill", old_primary])?),
+    }
+    let fault_at = load.now();
+    let mut old = None;
+    let mut restarted_at = None;
+    let res = (|| -> Result<()> {
+        wait_converged(cfg.converge_timeout)?;
+        let a = load.now();
+        std::thread::sleep(cfg.hold);
+        converged.push((a, load.now()));
+        match fault {
+            Fault::LbdKill => drop(lab.ok(&["start", "lb-1:lbd"])?),
+            Fault::VrrpdTerm => drop(lab.ok(&["start", "lb-1:vrrpd"])?),
+            Fault::SqlproxydKill => drop(lab.ok(&["start", "proxy-1:sqlproxyd"])?),
+            Fault::SqlproxydHang => {}
+            Fault::PrimaryKill => {
+                restarted_at = Some(load.now());
+                drop(lab.ok(&["start", old_primary])?);
+            }
+        }
+        if let Some(pid) = hang_pid.take() {
+            signal_pid(pid, nix::sys::signal::Signal::SIGCONT)?;
+        }
+        if fault == Fault::PrimaryKill {
+            old = Some(wait_readmitted(old_primary, cfg.converge_timeout * 2));
+        }
+        // Back to the initial layout: lb-1 preempts the VIP back (priority 150).
+        if matches!(fault, Fault::LbdKill | Fault::VrrpdTerm) {
+            crate::wait_for(cfg.converge_timeout, Duration::from_millis(100), || {
+                (vip_holders() == ["lb-1"]).then_some(())
+            })
+            .ok_or_else(|| anyhow!("lb-1 did not take the VIP back: {:?}", vip_holders()))?;
+        }
+        wait_converged(cfg.converge_timeout)?;
+        let b = load.now();
+        std::thread::sleep(cfg.hold);
+        converged.push((b, load.now()));
+        Ok(())
+    })();
+    if let Some(pid) = hang_pid {
+        let _ = signal_pid(pid, nix::sys::signal::Signal::SIGCONT);
+    }
+    let ops = load.finish();
+    let samples = sampler.finish();
+    res.with_context(|| format!("{} (injected at {fault_at:?})", fault.name()))?;
+    let check = check(table, &ops)?;
+    let mut r = FaultReport::new(fault.name(), &ops, &samples, &converged, check);
+    if let Some(at) = restarted_at {
+        r.returning(old_primary, at, &samples);
+    }
+    r.old_primary = old.map(|o| match o {
+        Ok(s) => s,
+        Err(e) => format!("{e:#}"),
+    });
+    Ok(r)
+}
+
+/// Waits until the restarted old primary was fenced (read_only, or a proxy
+/// calls it fenced or rejoining) and then readmitted: read_only, replicating
+/// with both threads running, up and readable on both proxies.
+fn wait_readmitted(node: &str, timeout: Duration) -> Result<String> {
+    let addr = db_addr(node);
+    let mut fenced_seen = Vec::new();
+    let t = Instant::now();
+    let ok = crate::wait_for(timeout, Duration::from_millis(200), || {
+        let st = node_state(addr).ok();
+        if st.as_ref().is_some_and(|s| s.read_only) && !fenced_seen.contains(&"read_only") {
+            fenced_seen.push("read_only");
+        }
+        let views: Vec<Option<(String, bool)>> = PROXIES
+            .iter()
+            .map(|(_, p)| proxy_node_state(p, node))
+            .collect();
+        for (s, _) in views.iter().flatten() {
+            if (s == "fenced" || s == "rejoining") && !fenced_seen.contains(&"proxy") {
+                fenced_seen.push("proxy");
+            }
+        }
+        let repl_ok =
+            st.is_some_and(|s| s.read_only && s.replicating && s.io_running && s.sql_running);
+        let proxies_ok = views
+            .iter()
+            .all(|v| v.as_ref().is_some_and(|(s, r)| s == "up" && *r));
+        (repl_ok && proxies_ok).then_some(())
+    });
+    let took = Instant::now().duration_since(t);
+    match ok {
+        Some(()) if !fenced_seen.is_empty() => {
+            Ok(format!("fenced, readmitted in {:.1} s", took.as_secs_f64()))
+        }
+        Some(()) => Ok(format!(
+            "readmitted in {:.1} s, never seen fenced",
+            took.as_secs_f64()
+        )),
+        None => Err(anyhow!(
+            "not readmitted within {timeout:?}: {:?}, proxies: {:?}",
+            node_state(addr).ok(),
+            PROXIES
+                .iter()
+                .map(|(_, p)| proxy_node_state(p, node))
+                .collect::<Vec<_>>()
+        )),
+    }
+}
