@@ -27,6 +27,10 @@ NFT_TABLE=hastack_lab
 # The bridge carries this alias, so a later run knows hsbr0 is the lab's own.
 BRIDGE_ALIAS=hastack-lab
 LOCK=/run/lock/hastack-lab.lock
+# The state dir of the lab that is up: the namespaces and bridge have fixed
+# names, so an up or down from another state dir must not take them for
+# leftovers of its own and tear down a lab it did not start.
+OWNER=/run/hastack-lab.owner
 
 HOSTS=(db-1 db-2 db-3 proxy-1 proxy-2 lb-1 lb-2)
 declare -A OCTET=([lb-1]=21 [lb-2]=22 [proxy-1]=11 [proxy-2]=12 [db-1]=31 [db-2]=32 [db-3]=33)
@@ -63,6 +67,11 @@ lock() {
   mkdir -p "$(dirname "$LOCK")"
   exec 9>"$LOCK"
   flock -n 9 || die "another lab.sh is running (lock $LOCK)"
+  local owner
+  owner=$(cat "$OWNER" 2>/dev/null) || true
+  if [[ -n $owner && $owner != "$(realpath -m "$STATE")" && -e $owner/.hastack-lab ]]; then
+    die "a lab started with state dir $owner is up; run: HASTACK_LAB_DIR=$owner $0 down"
+  fi
 }
 
 bin_dir() {
@@ -504,6 +513,7 @@ cmd_up() {
     die "$STATE exists and is not a lab state dir; set HASTACK_LAB_DIR or remove it"
   mkdir -p "$STATE/pids"
   : >"$STATE/.hastack-lab"
+  realpath -m "$STATE" >"$OWNER"
   local h d
   for h in "${HOSTS[@]}"; do mkdir -p "$(hostdir "$h")"; done
 
@@ -606,6 +616,7 @@ teardown() {
   elif [[ -e $STATE/.hastack-lab ]]; then
     rm -rf "$STATE"
   fi
+  if [[ $(cat "$OWNER" 2>/dev/null) == "$(realpath -m "$STATE")" ]]; then rm -f "$OWNER"; fi
 }
 
 cmd_down() {
