@@ -468,8 +468,15 @@ install_datadirs() {
 
 setup_replication() {
   root_sql db-1 -e "$USERS_SQL"
+  # Semi-synchronous from the start: a commit on db-1 returns once a replica
+  # has the transaction, so killing db-1 loses no acknowledged write (the
+  # chaos suite checks it). The replicas read the setting when their IO
+  # thread connects, hence before START SLAVE.
+  root_sql db-1 -e "SET GLOBAL rpl_semi_sync_master_enabled=ON;
+    SET GLOBAL rpl_semi_sync_master_timeout=10000"
   local h pos
   for h in db-2 db-3; do
+    root_sql "$h" -e "SET GLOBAL rpl_semi_sync_slave_enabled=ON"
     root_sql "$h" -e "CHANGE MASTER TO MASTER_HOST='$(addr db-1)', MASTER_PORT=3306,
       MASTER_USER='repl', MASTER_PASSWORD='repl', MASTER_USE_GTID=slave_pos,
       MASTER_CONNECT_RETRY=1; START SLAVE;"
