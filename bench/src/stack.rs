@@ -156,10 +156,19 @@ impl Classic {
             c.haproxy(host, &cfg)?;
         }
         for host in ["lb-1", "lb-2"] {
-            // freebind: the backup binds the VIP it does not hold yet.
+            // The backup binds the VIP it does not hold yet: Debian's HAProxy has
+            // no `freebind`, so the classic setup's sysctl, in the lab namespace.
+            let ok = Command::new("ip")
+                .args(["netns", "exec", &format!("hs-{host}")])
+                .args(["sysctl", "-q", "-w", "net.ipv4.ip_nonlocal_bind=1"])
+                .status()?
+                .success();
+            if !ok {
+                bail!("sysctl net.ipv4.ip_nonlocal_bind=1 in hs-{host} failed");
+            }
             let cfg = format!(
                 "global\n  maxconn 8000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n\
-                 frontend mysql\n  bind {CLASSIC_VIP}:3306 freebind\n  default_backend proxies\n\
+                 frontend mysql\n  bind {CLASSIC_VIP}:3306\n  default_backend proxies\n\
                  backend proxies\n  balance leastconn\n\
                  \x20 server proxy-1 10.99.0.11:{CLASSIC_PROXY_PORT} check\n\
                  \x20 server proxy-2 10.99.0.12:{CLASSIC_PROXY_PORT} check\n"
@@ -242,6 +251,21 @@ impl Classic {
             .collect()
     }
 
+    /// Every process's log, for an error message.
+    fn logs(&self) -> String {
+        self.children
+            .iter()
+            .map(|(name, _)| {
+                let log = self.dir.path().join(format!("{name}.log"));
+                format!(
+                    "--- {name}:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     fn check_running(&mut self) -> Result<()> {
         for (name, child) in &mut self.children {
             if let Some(status) = child.try_wait()? {
@@ -293,7 +317,7 @@ fn until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<T>) -> Re
     loop {
         match f() {
             Ok(v) => return Ok(v),
-            Err(e) if Instant::now() >= deadline => return Err(e.context(what.to_owned())),
+            Err(e) if Instant::now() >= deadline => bail!("{what}: {e:?}"),
             Err(_) => std::thread::sleep(Duration::from_millis(250)),
         }
     }
@@ -359,7 +383,7 @@ fn main() -> Result<()> {
     // Dropped in reverse order: the classic stack stops before the lab goes down.
     let lab = Lab::up(Duration::from_secs(wait))?;
     let mut classic = Classic::start()?;
-    until(
+    let up = until(
         "a query through the classic VIP",
         Duration::from_secs(30),
         || {
@@ -367,7 +391,10 @@ fn main() -> Result<()> {
             connect(&format!("{CLASSIC_VIP}:3306"))?.query_drop("SELECT 1")?;
             Ok(())
         },
-    )?;
+    );
+    if let Err(e) = up {
+        bail!("{e:#}\n{}", classic.logs());
+    }
     eprintln!("bench-stack: the classic stack answers on {CLASSIC_VIP}:3306");
 
     sysbench::prepare(PRIMARY.parse()?)?;
