@@ -338,6 +338,8 @@ struct Runs {
     /// CPU µs per query of each tier, one entry per run.
     tier_cpu: Vec<Vec<f64>>,
     failed: Vec<String>,
+    /// Each round's QPS (None: the run failed), for per-round ratios.
+    by_round: Vec<Option<f64>>,
 }
 
 fn measure(path: &Path3, workload: &str, threads: u32, seconds: u32, runs: &mut Runs) {
@@ -356,12 +358,14 @@ fn measure(path: &Path3, workload: &str, threads: u32, seconds: u32, runs: &mut 
                 "bench-stack: {workload} {}: {:.0} qps, p95 {:.2} ms, p99 {:.2} ms, {} errors",
                 path.name, s.qps, s.p95_ms, s.p99_ms, s.errors
             );
+            runs.by_round.push(Some(s.qps));
             runs.samples.push(s);
             runs.tier_cpu.push(per_query);
         }
         Err(e) => {
             eprintln!("bench-stack: {workload} {}: FAILED: {e:#}", path.name);
             runs.failed.push(format!("{e:#}"));
+            runs.by_round.push(None);
         }
     }
 }
@@ -475,19 +479,38 @@ fn main() -> Result<()> {
          sysbench in the root namespace."
     );
     println!();
-    println!("| workload | path | QPS | p95 ms | p99 ms | errors (ignored) | failed runs | hastack / this |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| workload | path | QPS | p95 ms | p99 ms | errors (ignored) | failed runs | hastack / this | per round (median) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (workload, runs) in &results {
         let qps = |r: &Runs| median(&r.samples, |s| s.qps);
         let hastack = qps(&runs[0]);
         for (path, r) in paths.iter().zip(runs) {
-            let ratio = if path.name == "hastack" {
-                "—".to_owned()
+            // hastack's QPS over this path's in the same round (run back to
+            // back), which cancels the drift between rounds.
+            let mut per_round: Vec<f64> = runs[0]
+                .by_round
+                .iter()
+                .zip(&r.by_round)
+                .filter_map(|(h, t)| Some(h.as_ref()? / t.as_ref()?))
+                .collect();
+            per_round.sort_by(f64::total_cmp);
+            let (ratio, rounds_ratio) = if path.name == "hastack" {
+                ("—".to_owned(), "—".to_owned())
             } else {
-                format!("{:.2}×", hastack / qps(r))
+                let list: Vec<String> = per_round.iter().map(|x| format!("{x:.2}")).collect();
+                (
+                    format!("{:.2}×", hastack / qps(r)),
+                    format!(
+                        "{:.2}× ({})",
+                        per_round.get(per_round.len() / 2).copied().unwrap_or(0.0),
+                        list.join(", ")
+                    ),
+                )
             };
             println!(
-                "| {workload} | {} | {:.0} | {:.2} | {:.2} | {} | {}/{rounds} | {ratio} |",
+                "| {workload} | {} | {:.0} | {:.2} | {:.2} | {} | {}/{rounds} | {ratio} | {rounds_ratio} |",
                 path.name,
                 qps(r),
                 median(&r.samples, |s| s.p95_ms),
