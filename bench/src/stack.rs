@@ -123,9 +123,11 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         eprintln!("bench-stack: deploy/lab.sh down");
+        // Its output to stderr: stdout is the report.
         let _ = Command::new(&self.script)
             .arg("down")
             .stdin(Stdio::null())
+            .stdout(Stdio::from(std::io::stderr()))
             .status();
     }
 }
