@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use hastack_bench::sysbench::{self, cpu_seconds, median, Sample};
 use hastack_it::ports::free_port;
 use hastack_it::sqlproxy::{Proxy, RawClient};
 use hastack_it::{wait_for, MariaDbCluster};
@@ -62,27 +63,6 @@ impl Drop for Haproxy {
     }
 }
 
-#[derive(Clone, Copy, Default)]
-struct Sample {
-    qps: f64,
-    p95_ms: f64,
-    errors: u64,
-    /// CPU time the proxy process spent per query, in microseconds (0 for direct).
-    cpu_us_per_query: f64,
-}
-
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the parenthesised command name; utime and stime are 14 and 15.
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // CLK_TCK is 100 on Linux.
-    Ok(ticks / 100.0)
-}
-
 /// Runs sysbench against `addr`, charging CPU to `proxy_pid` if there is a proxy.
 fn measured(
     addr: SocketAddr,
@@ -92,74 +72,12 @@ fn measured(
     seconds: u32,
 ) -> Result<Sample> {
     let before = proxy_pid.map(cpu_seconds).transpose()?;
-    let mut s = sysbench(addr, workload, threads, seconds, &[])?;
+    let mut s = sysbench::run(addr, workload, threads, seconds, &[])?;
     if let (Some(pid), Some(before)) = (proxy_pid, before) {
         let used = cpu_seconds(pid)? - before;
         s.cpu_us_per_query = used * 1e6 / (s.qps * f64::from(seconds)).max(1.0);
     }
     Ok(s)
-}
-
-fn median(mut v: Vec<Sample>, key: fn(&Sample) -> f64) -> f64 {
-    v.sort_by(|a, b| key(a).total_cmp(&key(b)));
-    v.get(v.len() / 2).map(key).unwrap_or(0.0)
-}
-
-fn sysbench(
-    addr: SocketAddr,
-    workload: &str,
-    threads: u32,
-    seconds: u32,
-    extra: &[&str],
-) -> Result<Sample> {
-    let out = Command::new("sysbench")
-        .arg(workload)
-        .args([
-            "--db-driver=mysql",
-            "--mysql-host=127.0.0.1",
-            "--mysql-user=app",
-            "--mysql-password=app",
-            "--mysql-db=sbtest",
-        ])
-        .arg(format!("--mysql-port={}", addr.port()))
-        .args([
-            "--tables=4",
-            "--table-size=10000",
-            "--percentile=95",
-            "--report-interval=0",
-        ])
-        .arg(format!("--threads={threads}"))
-        .arg(format!("--time={seconds}"))
-        .args(extra)
-        .arg("run")
-        .output()
-        .context("running sysbench")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!(
-            "sysbench {workload} against {addr} failed:\n{text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let field = |key: &str| -> Option<f64> {
-        let line = text.lines().find(|l| l.trim_start().starts_with(key))?;
-        line.split_whitespace()
-            .find_map(|w| w.trim_start_matches('(').parse::<f64>().ok())
-    };
-    // "queries: 1234 (567.89 per sec.)": the rate is the figure in parentheses.
-    let qps = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("queries:"))
-        .and_then(|l| l.split('(').nth(1))
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    Ok(Sample {
-        qps,
-        p95_ms: field("95th percentile:").unwrap_or(0.0),
-        errors: field("ignored errors:").unwrap_or(0.0) as u64,
-        cpu_us_per_query: 0.0,
-    })
 }
 
 fn rss_kib(pid: u32) -> Result<u64> {
@@ -189,24 +107,7 @@ fn main() -> Result<()> {
     // balance 0: every query to the primary, so all three paths reach the same server.
     let proxy = Proxy::start(&cluster, "primary", "")?;
     let haproxy = Haproxy::start(cluster.addr(0))?;
-    let prepare = Command::new("sysbench")
-        .args([
-            "oltp_read_write",
-            "--db-driver=mysql",
-            "--mysql-host=127.0.0.1",
-            "--mysql-user=app",
-            "--mysql-password=app",
-            "--mysql-db=sbtest",
-        ])
-        .arg(format!("--mysql-port={}", cluster.addr(0).port()))
-        .args(["--tables=4", "--table-size=10000", "prepare"])
-        .output()?;
-    if !prepare.status.success() {
-        bail!(
-            "sysbench prepare: {}",
-            String::from_utf8_lossy(&prepare.stderr)
-        );
-    }
+    sysbench::prepare(cluster.addr(0))?;
     cluster.wait_caught_up(Duration::from_secs(60))?;
 
     let rounds: usize = std::env::var("BENCH_ROUNDS")
@@ -242,20 +143,16 @@ fn main() -> Result<()> {
             let qps = |x: &Sample| x.qps;
             let p95 = |x: &Sample| x.p95_ms;
             let cpu = |x: &Sample| x.cpu_us_per_query;
-            let (dq, hq, sq) = (
-                median(d.clone(), qps),
-                median(h.clone(), qps),
-                median(s.clone(), qps),
-            );
+            let (dq, hq, sq) = (median(&d, qps), median(&h, qps), median(&s, qps));
             println!(
                 "| {workload} | {threads} | {dq:.0} | {hq:.0} | {sq:.0} | {:.2}× | {:.2}× | {:.2} / {:.2} / {:.2} | {:.1} / {:.1} | {de}/{he}/{se} |",
                 sq / hq,
                 sq / dq,
-                median(d, p95),
-                median(h.clone(), p95),
-                median(s.clone(), p95),
-                median(h, cpu),
-                median(s, cpu),
+                median(&d, p95),
+                median(&h, p95),
+                median(&s, p95),
+                median(&h, cpu),
+                median(&s, cpu),
             );
         }
     }

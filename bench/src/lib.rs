@@ -1,0 +1,3 @@
+//! Code the benchmark binaries share.
+
+pub mod sysbench;
