@@ -410,8 +410,17 @@ mod tests {
         }
 
         #[test]
-        fn a_failure_never_raises_the_priority(base in 1u8..=254, v in arb_items(), k in 0usize..12) {
-            prop_assume!(k < v.len() && v[k].0);
+        fn a_failure_never_raises_the_priority(
+            base in 1u8..=254,
+            v in arb_items(),
+            k in any::<prop::sample::Index>(),
+        ) {
+            // Built rather than assumed: an assumption on a random index
+            // rejected so many cases that proptest gave up (a flaky CI run).
+            let mut v = v;
+            v.push((true, 0));
+            let k = k.index(v.len());
+            v[k].0 = true;
             let before = health(base, tracked(&v));
             let mut after = v.clone();
             after[k].0 = false;
