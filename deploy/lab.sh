@@ -150,6 +150,20 @@ mariadb_sock() { printf '%s/mysqld.sock' "$(hostdir "$1")"; }
 # Small InnoDB files and buffers (as integration-tests/src/mariadb.rs): a lab
 # node needs little and the machine runs three.
 MDB_SMALL=(--innodb-log-file-size=8M --innodb-buffer-pool-size=32M --innodb-use-native-aio=0)
+# Lossless semi-synchronous replication on every node, whichever is primary
+# (a switchover or failover moves the role): a commit returns once a replica
+# has the transaction, and AFTER_SYNC waits before the engine commits, so a
+# killed primary holds no committed transaction the replicas lack. The slave
+# side, on at startup, makes crash recovery roll back and cut from the binlog
+# what was prepared but never acknowledged: a killed primary comes back with
+# nothing the new primary lacks and sqlproxyd can readmit it (without this,
+# it keeps those transactions and stays fenced: "diverged").
+# A node with no replica connected does not wait (wait_no_slave=OFF): else
+# a replica, which has the master side on too, would hold each transaction
+# its SQL thread applies for the whole timeout.
+MDB_SEMISYNC=(--rpl-semi-sync-master-enabled=ON --rpl-semi-sync-slave-enabled=ON
+  --rpl-semi-sync-master-wait-point=AFTER_SYNC --rpl-semi-sync-master-timeout=10000
+  --rpl-semi-sync-master-wait-no-slave=OFF)
 
 daemon_cmd() {
   local host=$1 daemon=$2 dir
@@ -162,7 +176,7 @@ daemon_cmd() {
         "--server-id=${OCTET[$host]}" --log-bin=mysql-bin --binlog-format=ROW
         --log-slave-updates --gtid-strict-mode=ON --skip-name-resolve
         --performance-schema=OFF --max-connections=500 "--relay-log=$dir/relay-bin"
-        "${MDB_SMALL[@]}" --user=root)
+        "${MDB_SMALL[@]}" "${MDB_SEMISYNC[@]}" --user=root)
       # The replicas start read-only; a restarted old primary comes back
       # writable and is fenced by sqlproxyd (DESIGN.md §5).
       [[ $host == db-1 ]] || CMD+=(--read-only=ON)
@@ -359,7 +373,8 @@ schemas:
 EOF
     cat >"$dir/checkd.yaml" <<EOF
 # checkd on $h of the namespace lab (from configs/lab/checkd-$n.yaml): answers
-# lbd's checks on $a:48700 by logging in to the sqlproxyd beside it.
+# lbd's checks on $a:48700 by logging in to the sqlproxyd beside it and
+# asking its /health (503 while cut off from a live primary).
 admin_http:
   listen: $a:9167
 services:
@@ -373,6 +388,9 @@ services:
         user: app
         password: app
         query: SELECT 1
+        timeout: 2s
+      http:
+        url: http://$a:9166/health
         timeout: 2s
 EOF
   done
@@ -467,16 +485,14 @@ install_datadirs() {
 }
 
 setup_replication() {
+  # Semi-synchronous on every node from its start (MDB_SEMISYNC): killing
+  # the primary loses no acknowledged write (the chaos suite checks it).
+  # Not for the setup, though: with no replica connected yet each commit
+  # would wait out rpl_semi_sync_master_timeout.
+  root_sql db-1 -e "SET GLOBAL rpl_semi_sync_master_enabled=OFF"
   root_sql db-1 -e "$USERS_SQL"
-  # Semi-synchronous from the start: a commit on db-1 returns once a replica
-  # has the transaction, so killing db-1 loses no acknowledged write (the
-  # chaos suite checks it). The replicas read the setting when their IO
-  # thread connects, hence before START SLAVE.
-  root_sql db-1 -e "SET GLOBAL rpl_semi_sync_master_enabled=ON;
-    SET GLOBAL rpl_semi_sync_master_timeout=10000"
   local h pos
   for h in db-2 db-3; do
-    root_sql "$h" -e "SET GLOBAL rpl_semi_sync_slave_enabled=ON"
     root_sql "$h" -e "CHANGE MASTER TO MASTER_HOST='$(addr db-1)', MASTER_PORT=3306,
       MASTER_USER='repl', MASTER_PASSWORD='repl', MASTER_USE_GTID=slave_pos,
       MASTER_CONNECT_RETRY=1; START SLAVE;"
@@ -486,6 +502,7 @@ setup_replication() {
     [[ $(root_sql "$h" -e "SELECT MASTER_GTID_WAIT('$pos', 30)") == 0 ]] ||
       die "$h did not catch up with db-1 (GTID $pos) within 30s: $(slave_status "$h" | grep -E 'Running|Error' | tr -s ' ' | tr '\n' ' ')"
   done
+  root_sql db-1 -e "SET GLOBAL rpl_semi_sync_master_enabled=ON"
 }
 
 # --- commands -----------------------------------------------------------------

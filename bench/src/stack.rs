@@ -19,26 +19,22 @@
 //! Prints a markdown table for bench/RESULTS.md; progress on stderr.
 
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use hastack_bench::classic::{self, Classic};
+use hastack_bench::fault_table;
 use hastack_bench::sysbench::{self, cpu_seconds, median, Sample};
+use hastack_it::chaos::{self, RunConfig, Stack, WorkloadConfig};
 use mysql::prelude::Queryable;
 use mysql::{Conn, OptsBuilder};
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
 
 const HASTACK_VIP: &str = "10.99.0.100:3306";
-const CLASSIC_VIP: &str = "10.99.0.200";
-const PRIMARY: &str = "10.99.0.31:3306";
+const CLASSIC_VIP: &str = classic::VIP;
+const PRIMARY: &str = classic::PRIMARY;
 const REPLICAS: [&str; 2] = ["10.99.0.32:3306", "10.99.0.33:3306"];
-/// HAProxy-TCP on the proxy hosts (sqlproxyd has 8066).
-const CLASSIC_PROXY_PORT: u16 = 8067;
-/// keepalived's VRRP router id; vrrpd has 51.
-const CLASSIC_VRID: u8 = 52;
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -132,176 +128,6 @@ impl Drop for Lab {
     }
 }
 
-/// keepalived → HAProxy → HAProxy-TCP, each process in a group of its own
-/// inside a lab namespace; dropping it stops each group (SIGTERM, then SIGKILL).
-struct Classic {
-    dir: tempfile::TempDir,
-    /// (name, child); the child leads its process group.
-    children: Vec<(String, Child)>,
-}
-
-impl Classic {
-    fn start() -> Result<Classic> {
-        let dir = tempfile::Builder::new()
-            .prefix("hs-bench-stack-")
-            .tempdir()?;
-        let mut c = Classic {
-            dir,
-            children: Vec::new(),
-        };
-        for (host, ip) in [("proxy-1", "10.99.0.11"), ("proxy-2", "10.99.0.12")] {
-            let cfg = format!(
-                "global\n  maxconn 8000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n\
-                 frontend mysql\n  bind {ip}:{CLASSIC_PROXY_PORT}\n  default_backend db\n\
-                 backend db\n  server db-1 {PRIMARY} check\n"
-            );
-            c.haproxy(host, &cfg)?;
-        }
-        for host in ["lb-1", "lb-2"] {
-            // The backup binds the VIP it does not hold yet: Debian's HAProxy has
-            // no `freebind`, so the classic setup's sysctl, in the lab namespace.
-            let ok = Command::new("ip")
-                .args(["netns", "exec", &format!("hs-{host}")])
-                .args(["sysctl", "-q", "-w", "net.ipv4.ip_nonlocal_bind=1"])
-                .status()?
-                .success();
-            if !ok {
-                bail!("sysctl net.ipv4.ip_nonlocal_bind=1 in hs-{host} failed");
-            }
-            let cfg = format!(
-                "global\n  maxconn 8000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n\
-                 frontend mysql\n  bind {CLASSIC_VIP}:3306\n  default_backend proxies\n\
-                 backend proxies\n  balance leastconn\n\
-                 \x20 server proxy-1 10.99.0.11:{CLASSIC_PROXY_PORT} check\n\
-                 \x20 server proxy-2 10.99.0.12:{CLASSIC_PROXY_PORT} check\n"
-            );
-            c.haproxy(host, &cfg)?;
-        }
-        for (host, state, priority) in [("lb-1", "MASTER", 150), ("lb-2", "BACKUP", 100)] {
-            let cfg = format!(
-                "global_defs {{\nrouter_id classic-{host}\n}}\n\
-                 vrrp_instance VI_CLASSIC {{\nstate {state}\ninterface eth0\n\
-                 virtual_router_id {CLASSIC_VRID}\npriority {priority}\nadvert_int 1\n\
-                 authentication {{\nauth_type PASS\nauth_pass classic\n}}\n\
-                 virtual_ipaddress {{\n{CLASSIC_VIP}/24 dev eth0\n}}\n}}\n"
-            );
-            let conf = c.dir.path().join(format!("keepalived-{host}.conf"));
-            std::fs::write(&conf, cfg)?;
-            let pid = c.dir.path().join(format!("keepalived-{host}.pid"));
-            let vrrp_pid = c.dir.path().join(format!("keepalived-vrrp-{host}.pid"));
-            c.spawn(
-                &format!("{host}:keepalived"),
-                host,
-                &[
-                    "keepalived".as_ref(),
-                    "-n".as_ref(),
-                    "-l".as_ref(),
-                    "-D".as_ref(),
-                    "-f".as_ref(),
-                    conf.as_os_str(),
-                    "-p".as_ref(),
-                    pid.as_os_str(),
-                    "-r".as_ref(),
-                    vrrp_pid.as_os_str(),
-                ],
-            )?;
-        }
-        Ok(c)
-    }
-
-    fn haproxy(&mut self, host: &str, cfg: &str) -> Result<()> {
-        let conf = self.dir.path().join(format!("haproxy-{host}.cfg"));
-        std::fs::write(&conf, cfg)?;
-        let pid = self.dir.path().join(format!("haproxy-{host}.pid"));
-        // -db: in the foreground, so the child is HAProxy itself.
-        self.spawn(
-            &format!("{host}:haproxy"),
-            host,
-            &[
-                "haproxy".as_ref(),
-                "-db".as_ref(),
-                "-f".as_ref(),
-                conf.as_os_str(),
-                "-p".as_ref(),
-                pid.as_os_str(),
-            ],
-        )
-    }
-
-    fn spawn(&mut self, name: &str, host: &str, argv: &[&std::ffi::OsStr]) -> Result<()> {
-        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log")))?;
-        // `ip netns exec` execs the program: the child's PID is the program's.
-        let child = Command::new("ip")
-            .args(["netns", "exec", &format!("hs-{host}")])
-            .args(argv)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        eprintln!("bench-stack: started {name}, pid {}", child.id());
-        self.children.push((name.to_owned(), child));
-        Ok(())
-    }
-
-    fn pids(&self, process: &str) -> Vec<u32> {
-        self.children
-            .iter()
-            .filter(|(n, _)| n.starts_with(process))
-            .map(|(_, c)| c.id())
-            .collect()
-    }
-
-    /// Every process's log, for an error message.
-    fn logs(&self) -> String {
-        self.children
-            .iter()
-            .map(|(name, _)| {
-                let log = self.dir.path().join(format!("{name}.log"));
-                format!(
-                    "--- {name}:\n{}",
-                    std::fs::read_to_string(log).unwrap_or_default()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    fn check_running(&mut self) -> Result<()> {
-        for (name, child) in &mut self.children {
-            if let Some(status) = child.try_wait()? {
-                let log = self.dir.path().join(format!("{name}.log"));
-                bail!(
-                    "{name} exited ({status}): {}",
-                    std::fs::read_to_string(log).unwrap_or_default()
-                );
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Classic {
-    fn drop(&mut self) {
-        for (name, child) in &mut self.children {
-            let group = Pid::from_raw(child.id() as i32);
-            let _ = killpg(group, Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if matches!(child.try_wait(), Ok(None)) {
-                eprintln!("bench-stack: {name} ignored SIGTERM; SIGKILL");
-                let _ = child.kill();
-            }
-            // Whatever else is left in its group (keepalived's VRRP child).
-            let _ = killpg(group, Signal::SIGKILL);
-            let _ = child.wait();
-        }
-    }
-}
-
 fn connect(addr: &str) -> Result<Conn> {
     let addr: SocketAddr = addr.parse()?;
     let opts = OptsBuilder::new()
@@ -388,7 +214,7 @@ fn main() -> Result<()> {
 
     // Dropped in reverse order: the classic stack stops before the lab goes down.
     let lab = Lab::up(Duration::from_secs(wait))?;
-    let mut classic = Classic::start()?;
+    let mut classic = Classic::start(classic::default_lab(&repo()))?;
     let up = until(
         "a query through the classic VIP",
         Duration::from_secs(30),
@@ -436,8 +262,8 @@ fn main() -> Result<()> {
             name: "classic",
             addr: format!("{CLASSIC_VIP}:3306").parse()?,
             tiers: vec![
-                ("HAProxy on lb", classic.pids("lb-")),
-                ("HAProxy-TCP on proxy", classic.pids("proxy-")),
+                ("HAProxy on lb", classic.haproxy_pids("lb-")),
+                ("HAProxy-TCP on proxy", classic.haproxy_pids("proxy-")),
             ],
         },
         Path3 {
@@ -446,22 +272,6 @@ fn main() -> Result<()> {
             tiers: vec![],
         },
     ];
-    // The classic tiers' PIDs are HAProxy's only: keepalived is "lb-N:keepalived".
-    let paths: Vec<Path3> = paths
-        .into_iter()
-        .map(|mut p| {
-            for (_, pids) in &mut p.tiers {
-                pids.retain(|pid| {
-                    classic
-                        .children
-                        .iter()
-                        .all(|(n, c)| c.id() != *pid || n.ends_with(":haproxy"))
-                });
-            }
-            p
-        })
-        .collect();
-
     let mut results: Vec<(&str, Vec<Runs>)> = Vec::new();
     for &workload in &workloads {
         let mut runs: Vec<Runs> = paths.iter().map(|_| Runs::default()).collect();
@@ -544,7 +354,73 @@ fn main() -> Result<()> {
             }
         }
     }
-    drop(classic);
+    let reps: usize = env("BENCH_CHAOS_REPS", 3);
+    if reps > 0 {
+        chaos_tables(classic, reps)?;
+    } else {
+        drop(classic);
+    }
     drop(lab);
+    Ok(())
+}
+
+const HASTACK_HOSTS: [&str; 4] = ["lb-1", "lb-2", "proxy-1", "proxy-2"];
+
+/// The fault tables (issue 10 items 3–4): the classic stack alone first
+/// (hastack's tiers stopped, so nothing fails the primary over under it),
+/// then hastack alone (the classic stack stopped). Prints the summary and
+/// writes every run to `BENCH_CHAOS_JSON`.
+fn chaos_tables(mut classic: Classic, reps: usize) -> Result<()> {
+    let cfg = RunConfig {
+        load: WorkloadConfig {
+            conns: env("BENCH_CHAOS_CONNS", 8),
+            max_ops: 200_000,
+            max_time: Duration::from_secs(240),
+            pause: Duration::from_millis(5),
+        },
+        before: Duration::from_secs(3),
+        hold: Duration::from_secs(3),
+        converge_timeout: Duration::from_secs(30),
+        partition: Duration::from_secs(10),
+        stale_after: Duration::from_secs(7),
+    };
+    for host in HASTACK_HOSTS {
+        classic.lab().ok(&["stop", host])?;
+    }
+    let mut runs = fault_table::run("classic", &mut classic, reps, &cfg);
+    drop(classic);
+    let mut hastack = classic::default_lab(&repo());
+    for host in HASTACK_HOSTS {
+        hastack.ok(&["start", host])?;
+    }
+    until(
+        "hastack serving again, lb-1 holding its VIP",
+        Duration::from_secs(60),
+        || {
+            if chaos::vip_holders() != ["lb-1"] {
+                bail!("VIP on {:?}", chaos::vip_holders());
+            }
+            connect(HASTACK_VIP)?.query_drop("SELECT 1")?;
+            Ok(())
+        },
+    )?;
+    runs.extend(fault_table::run("hastack", &mut hastack, reps, &cfg));
+    println!();
+    println!(
+        "Fault table: each fault {reps} times, {} connections through the VIP, writes and reads \
+         (docs/lab.md); medians / worsts over the runs that completed.",
+        cfg.load.conns
+    );
+    println!();
+    print!("{}", fault_table::summary(&runs));
+    let path = std::env::var("BENCH_CHAOS_JSON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join("bench/stack-chaos.json"));
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&fault_table::json(&runs))?,
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("bench-stack: every run in {}", path.display());
     Ok(())
 }

@@ -34,6 +34,12 @@ common=(
   --server-id="$DB_SERVER_ID" --log-bin=mariadb-bin --log-slave-updates=ON
   --binlog-format=ROW --gtid-strict-mode=ON --relay-log=relay-bin
   --skip-name-resolve --log-error=/dev/stderr
+  # Lossless semi-sync on every node, as deploy/lab.sh (MDB_SEMISYNC): no
+  # acknowledged write lost with the primary, and a killed primary's crash
+  # recovery drops what no replica acknowledged, so it can rejoin.
+  --rpl-semi-sync-master-enabled=ON --rpl-semi-sync-slave-enabled=ON
+  --rpl-semi-sync-master-wait-point=AFTER_SYNC --rpl-semi-sync-master-timeout=10000
+  --rpl-semi-sync-master-wait-no-slave=OFF
 )
 
 read_only=ON

@@ -95,6 +95,8 @@ pub struct Op {
     pub start: Duration,
     pub end: Duration,
     pub outcome: Outcome,
+    /// What an acknowledged read returned: the connection's own rows.
+    pub seen: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -126,10 +128,10 @@ fn classify(e: &mysql::Error, commit_sent: bool) -> Outcome {
 }
 
 impl Workload {
-    /// Creates `app.TABLE` through the VIP (waits until every node has it)
-    /// and starts the connections.
-    pub fn start(table: &str, cfg: &WorkloadConfig) -> Result<Workload> {
-        let mut c = connect(VIP, "app", "app", Some("app"))?;
+    /// Creates `app.TABLE` through `vip` (waits until every node has it)
+    /// and starts the connections to `vip`.
+    pub fn start(vip: &'static str, table: &str, cfg: &WorkloadConfig) -> Result<Workload> {
+        let mut c = connect(vip, "app", "app", Some("app"))?;
         c.query_drop(format!(
             "CREATE TABLE {table} (seq BIGINT AUTO_INCREMENT PRIMARY KEY, id BIGINT NOT NULL, \
              conn INT NOT NULL, payload VARCHAR(64) NOT NULL, KEY (id))"
@@ -142,7 +144,7 @@ impl Workload {
         let threads = (0..cfg.conns)
             .map(|n| {
                 let (table, cfg, stop) = (table.to_owned(), cfg.clone(), stop.clone());
-                std::thread::spawn(move || client_loop(n, &table, &cfg, t0, &stop))
+                std::thread::spawn(move || client_loop(vip, n, &table, &cfg, t0, &stop))
             })
             .collect();
         Ok(Workload { t0, stop, threads })
@@ -165,6 +167,7 @@ impl Workload {
 }
 
 fn client_loop(
+    vip: &str,
     n: usize,
     table: &str,
     cfg: &WorkloadConfig,
@@ -190,11 +193,11 @@ fn client_loop(
         };
         next_id += ids.len() as u64;
         let start = Instant::now().duration_since(t0);
-        let outcome = match conn.as_mut() {
+        let (outcome, seen) = match conn.as_mut() {
             Some(c) => run_op(c, table, n, kind, &ids),
-            None => match connect(VIP, "app", "app", Some("app")) {
+            None => match connect(vip, "app", "app", Some("app")) {
                 Ok(c) => run_op(conn.insert(c), table, n, kind, &ids),
-                Err(e) => Outcome::Error(0, format!("connect: {e}")),
+                Err(e) => (Outcome::Error(0, format!("connect: {e}")), None),
             },
         };
         let end = Instant::now().duration_since(t0);
@@ -206,6 +209,7 @@ fn client_loop(
             start,
             end,
             outcome,
+            seen,
         });
         if failed {
             // A pool discards a connection that failed and retries on a new one.
@@ -218,10 +222,17 @@ fn client_loop(
     ops
 }
 
-fn run_op(c: &mut Conn, table: &str, n: usize, kind: OpKind, ids: &[u64]) -> Outcome {
+/// Runs one operation: its outcome, and for a read the count it saw.
+fn run_op(
+    c: &mut Conn,
+    table: &str,
+    n: usize,
+    kind: OpKind,
+    ids: &[u64],
+) -> (Outcome, Option<u64>) {
     let insert =
         |id: u64| format!("INSERT INTO {table} (id, conn, payload) VALUES ({id}, {n}, 'p{id}')");
-    match kind {
+    let outcome = match kind {
         OpKind::Insert => match c.query_drop(insert(ids[0])) {
             Ok(()) => Outcome::Ack,
             Err(e) => classify(&e, true),
@@ -229,7 +240,7 @@ fn run_op(c: &mut Conn, table: &str, n: usize, kind: OpKind, ids: &[u64]) -> Out
         OpKind::Txn => {
             for q in std::iter::once("BEGIN".to_owned()).chain(ids.iter().map(|&id| insert(id))) {
                 if let Err(e) = c.query_drop(q) {
-                    return classify(&e, false);
+                    return (classify(&e, false), None);
                 }
             }
             match c.query_drop("COMMIT") {
@@ -237,13 +248,16 @@ fn run_op(c: &mut Conn, table: &str, n: usize, kind: OpKind, ids: &[u64]) -> Out
                 Err(e) => classify(&e, true),
             }
         }
-        OpKind::Read => match c
-            .query_first::<u64, _>(format!("SELECT COUNT(*) FROM {table} WHERE conn = {n}"))
-        {
-            Ok(_) => Outcome::Ack,
-            Err(e) => classify(&e, false),
-        },
-    }
+        OpKind::Read => {
+            return match c
+                .query_first::<u64, _>(format!("SELECT COUNT(*) FROM {table} WHERE conn = {n}"))
+            {
+                Ok(seen) => (Outcome::Ack, seen),
+                Err(e) => (classify(&e, false), None),
+            }
+        }
+    };
+    (outcome, None)
 }
 
 // --- the state of the stack ---------------------------------------------------------
@@ -296,26 +310,92 @@ pub fn node_state(addr: &str) -> Result<NodeState> {
     })
 }
 
-/// The lb hosts that have the VIP on eth0.
+/// The lb hosts that have hastack's VIP on an eth0 that is up.
 pub fn vip_holders() -> Vec<&'static str> {
+    vip_holders_of(VIP)
+}
+
+/// The lb hosts that have `vip` on eth0, counting only those whose eth0 is
+/// up: a dead host's address answers nobody.
+pub fn vip_holders_of(vip: &str) -> Vec<&'static str> {
     LB_HOSTS
         .into_iter()
-        .filter(|h| {
-            Command::new("ip")
-                .args([
-                    "-n",
-                    &format!("hs-{h}"),
-                    "-4",
-                    "-o",
-                    "addr",
-                    "show",
-                    "dev",
-                    "eth0",
-                ])
-                .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&format!(" {VIP}/")))
-        })
+        .filter(|h| vip_prefix(h, vip).is_some_and(|(_, up)| up))
         .collect()
+}
+
+/// `vip`'s `ADDR/LEN` on `host`'s eth0, and whether eth0 is up.
+fn vip_prefix(host: &str, vip: &str) -> Option<(String, bool)> {
+    let out = Command::new("ip")
+        .args([
+            "-n",
+            &format!("hs-{host}"),
+            "-4",
+            "-o",
+            "addr",
+            "show",
+            "dev",
+            "eth0",
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let prefix = text
+        .split_whitespace()
+        .find(|w| w.starts_with(&format!("{vip}/")))?
+        .to_owned();
+    let link = Command::new("ip")
+        .args([
+            "-n",
+            &format!("hs-{host}"),
+            "-o",
+            "link",
+            "show",
+            "dev",
+            "eth0",
+        ])
+        .output()
+        .ok()?;
+    let flags = String::from_utf8_lossy(&link.stdout);
+    let up = flags
+        .split_once('<')
+        .and_then(|(_, f)| f.split_once('>'))
+        .is_some_and(|(f, _)| f.split(',').any(|x| x == "UP"));
+    Some((prefix, up))
+}
+
+/// Takes `host`'s eth0 down (its cable pulled) or up; up first removes
+/// `vip`, as the host's reboot would have.
+pub fn set_link(host: &str, up: bool, vip: &str) -> Result<()> {
+    let ns = format!("hs-{host}");
+    if up {
+        if let Some((prefix, _)) = vip_prefix(host, vip) {
+            run_ok("ip", &["-n", &ns, "addr", "del", &prefix, "dev", "eth0"])?;
+        }
+    }
+    run_ok(
+        "ip",
+        &[
+            "-n",
+            &ns,
+            "link",
+            "set",
+            "eth0",
+            if up { "up" } else { "down" },
+        ],
+    )
+}
+
+fn run_ok(program: &str, args: &[&str]) -> Result<()> {
+    let out = Command::new(program).args(args).output()?;
+    if !out.status.success() {
+        bail!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 /// What a sqlproxyd's /status names as dh1's primary (None: no answer).
@@ -342,7 +422,9 @@ pub struct Sample {
     pub proxy_primary: Vec<Option<String>>,
 }
 
-/// Samples the stack every `every` until stopped.
+/// Samples the stack every `every` until stopped: who holds `vip`, which
+/// databases are writable, and (`sqlproxyds`) what each sqlproxyd names as
+/// the primary.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
     samples: Arc<Mutex<Vec<Sample>>>,
@@ -350,7 +432,7 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    pub fn start(t0: Instant, every: Duration) -> Sampler {
+    pub fn start(t0: Instant, every: Duration, vip: &'static str, sqlproxyds: bool) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
         let (s2, v2) = (stop.clone(), samples.clone());
@@ -371,10 +453,14 @@ impl Sampler {
                 }
                 let sample = Sample {
                     t,
-                    vip_holders: vip_holders(),
+                    vip_holders: vip_holders_of(vip),
                     writable,
                     read_only,
-                    proxy_primary: PROXIES.iter().map(|(_, a)| proxy_primary(a)).collect(),
+                    proxy_primary: if sqlproxyds {
+                        PROXIES.iter().map(|(_, a)| proxy_primary(a)).collect()
+                    } else {
+                        Vec::new()
+                    },
                 };
                 if let Ok(mut v) = v2.lock() {
                     v.push(sample);
@@ -429,7 +515,15 @@ pub fn wait_replicated(timeout: Duration) -> Result<()> {
         if name == primary || !node_state(addr).is_ok_and(|s| s.replicating) {
             continue;
         }
-        let mut c = connect(addr, "monitor", "monitor", None)?;
+        // The wait may outlast connect()'s read timeout.
+        let opts = OptsBuilder::new()
+            .ip_or_hostname(Some(addr))
+            .tcp_port(3306)
+            .user(Some("monitor"))
+            .pass(Some("monitor"))
+            .tcp_connect_timeout(Some(Duration::from_secs(2)))
+            .read_timeout(Some(timeout + Duration::from_secs(5)));
+        let mut c = Conn::new(opts)?;
         let r: Option<i64> = c.query_first(format!(
             "SELECT MASTER_GTID_WAIT('{pos}', {})",
             timeout.as_secs_f64()
@@ -554,6 +648,9 @@ pub struct FaultReport {
     pub ops: usize,
     pub ops_failed: usize,
     pub ops_unknown: usize,
+    /// Reads that missed the connection's own writes acknowledged longer
+    /// than `RunConfig::stale_after` before: older than the lag threshold.
+    pub stale_reads: usize,
     /// The longest write, acknowledged or not: a stall that ends in success
     /// is unavailability the error-based measure does not see.
     pub max_write_latency: Duration,
@@ -572,6 +669,10 @@ pub struct FaultReport {
     pub max_proxy_primaries: usize,
     /// Some when the fault includes the old primary's return.
     pub old_primary: Option<String>,
+    /// From the old primary's restart to its readmission as a replica.
+    pub readmitted: Option<Duration>,
+    /// What the run saw that the columns do not say.
+    pub note: String,
 }
 
 impl FaultReport {
@@ -581,6 +682,7 @@ impl FaultReport {
         samples: &[Sample],
         converged: &[(Duration, Duration)],
         check: Check,
+        stale_after: Duration,
     ) -> Self {
         let writes = || ops.iter().filter(|o| o.kind != OpKind::Read);
         FaultReport {
@@ -593,6 +695,7 @@ impl FaultReport {
                 .iter()
                 .filter(|o| matches!(o.outcome, Outcome::Unknown(_)))
                 .count(),
+            stale_reads: stale_reads(ops, stale_after),
             max_write_latency: writes()
                 .map(|o| o.end.saturating_sub(o.start))
                 .max()
@@ -620,6 +723,8 @@ impl FaultReport {
                 .max()
                 .unwrap_or(0),
             old_primary: None,
+            readmitted: None,
+            note: String::new(),
         }
     }
 
@@ -666,6 +771,12 @@ impl FaultReport {
         if !c.phantom.is_empty() {
             v.push(format!("ids nobody wrote: {:?}", c.phantom));
         }
+        if self.stale_reads > 0 {
+            v.push(format!(
+                "reads older than the lag threshold: {}",
+                self.stale_reads
+            ));
+        }
         if !c.disagree.is_empty() {
             v.push(format!(
                 "replicas disagree with {}: {:?}",
@@ -685,12 +796,51 @@ impl FaultReport {
             ));
         }
         if let Some(p) = &self.old_primary {
-            if !p.starts_with("fenced, readmitted") {
+            if !p.starts_with("fenced, readmitted") && !p.starts_with("no failover") {
                 v.push(format!("old primary: {p}"));
             }
         }
         v
     }
+}
+
+/// Reads that returned fewer of the connection's rows than it had written,
+/// acknowledged, more than `stale_after` before the read started.
+pub fn stale_reads(ops: &[Op], stale_after: Duration) -> usize {
+    let mut stale = 0;
+    let conns: BTreeSet<usize> = ops.iter().map(|o| o.conn).collect();
+    for conn in conns {
+        // (end, rows) of the connection's acknowledged writes, by end.
+        let mut acked: Vec<(Duration, u64)> = ops
+            .iter()
+            .filter(|o| o.conn == conn && o.kind != OpKind::Read && o.outcome == Outcome::Ack)
+            .map(|o| (o.end, o.ids.len() as u64))
+            .collect();
+        acked.sort();
+        let mut total = 0;
+        let cumulative: Vec<(Duration, u64)> = acked
+            .into_iter()
+            .map(|(end, n)| {
+                total += n;
+                (end, total)
+            })
+            .collect();
+        for r in ops
+            .iter()
+            .filter(|o| o.conn == conn && o.kind == OpKind::Read)
+        {
+            let Some(seen) = r.seen else { continue };
+            let Some(cutoff) = r.start.checked_sub(stale_after) else {
+                continue;
+            };
+            let k = cumulative.partition_point(|(end, _)| *end < cutoff);
+            let must = k.checked_sub(1).map_or(0, |i| cumulative[i].1);
+            if seen < must {
+                stale += 1;
+            }
+        }
+    }
+    stale
 }
 
 fn ms(d: Option<Duration>) -> String {
@@ -705,16 +855,16 @@ fn ms(d: Option<Duration>) -> String {
 pub fn table(reports: &[FaultReport]) -> String {
     let mut s = String::from(
         "| fault | write unavail. | read unavail. | max write latency | ops | failed | unknown | acked lost | \
-         failed present | unknown present | dup ids | replicas disagree | max VIP holders (converged) | \
+         failed present | unknown present | dup ids | stale reads | replicas disagree | max VIP holders (converged) | \
          max writable primaries (all / old primary fenced) | old primary writable before fenced | \
-         max primaries named by proxies | old primary |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         max primaries named by proxies | old primary | note |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in reports {
         let c = &r.check;
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.2} s | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.2} s | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} | {} |",
             r.fault,
             ms(r.write_unavailable),
             ms(r.read_unavailable),
@@ -726,6 +876,7 @@ pub fn table(reports: &[FaultReport]) -> String {
             c.failed_present.len(),
             c.unknown_present,
             c.duplicates.len(),
+            r.stale_reads,
             if c.disagree.is_empty() {
                 "none".to_owned()
             } else {
@@ -738,6 +889,7 @@ pub fn table(reports: &[FaultReport]) -> String {
                 .map_or("-".to_owned(), |d| format!("{:.1} s", d.as_secs_f64())),
             r.max_proxy_primaries,
             r.old_primary.as_deref().unwrap_or("-"),
+            if r.note.is_empty() { "-" } else { &r.note },
         );
     }
     s
@@ -745,38 +897,140 @@ pub fn table(reports: &[FaultReport]) -> String {
 
 // --- the fault injector ------------------------------------------------------------------
 
-/// One fault of DESIGN.md §5 and how it is undone.
+/// The tier of a stack a fault hits: the load balancer, the VIP's router,
+/// or the SQL proxy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    Lb,
+    Vrrp,
+    Proxy,
+}
+
+/// A stack the faults act on, in the lab: its tiers are its own (hastack's
+/// daemons, or keepalived and HAProxy for the classic stack); the databases,
+/// hosts and network are the lab's.
+pub trait Stack {
+    fn lab(&self) -> &Lab;
+    /// Where clients connect (port 3306).
+    fn vip(&self) -> &'static str;
+    /// A tier's program, for the report.
+    fn program(&self, tier: Tier) -> &'static str;
+    /// Its proxies are sqlproxyds: they fail over, fence and readmit, and
+    /// answer /status. The classic stack's do none of that.
+    fn has_sqlproxyd(&self) -> bool;
+    fn pid(&self, host: &str, tier: Tier) -> Result<i32>;
+    /// `kill -9`, or with `graceful` SIGTERM and wait for the exit.
+    fn kill(&mut self, host: &str, tier: Tier, graceful: bool) -> Result<()>;
+    fn start(&mut self, host: &str, tier: Tier) -> Result<()>;
+}
+
+/// hastack as `deploy/lab.sh up` runs it.
+impl Stack for Lab {
+    fn lab(&self) -> &Lab {
+        self
+    }
+
+    fn vip(&self) -> &'static str {
+        VIP
+    }
+
+    fn program(&self, tier: Tier) -> &'static str {
+        match tier {
+            Tier::Lb => "lbd",
+            Tier::Vrrp => "vrrpd",
+            Tier::Proxy => "sqlproxyd",
+        }
+    }
+
+    fn has_sqlproxyd(&self) -> bool {
+        true
+    }
+
+    fn pid(&self, host: &str, tier: Tier) -> Result<i32> {
+        Lab::pid(self, host, self.program(tier))
+    }
+
+    fn kill(&mut self, host: &str, tier: Tier, graceful: bool) -> Result<()> {
+        let spec = format!("{host}:{}", self.program(tier));
+        self.ok(&[if graceful { "stop" } else { "kill" }, &spec])
+            .map(drop)
+    }
+
+    fn start(&mut self, host: &str, tier: Tier) -> Result<()> {
+        self.ok(&["start", &format!("{host}:{}", self.program(tier))])
+            .map(drop)
+    }
+}
+
+/// One fault of DESIGN.md §5 and how it is undone. Faults hit lb-1 (the VIP's
+/// initial holder), proxy-1, or whichever node is primary or replica then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Fault {
-    /// `kill lb-1:lbd`; undone by `start lb-1:lbd`.
-    LbdKill,
-    /// `stop lb-1:vrrpd` (SIGTERM: priority-0 advert); undone by `start`.
-    VrrpdTerm,
-    /// `kill proxy-1:sqlproxyd`; undone by `start`.
-    SqlproxydKill,
-    /// SIGSTOP to proxy-1's sqlproxyd; undone by SIGCONT.
-    SqlproxydHang,
-    /// `kill db-1` (the primary), then `start db-1`: fenced, then readmitted.
+    /// The primary moved to a replica by `POST /actions/switchover` on
+    /// proxy-1; not undone (the next faults find the primary wherever it is).
+    PrimarySwitchover,
+    /// kill -9 of lb-1's load balancer; undone by starting it.
+    LbKill,
+    /// SIGTERM to lb-1's VRRP router (a priority-0 advert); undone by starting it.
+    VrrpTerm,
+    /// lb-1's eth0 down and both its daemons killed -9; undone as a reboot
+    /// would: VIP gone, link up, daemons started.
+    LbHostDeath,
+    /// kill -9 of proxy-1's proxy; undone by starting it.
+    ProxyKill,
+    /// SIGSTOP to proxy-1's proxy; undone by SIGCONT.
+    ProxyHang,
+    /// Everything between proxy-1 and the primary dropped for
+    /// `RunConfig::partition`; undone by healing it.
+    ProxyPartition,
+    /// `STOP SLAVE SQL_THREAD` on a replica (its lag grows); undone by
+    /// `START SLAVE SQL_THREAD`.
+    ReplicaSqlStopped,
+    /// kill -9 of the primary's MariaDB, later restarted: hastack fences it
+    /// and readmits it as a replica.
     PrimaryKill,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 5] = [
-        Fault::LbdKill,
-        Fault::VrrpdTerm,
-        Fault::SqlproxydKill,
-        Fault::SqlproxydHang,
+    /// In the order a run takes them: the switchover first, so that every
+    /// other fault lies between it and the primary's death
+    /// (`min_switch_interval` applies to a failover after a switchover).
+    pub const ALL: [Fault; 9] = [
+        Fault::PrimarySwitchover,
+        Fault::LbKill,
+        Fault::VrrpTerm,
+        Fault::LbHostDeath,
+        Fault::ProxyKill,
+        Fault::ProxyHang,
+        Fault::ProxyPartition,
+        Fault::ReplicaSqlStopped,
         Fault::PrimaryKill,
     ];
 
-    pub fn name(self) -> &'static str {
+    /// The fault's name with `stack`'s programs in it.
+    pub fn label(self, stack: &dyn Stack) -> String {
+        let p = |t| stack.program(t);
         match self {
-            Fault::LbdKill => "lbd kill -9 (lb-1)",
-            Fault::VrrpdTerm => "vrrpd SIGTERM (lb-1)",
-            Fault::SqlproxydKill => "sqlproxyd kill -9 (proxy-1)",
-            Fault::SqlproxydHang => "sqlproxyd SIGSTOP (proxy-1)",
-            Fault::PrimaryKill => "primary MariaDB kill -9 (db-1), restarted",
+            Fault::PrimarySwitchover => "primary switchover (planned, via proxy-1)".to_owned(),
+            Fault::LbKill => format!("{} kill -9 (lb-1)", p(Tier::Lb)),
+            Fault::VrrpTerm => format!("{} SIGTERM (lb-1)", p(Tier::Vrrp)),
+            Fault::LbHostDeath => format!(
+                "LB host death (lb-1: link down, {} and {} kill -9)",
+                p(Tier::Lb),
+                p(Tier::Vrrp)
+            ),
+            Fault::ProxyKill => format!("{} kill -9 (proxy-1)", p(Tier::Proxy)),
+            Fault::ProxyHang => format!("{} SIGSTOP (proxy-1)", p(Tier::Proxy)),
+            Fault::ProxyPartition => "network partition between proxy-1 and the primary".to_owned(),
+            Fault::ReplicaSqlStopped => "replica SQL thread stopped (lag grows)".to_owned(),
+            Fault::PrimaryKill => "primary MariaDB kill -9, restarted".to_owned(),
         }
+    }
+
+    /// Whether the fault means anything for `stack`: a planned switchover
+    /// needs a proxy that can do one.
+    pub fn applies_to(self, stack: &dyn Stack) -> bool {
+        self != Fault::PrimarySwitchover || stack.has_sqlproxyd()
     }
 }
 
@@ -805,11 +1059,11 @@ pub fn proxy_node_state(proxy: &str, node: &str) -> Option<(String, bool)> {
     ))
 }
 
-/// `n` new connections in a row through the VIP each answer `SELECT 1`
-/// and take a write (into `app.chaos_probe`).
-fn stack_serves(n: usize) -> bool {
+/// `n` new connections in a row through `vip` each take a write (into
+/// `app.chaos_probe`) and answer `SELECT 1`.
+fn stack_serves(vip: &str, n: usize) -> bool {
     (0..n).all(|_| {
-        connect(VIP, "app", "app", Some("app")).is_ok_and(|mut c| {
+        connect(vip, "app", "app", Some("app")).is_ok_and(|mut c| {
             c.query_drop("INSERT INTO chaos_probe (t) VALUES (NOW(6))")
                 .is_ok()
                 && c.query_first::<u8, _>("SELECT 1").is_ok()
@@ -817,15 +1071,15 @@ fn stack_serves(n: usize) -> bool {
     })
 }
 
-/// Waits until the stack serves again with one VIP holder.
-fn wait_converged(timeout: Duration) -> Result<()> {
+/// Waits until the stack serves again through `vip` with one VIP holder.
+fn wait_converged(vip: &str, timeout: Duration) -> Result<()> {
     crate::wait_for(timeout, Duration::from_millis(200), || {
-        (vip_holders().len() == 1 && stack_serves(6)).then_some(())
+        (vip_holders_of(vip).len() == 1 && stack_serves(vip, 6)).then_some(())
     })
     .ok_or_else(|| {
         anyhow!(
             "the stack did not serve again within {timeout:?} (VIP on {:?})",
-            vip_holders()
+            vip_holders_of(vip)
         )
     })
 }
@@ -840,76 +1094,202 @@ pub struct RunConfig {
     /// holder is asserted).
     pub hold: Duration,
     pub converge_timeout: Duration,
+    /// How long a partition lasts.
+    pub partition: Duration,
+    /// A read may miss the connection's own acknowledged writes only when
+    /// they are younger than this: the proxies' `max_replica_lag`, plus a
+    /// heartbeat interval, plus a second of `Seconds_Behind_Master`'s
+    /// granularity.
+    pub stale_after: Duration,
 }
 
-/// Runs the workload, injects `fault`, waits for convergence, undoes the
-/// fault, waits again, checks the ledger: one report.
-pub fn run_fault(lab: &Lab, fault: Fault, table: &str, cfg: &RunConfig) -> Result<FaultReport> {
-    let mut probe = connect(VIP, "app", "app", Some("app"))?;
+/// A replica of `primary` with both threads running.
+fn a_replica_of(primary: &str) -> Result<&'static str> {
+    DBS.iter()
+        .filter(|(n, _)| *n != primary)
+        .find(|(_, a)| node_state(a).is_ok_and(|s| s.replicating && s.io_running && s.sql_running))
+        .map(|(n, _)| *n)
+        .ok_or_else(|| anyhow!("no running replica of {primary}"))
+}
+
+fn on_node(node: &str, sql: &str) -> Result<()> {
+    connect(db_addr(node), "monitor", "monitor", None)?
+        .query_drop(sql)
+        .with_context(|| format!("{node}: {sql}"))
+}
+
+/// Runs the workload through `stack`'s VIP, injects `fault`, waits for
+/// convergence, undoes the fault, waits again, checks the ledger: one
+/// report.
+pub fn run_fault(
+    stack: &mut dyn Stack,
+    fault: Fault,
+    table: &str,
+    cfg: &RunConfig,
+) -> Result<FaultReport> {
+    let vip = stack.vip();
+    let ha = stack.has_sqlproxyd();
+    let label = fault.label(stack);
+    let mut probe = connect(vip, "app", "app", Some("app"))?;
     probe.query_drop("CREATE TABLE IF NOT EXISTS chaos_probe (n BIGINT AUTO_INCREMENT PRIMARY KEY, t DATETIME(6))")?;
     drop(probe);
     let old_primary = current_primary()?;
-    let load = Workload::start(table, &cfg.load)?;
-    let sampler = Sampler::start(load.t0, Duration::from_millis(200));
+    let replica = a_replica_of(old_primary)?;
+    let load = Workload::start(vip, table, &cfg.load)?;
+    let sampler = Sampler::start(load.t0, Duration::from_millis(200), vip, ha);
     std::thread::sleep(cfg.before);
     let mut converged = Vec::new();
     let mut hang_pid = None;
-    match fault {
-        Fault::LbdKill => drop(lab.ok(&["kill", "lb-1:lbd"])?),
-        Fault::VrrpdTerm => drop(lab.ok(&["stop", "lb-1:vrrpd"])?),
-        Fault::SqlproxydKill => drop(lab.ok(&["kill", "proxy-1:sqlproxyd"])?),
-        Fault::SqlproxydHang => {
-            let pid = lab.pid("proxy-1", "sqlproxyd")?;
-            signal_pid(pid, nix::sys::signal::Signal::SIGSTOP)?;
-            hang_pid = Some(pid);
+    let mut note = String::new();
+    let injected = (|| -> Result<()> {
+        match fault {
+            Fault::PrimarySwitchover => {
+                let admin: SocketAddr = format!("{}:9166", PROXIES[0].1).parse()?;
+                let (code, body) = crate::daemon::try_http_post(
+                    admin,
+                    &format!("/actions/switchover?node={replica}"),
+                )?;
+                if code != 200 {
+                    bail!("POST /actions/switchover?node={replica}: {code} {body}");
+                }
+            }
+            Fault::LbKill => stack.kill("lb-1", Tier::Lb, false)?,
+            Fault::VrrpTerm => stack.kill("lb-1", Tier::Vrrp, true)?,
+            Fault::LbHostDeath => {
+                set_link("lb-1", false, vip)?;
+                stack.kill("lb-1", Tier::Lb, false)?;
+                stack.kill("lb-1", Tier::Vrrp, false)?;
+            }
+            Fault::ProxyKill => stack.kill("proxy-1", Tier::Proxy, false)?,
+            Fault::ProxyHang => {
+                let pid = stack.pid("proxy-1", Tier::Proxy)?;
+                signal_pid(pid, nix::sys::signal::Signal::SIGSTOP)?;
+                hang_pid = Some(pid);
+            }
+            Fault::ProxyPartition => {
+                drop(stack.lab().ok(&["partition", "proxy-1", old_primary])?)
+            }
+            Fault::ReplicaSqlStopped => on_node(replica, "STOP SLAVE SQL_THREAD")?,
+            Fault::PrimaryKill => drop(stack.lab().ok(&["kill", old_primary])?),
         }
-        Fault::PrimaryKill => drop(lab.ok(&["kill", old_primary])?),
-    }
+        Ok(())
+    })();
     let fault_at = load.now();
     let mut old = None;
     let mut restarted_at = None;
-    let res = (|| -> Result<()> {
-        wait_converged(cfg.converge_timeout)?;
-        let a = load.now();
-        std::thread::sleep(cfg.hold);
-        converged.push((a, load.now()));
+    let mut readmitted = None;
+    let res = injected.and_then(|()| {
         match fault {
-            Fault::LbdKill => drop(lab.ok(&["start", "lb-1:lbd"])?),
-            Fault::VrrpdTerm => drop(lab.ok(&["start", "lb-1:vrrpd"])?),
-            Fault::SqlproxydKill => drop(lab.ok(&["start", "proxy-1:sqlproxyd"])?),
-            Fault::SqlproxydHang => {}
+            Fault::ProxyPartition => {
+                // Held for its time whatever happens: the report says whether
+                // the stack routed around it meanwhile.
+                let t = Instant::now();
+                let served = wait_converged(vip, cfg.partition).is_ok();
+                if ha && !served {
+                    // proxy-1's /health says it is cut off: lbd must route
+                    // every new client to proxy-2.
+                    bail!(
+                        "new connections kept failing for the whole {:?} partition",
+                        cfg.partition
+                    );
+                }
+                note = if served {
+                    format!(
+                        "served every new connection again {:.1} s into the {:.0} s partition",
+                        t.elapsed().as_secs_f64(),
+                        cfg.partition.as_secs_f64()
+                    )
+                } else {
+                    format!(
+                        "new connections kept failing for the whole {:.0} s partition",
+                        cfg.partition.as_secs_f64()
+                    )
+                };
+                std::thread::sleep(cfg.partition.saturating_sub(t.elapsed()));
+            }
+            Fault::PrimaryKill if !ha => {
+                // No failover: the writes wait for the primary, which a DBA
+                // restarts by hand; show that they do not come back before.
+                let served = wait_converged(vip, cfg.converge_timeout).is_ok();
+                note = if served {
+                    "served again without the primary".to_owned()
+                } else {
+                    format!(
+                        "no failover: writes failed until the primary was restarted by hand after {:.0} s",
+                        cfg.converge_timeout.as_secs_f64()
+                    )
+                };
+            }
+            _ => match wait_converged(vip, cfg.converge_timeout) {
+                Ok(()) => {
+                    let a = load.now();
+                    std::thread::sleep(cfg.hold);
+                    converged.push((a, load.now()));
+                }
+                // hastack must route around every fault; for another stack
+                // that it does not is the finding.
+                Err(e) if ha => return Err(e),
+                Err(_) => {
+                    note = format!(
+                        "new connections kept failing while the fault lasted ({:.0} s, then undone)",
+                        cfg.converge_timeout.as_secs_f64()
+                    );
+                }
+            },
+        }
+        match fault {
+            Fault::PrimarySwitchover => {}
+            Fault::LbKill => stack.start("lb-1", Tier::Lb)?,
+            Fault::VrrpTerm => stack.start("lb-1", Tier::Vrrp)?,
+            Fault::LbHostDeath => {
+                set_link("lb-1", true, vip)?;
+                stack.start("lb-1", Tier::Lb)?;
+                stack.start("lb-1", Tier::Vrrp)?;
+            }
+            Fault::ProxyKill => stack.start("proxy-1", Tier::Proxy)?,
+            Fault::ProxyHang => {}
+            Fault::ProxyPartition => drop(stack.lab().ok(&["heal", "proxy-1", old_primary])?),
+            Fault::ReplicaSqlStopped => on_node(replica, "START SLAVE SQL_THREAD")?,
             Fault::PrimaryKill => {
                 restarted_at = Some(load.now());
-                drop(lab.ok(&["start", old_primary])?);
+                drop(stack.lab().ok(&["start", old_primary])?);
             }
         }
         if let Some(pid) = hang_pid.take() {
             signal_pid(pid, nix::sys::signal::Signal::SIGCONT)?;
         }
         if fault == Fault::PrimaryKill {
-            old = Some(wait_readmitted(old_primary, cfg.converge_timeout * 2));
+            old = Some(if ha {
+                let r = wait_readmitted(old_primary, cfg.converge_timeout * 2);
+                if r.is_ok() {
+                    readmitted = restarted_at.map(|at| load.now().saturating_sub(at));
+                }
+                r
+            } else {
+                Ok(note.clone())
+            });
         }
         // Back to the initial layout: lb-1 preempts the VIP back (priority 150).
-        if matches!(fault, Fault::LbdKill | Fault::VrrpdTerm) {
+        if matches!(fault, Fault::LbKill | Fault::VrrpTerm | Fault::LbHostDeath) {
             crate::wait_for(cfg.converge_timeout, Duration::from_millis(100), || {
-                (vip_holders() == ["lb-1"]).then_some(())
+                (vip_holders_of(vip) == ["lb-1"]).then_some(())
             })
-            .ok_or_else(|| anyhow!("lb-1 did not take the VIP back: {:?}", vip_holders()))?;
+            .ok_or_else(|| anyhow!("lb-1 did not take the VIP back: {:?}", vip_holders_of(vip)))?;
         }
-        wait_converged(cfg.converge_timeout)?;
+        wait_converged(vip, cfg.converge_timeout)?;
         let b = load.now();
         std::thread::sleep(cfg.hold);
         converged.push((b, load.now()));
         Ok(())
-    })();
+    });
     if let Some(pid) = hang_pid {
         let _ = signal_pid(pid, nix::sys::signal::Signal::SIGCONT);
     }
     let ops = load.finish();
     let samples = sampler.finish();
-    res.with_context(|| format!("{} (injected at {fault_at:?})", fault.name()))?;
+    res.with_context(|| format!("{label} (injected at {fault_at:?})"))?;
     let check = check(table, &ops)?;
-    let mut r = FaultReport::new(fault.name(), &ops, &samples, &converged, check);
+    let mut r = FaultReport::new(&label, &ops, &samples, &converged, check, cfg.stale_after);
     if let Some(at) = restarted_at {
         r.returning(old_primary, at, &samples);
     }
@@ -917,6 +1297,8 @@ pub fn run_fault(lab: &Lab, fault: Fault, table: &str, cfg: &RunConfig) -> Resul
         Ok(s) => s,
         Err(e) => format!("{e:#}"),
     });
+    r.readmitted = readmitted;
+    r.note = note;
     Ok(r)
 }
 

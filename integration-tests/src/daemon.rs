@@ -235,9 +235,21 @@ impl Drop for DaemonProcess {
 
 /// A plain HTTP/1.0 GET; the server closes after answering.
 pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
-    get_on(
+    send_on(
         TcpStream::connect_timeout(&addr, Duration::from_secs(2))?,
         addr,
+        "GET",
+        path,
+    )
+}
+
+/// A plain HTTP/1.0 POST with an empty body (an admin action), errors
+/// returned rather than panicking (for code outside a test).
+pub fn try_http_post(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    send_on(
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2))?,
+        addr,
+        "POST",
         path,
     )
 }
@@ -247,12 +259,16 @@ pub fn http_get_in(netns: &str, addr: SocketAddr, path: &str) -> Result<(u16, St
     let s = crate::netlab::in_netns(netns, || {
         Ok(TcpStream::connect_timeout(&addr, Duration::from_secs(2))?)
     })?;
-    get_on(s, addr, path)
+    send_on(s, addr, "GET", path)
 }
 
-fn get_on(mut s: TcpStream, addr: SocketAddr, path: &str) -> Result<(u16, String)> {
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+fn send_on(mut s: TcpStream, addr: SocketAddr, method: &str, path: &str) -> Result<(u16, String)> {
+    // A switchover answers once it is done: seconds, not milliseconds.
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+    )?;
     let mut resp = String::new();
     s.read_to_string(&mut resp)?;
     let code = resp

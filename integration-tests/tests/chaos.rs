@@ -36,13 +36,15 @@ fn chaos_invariants_under_every_fault() {
         before: Duration::from_secs(2),
         hold: Duration::from_secs(2),
         converge_timeout: Duration::from_secs(30),
+        partition: Duration::from_secs(8),
+        stale_after: Duration::from_secs(7),
     };
     let mut reports = Vec::new();
     for (i, fault) in Fault::ALL.into_iter().enumerate() {
         let t = Instant::now();
-        let r = chaos::run_fault(&lab, fault, &format!("chaos_{i}"), &cfg)
-            .unwrap_or_else(|e| panic!("{}: {e:#}\n{}", fault.name(), chaos::table(&reports)));
-        eprintln!("{} in {:?}: {r:?}", fault.name(), t.elapsed());
+        let r = chaos::run_fault(&mut lab, fault, &format!("chaos_{i}"), &cfg)
+            .unwrap_or_else(|e| panic!("{fault:?}: {e:#}\n{}", chaos::table(&reports)));
+        eprintln!("{fault:?} in {:?}: {r:?}", t.elapsed());
         reports.push(r);
     }
     let table = chaos::table(&reports);

@@ -273,10 +273,10 @@ impl DaemonConfig for Config {
                             .into_iter()
                             .filter(|&b| b)
                             .count();
-                            if n != 1 {
+                            if n == 0 {
                                 out.push(Invalid::new(
                                     at("probe"),
-                                    format!("give exactly one of mysql, tcp, http, exec (got {n})"),
+                                    "give at least one of mysql, tcp, http, exec (all given must pass)",
                                 ));
                             }
                             if let Some(h) = &p.http {

@@ -2,6 +2,9 @@
 //! a query: proves the proxy can serve), `tcp` (connect), `http` (a 2xx from
 //! a URL, e.g. sqlproxyd's admin `/status`) and `exec` (exit status 0).
 //! Each is bounded by its timeout; what it found is a one-line detail.
+//! Several may be given: all must pass (sqlproxyd: `mysql` proves the SQL
+//! port serves, `http` on its `/health` that it is not cut off from the
+//! primary).
 
 use std::time::Duration;
 
@@ -15,53 +18,60 @@ use crate::config::{ExecProbe, HttpProbe, MysqlProbe, Probe, TcpProbe};
 pub type Found = std::result::Result<String, String>;
 
 impl Probe {
-    /// What the probe checks, for the health body: `mysql 127.0.0.1:8066 SELECT 1`.
+    /// What the probe checks, for the health body:
+    /// `mysql 127.0.0.1:8066 SELECT 1 + http http://127.0.0.1:9166/health`.
     pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
         if let Some(m) = &self.mysql {
-            format!("mysql {} {}", m.address, m.query)
-        } else if let Some(t) = &self.tcp {
-            format!("tcp {}", t.address)
-        } else if let Some(h) = &self.http {
-            format!("http {}", h.url)
-        } else if let Some(e) = &self.exec {
-            format!("exec {}", e.command.display())
-        } else {
+            parts.push(format!("mysql {} {}", m.address, m.query));
+        }
+        if let Some(t) = &self.tcp {
+            parts.push(format!("tcp {}", t.address));
+        }
+        if let Some(h) = &self.http {
+            parts.push(format!("http {}", h.url));
+        }
+        if let Some(e) = &self.exec {
+            parts.push(format!("exec {}", e.command.display()));
+        }
+        if parts.is_empty() {
             "nothing".into()
+        } else {
+            parts.join(" + ")
         }
     }
 
-    fn timeout(&self) -> Duration {
-        let t = self
-            .mysql
-            .as_ref()
-            .map(|m| m.timeout)
-            .or(self.tcp.as_ref().map(|t| t.timeout))
-            .or(self.http.as_ref().map(|h| h.timeout))
-            .or(self.exec.as_ref().map(|e| e.timeout));
-        t.map_or(Duration::from_secs(2), |t| t.get())
-    }
-
-    /// Runs the probe once, within its timeout.
+    /// Runs each configured probe once, in turn, each within its timeout;
+    /// up only if all are, and the first failure is the detail.
     pub async fn run(&self) -> Found {
-        let timeout = self.timeout();
-        let work = async {
-            if let Some(m) = &self.mysql {
-                mysql(m).await
-            } else if let Some(t) = &self.tcp {
-                tcp(t).await
-            } else if let Some(h) = &self.http {
-                http(h).await
-            } else if let Some(e) = &self.exec {
-                exec(e).await
-            } else {
-                Err(anyhow!("no probe configured"))
-            }
-        };
-        match tokio::time::timeout(timeout, work).await {
-            Ok(Ok(detail)) => Ok(detail),
-            Ok(Err(e)) => Err(format!("{e:#}")),
-            Err(_) => Err(format!("no answer within {timeout:?}")),
+        let mut found = Vec::new();
+        if let Some(m) = &self.mysql {
+            found.push(bounded(m.timeout.get(), mysql(m)).await?);
         }
+        if let Some(t) = &self.tcp {
+            found.push(bounded(t.timeout.get(), tcp(t)).await?);
+        }
+        if let Some(h) = &self.http {
+            found.push(bounded(h.timeout.get(), http(h)).await?);
+        }
+        if let Some(e) = &self.exec {
+            found.push(bounded(e.timeout.get(), exec(e)).await?);
+        }
+        if found.is_empty() {
+            return Err("no probe configured".into());
+        }
+        Ok(found.join("; "))
+    }
+}
+
+async fn bounded(
+    timeout: Duration,
+    work: impl std::future::Future<Output = Result<String>>,
+) -> Found {
+    match tokio::time::timeout(timeout, work).await {
+        Ok(Ok(detail)) => Ok(detail),
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(_) => Err(format!("no answer within {timeout:?}")),
     }
 }
 
@@ -115,10 +125,24 @@ async fn http(p: &HttpProbe) -> Result<String> {
     let resp = sender.send_request(req).await?;
     let status = resp.status();
     if status.is_success() {
-        Ok(format!("HTTP {}", status.as_u16()))
-    } else {
+        return Ok(format!("HTTP {}", status.as_u16()));
+    }
+    // The body's first line says why (sqlproxyd's /health: "dh1: cut off: ...").
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let why: String = String::from_utf8_lossy(&body)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect();
+    if why.is_empty() {
         bail!("HTTP {}", status.as_u16())
     }
+    bail!("HTTP {}: {why}", status.as_u16())
 }
 
 async fn exec(p: &ExecProbe) -> Result<String> {
@@ -147,5 +171,53 @@ async fn exec(p: &ExecProbe) -> Result<String> {
         let err = String::from_utf8_lossy(&out.stderr);
         let why = err.lines().next().map(str::to_owned).unwrap_or(said);
         bail!("{}: {why}", out.status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An HTTP server answering every request with `response`, and its address.
+    async fn serve(response: &'static str) -> std::net::SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(response.as_bytes()).await;
+            }
+        });
+        addr
+    }
+
+    fn probe(tcp: std::net::SocketAddr, http: std::net::SocketAddr) -> Probe {
+        serde_json::from_value(serde_json::json!({
+            "tcp": {"address": tcp.to_string()},
+            "http": {"url": format!("http://{http}/health")},
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_probe_given_must_pass() {
+        let ok = serve("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n").await;
+        let cut = serve(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 21\r\n\r\ndh1: cut off: db-1 x\n",
+        )
+        .await;
+        let both_up = probe(ok, ok);
+        assert_eq!(both_up.run().await, Ok("connected; HTTP 200".to_owned()));
+        assert_eq!(
+            both_up.describe(),
+            format!("tcp {ok} + http http://{ok}/health")
+        );
+        let http_down = probe(ok, cut);
+        assert_eq!(
+            http_down.run().await,
+            Err("HTTP 503: dh1: cut off: db-1 x".to_owned())
+        );
     }
 }

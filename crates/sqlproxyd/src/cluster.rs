@@ -81,6 +81,10 @@ pub struct View {
     pub nodes: Vec<NodeView>,
     /// Heartbeat rounds seen (0 = none yet).
     pub round: u64,
+    /// Why this proxy is cut off from a primary that is alive (a replica
+    /// still replicates from it): only this proxy's path to it failed, so
+    /// clients are better served by another proxy (`GET /health` answers 503).
+    pub cut_off: Option<String>,
 }
 
 impl View {
@@ -102,6 +106,7 @@ impl View {
                 n
             ],
             round: 0,
+            cut_off: None,
         }
     }
 }
@@ -146,6 +151,8 @@ pub struct Cluster {
     /// When each node was last told to follow the primary.
     followed_at: Vec<Option<Instant>>,
     round: u64,
+    /// This round's [`View::cut_off`].
+    cut_off: Option<String>,
 }
 
 impl Cluster {
@@ -165,6 +172,7 @@ impl Cluster {
             last_switch: None,
             followed_at: vec![None; n],
             round: 0,
+            cut_off: None,
         }
     }
 
@@ -189,6 +197,7 @@ impl Cluster {
         now: Instant,
     ) -> (View, Vec<Action>) {
         self.round += 1;
+        self.cut_off = None;
         for (i, r) in round.into_iter().enumerate().take(self.specs.len()) {
             match r {
                 Ok(report) => {
@@ -408,9 +417,6 @@ impl Cluster {
         if self.failures[old] < self.policy.fail_count {
             return format!("{old_name} is not answering heartbeats");
         }
-        if let Err(why) = self.may_switch(now) {
-            return format!("primary {old_name} is down; no failover: {why}");
-        }
         let replicas = self.followers(old);
         // A replica still receiving from the old primary proves it alive:
         // only this proxy lost it (a partition), so nobody is promoted.
@@ -421,10 +427,15 @@ impl Cluster {
                     .any(|l| l.follows(&spec.name, spec.addr) && l.io == IoThread::Yes)
             })
         }) {
-            return format!(
+            let why = format!(
                 "primary {old_name} does not answer this proxy, but {} still replicates from it: no failover",
                 self.specs[i].name
             );
+            self.cut_off = Some(why.clone());
+            return why;
+        }
+        if let Err(why) = self.may_switch(now) {
+            return format!("primary {old_name} is down; no failover: {why}");
         }
         let need_sql = self.policy.switch_type == SwitchType::Replication;
         let eligible: Vec<usize> = replicas
@@ -674,6 +685,7 @@ impl Cluster {
             no_primary,
             nodes,
             round: self.round,
+            cut_off: self.cut_off.clone(),
         }
     }
 }
@@ -864,7 +876,45 @@ mod tests {
                 "{}",
                 v.no_primary
             );
+            // Cut off once the primary is given up on, not before.
+            assert_eq!(v.cut_off.is_some(), v.primary.is_none(), "{v:?}");
         }
+        // Healed: the primary answers again and nobody is cut off.
+        let (v, _) = c.observe(healthy(), t);
+        assert_eq!((v.primary, v.cut_off), (Some(0), None));
+    }
+
+    #[test]
+    fn a_primary_dead_to_its_replicas_too_is_no_partition() {
+        let (mut c, t) = cluster();
+        c.observe(healthy(), t);
+        for _ in 0..FAIL {
+            let (v, _) = c.observe(primary_crashed("0-1-10", "0-1-10"), t);
+            assert_eq!(v.cut_off, None, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn a_partition_right_after_a_switch_is_still_seen_as_one() {
+        // Within min_switch_interval no failover may happen, but that the
+        // primary is alive (the replicas see it) must still be reported.
+        let (mut c, t) = cluster();
+        c.observe(healthy(), t);
+        c.last_switch = Some(t);
+        let mut v = View::initial(3);
+        for _ in 0..FAIL {
+            v = c
+                .observe(
+                    vec![
+                        down(),
+                        replica(link(0, "0-1-10")),
+                        replica(link(0, "0-1-10")),
+                    ],
+                    t,
+                )
+                .0;
+        }
+        assert!(v.cut_off.is_some(), "{v:?}");
     }
 
     #[test]

@@ -6,14 +6,16 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 
-use hastack_rt::{ActionError, ActionFuture, Daemon, StartContext};
+use hastack_rt::{ActionError, ActionFuture, Daemon, Page, PageRequest, StartContext};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, Admin};
+use crate::cluster::View;
 use crate::config::Config;
+use crate::health;
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 use crate::registry::Registry;
@@ -156,6 +158,32 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
             "users": c.users.iter().map(|u| json!({ "name": u.name, "read_only": u.read_only })).collect::<Vec<_>>(),
             "data_hosts": data_hosts,
             "schemas": c.schemas.iter().map(|s| json!({ "name": s.name, "data_host": s.data_host })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// `GET /health`: 200 or 503 for checkd's probe ([`crate::health`]).
+    fn page(&self, req: &PageRequest) -> Option<Page> {
+        if req.path != "/health" {
+            return None;
+        }
+        let views: Vec<(String, View)> = self
+            .config
+            .data_hosts
+            .iter()
+            .filter_map(|h| {
+                Some((
+                    h.name.clone(),
+                    self.monitors.get(&h.name)?.view.borrow().clone(),
+                ))
+            })
+            .collect();
+        let (status, body) = health::health(
+            !self.stop.is_cancelled(),
+            views.iter().map(|(n, v)| (n.as_str(), v)),
+        );
+        Some(Page {
+            status,
+            ..Page::ok("text/plain; charset=utf-8", body)
         })
     }
 

@@ -12,6 +12,7 @@
 //! - [`backend`]: a logged-in connection to one node.
 //! - [`probe`]: what one heartbeat saw (pure).
 //! - [`cluster`]: who is primary, who may read, what to repair (pure).
+//! - [`health`]: whether a load balancer should send us clients (pure).
 //! - [`monitor`]: the heartbeat of a data host, driving [`cluster`].
 //! - [`failover`]: fencing, promotion and re-pointing on the backends.
 //! - [`dnindex`]: the persisted write node (Mycat's dnindex.properties).
@@ -34,6 +35,7 @@ pub mod daemon;
 pub mod dnindex;
 pub mod failover;
 pub mod frontend;
+pub mod health;
 pub mod import_mycat;
 pub mod metrics;
 pub mod monitor;
