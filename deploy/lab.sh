@@ -14,11 +14,14 @@
 # db-1 db-2 db-3 (mariadbd). State, configs and logs: $HASTACK_LAB_DIR
 # (default /tmp/hastack-lab). Binaries: $HASTACK_BIN_DIR if set, else
 # target/release, built with cargo when missing or older than the sources.
+# sqlproxyd's read balance: $HASTACK_LAB_BALANCE (default replicas; primary
+# sends every read to the primary, as bench-stack's comparison run does).
 # Needs root (namespaces, bridge, VRRP). See docs/lab.md.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${HASTACK_LAB_DIR:-/tmp/hastack-lab}
+BALANCE=${HASTACK_LAB_BALANCE:-replicas}
 BRIDGE=hsbr0
 NET=10.99.0
 VIP=$NET.100
@@ -356,7 +359,7 @@ users:
   - {name: reader, password: reader, schemas: [app, sbtest], read_only: true}
 data_hosts:
   - name: dh1
-    balance: replicas
+    balance: $BALANCE
     switch_type: replication
     user: app
     password: app

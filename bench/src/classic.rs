@@ -9,8 +9,9 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,8 @@ pub const VRID: u8 = 52;
 struct Process {
     host: String,
     argv: Vec<OsString>,
+    /// Where its PID is written at each start (`haproxy -db` writes none).
+    pidfile: Option<PathBuf>,
     /// None while a fault has it stopped.
     child: Option<Child>,
 }
@@ -87,14 +90,23 @@ impl Classic {
             // peer's (keepalived's pidof would see every lab host's HAProxy,
             // they share one PID namespace, hence this host's pidfile).
             let haproxy_pid = c.dir.path().join(format!("haproxy-{host}.pid"));
+            let check = c.dir.path().join(format!("chk-haproxy-{host}.sh"));
+            std::fs::write(
+                &check,
+                format!(
+                    "#!/bin/sh\nexec kill -0 \"$(cat {})\"\n",
+                    haproxy_pid.display()
+                ),
+            )?;
+            std::fs::set_permissions(&check, std::fs::Permissions::from_mode(0o700))?;
             let cfg = format!(
-                "global_defs {{\nrouter_id classic-{host}\nenable_script_security\nscript_user root\n}}\n\
-                 vrrp_script chk_haproxy {{\nscript \"/bin/sh -c 'kill -0 $(cat {})'\"\ninterval 1\nfall 2\nrise 2\nweight -60\n}}\n\
+                "global_defs {{\nrouter_id classic-{host}\nscript_user root\n}}\n\
+                 vrrp_script chk_haproxy {{\nscript \"{}\"\ninterval 1\nfall 2\nrise 2\nweight -60\n}}\n\
                  vrrp_instance VI_CLASSIC {{\nstate {state}\ninterface eth0\n\
                  virtual_router_id {VRID}\npriority {priority}\nadvert_int 1\n\
                  authentication {{\nauth_type PASS\nauth_pass classic\n}}\n\
                  virtual_ipaddress {{\n{VIP}/24 dev eth0\n}}\ntrack_script {{\nchk_haproxy\n}}\n}}\n",
-                haproxy_pid.display()
+                check.display()
             );
             let conf = c.dir.path().join(format!("keepalived-{host}.conf"));
             std::fs::write(&conf, cfg)?;
@@ -115,6 +127,7 @@ impl Classic {
                     "-r".into(),
                     vrrp_pid.into(),
                 ],
+                None,
             )?;
         }
         Ok(c)
@@ -123,27 +136,29 @@ impl Classic {
     fn haproxy(&mut self, host: &str, cfg: &str) -> Result<()> {
         let conf = self.dir.path().join(format!("haproxy-{host}.cfg"));
         std::fs::write(&conf, cfg)?;
-        let pid = self.dir.path().join(format!("haproxy-{host}.pid"));
-        // -db: in the foreground, so the child is HAProxy itself.
+        // -db: in the foreground, so the child is HAProxy itself; it then
+        // writes no pidfile, so the shell does (for keepalived's check).
+        let pidfile = self.dir.path().join(format!("haproxy-{host}.pid"));
         self.spawn(
             host,
             "haproxy",
-            vec![
-                "haproxy".into(),
-                "-db".into(),
-                "-f".into(),
-                conf.into(),
-                "-p".into(),
-                pid.into(),
-            ],
+            vec!["haproxy".into(), "-db".into(), "-f".into(), conf.into()],
+            Some(pidfile),
         )
     }
 
-    fn spawn(&mut self, host: &str, program: &str, argv: Vec<OsString>) -> Result<()> {
+    fn spawn(
+        &mut self,
+        host: &str,
+        program: &str,
+        argv: Vec<OsString>,
+        pidfile: Option<PathBuf>,
+    ) -> Result<()> {
         let name = format!("{host}:{program}");
         let p = Process {
             host: host.to_owned(),
             argv,
+            pidfile,
             child: None,
         };
         self.procs.insert(name.clone(), p);
@@ -171,11 +186,15 @@ impl Classic {
             .spawn()
             .with_context(|| format!("starting {name}"))?;
         eprintln!("classic: started {name}, pid {}", child.id());
+        if let Some(f) = &p.pidfile {
+            std::fs::write(f, format!("{}\n", child.id()))
+                .with_context(|| format!("writing {}", f.display()))?;
+        }
         p.child = Some(child);
         Ok(())
     }
 
-    fn log_path(&self, name: &str) -> std::path::PathBuf {
+    fn log_path(&self, name: &str) -> PathBuf {
         self.dir.path().join(format!("{name}.log"))
     }
 

@@ -18,14 +18,23 @@ pub struct Run {
     pub report: Result<FaultReport, String>,
 }
 
-/// Runs every fault that applies to `stack`, `reps` times, in the order of
+/// Runs every fault that applies to `stack` (and is in `only`, by its
+/// `Debug` name, unless `only` is empty), `reps` times, in the order of
 /// [`Fault::ALL`] within each repetition. A failed run is recorded and the
 /// next one goes on from wherever the stack is.
-pub fn run(name: &'static str, stack: &mut dyn Stack, reps: usize, cfg: &RunConfig) -> Vec<Run> {
+pub fn run(
+    name: &'static str,
+    stack: &mut dyn Stack,
+    reps: usize,
+    only: &[String],
+    cfg: &RunConfig,
+) -> Vec<Run> {
     let mut runs = Vec::new();
     for rep in 0..reps {
         for (i, fault) in Fault::ALL.into_iter().enumerate() {
-            if !fault.applies_to(stack) {
+            if !fault.applies_to(stack)
+                || !(only.is_empty() || only.contains(&format!("{fault:?}")))
+            {
                 continue;
             }
             let label = fault.label(stack);
@@ -88,9 +97,10 @@ fn median_worst(mut v: Vec<f64>) -> String {
 pub fn summary(runs: &[Run]) -> String {
     let mut s = String::from(
         "| stack | fault | runs ok | write unavail. s (median / worst) | read unavail. s | max write latency s | \
-         failed ops | acked writes lost | stale reads | max VIP holders after convergence | \
-         max writable primaries (old primary fenced) | old primary readmitted s | violations / notes |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         new connections all served again after s | failed ops | acked writes lost | stale reads | \
+         max VIP holders after convergence | max writable primaries (old primary fenced) | \
+         old primary readmitted s | violations / notes |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut keys: Vec<(&str, Fault, &str)> = Vec::new();
     for r in runs {
@@ -124,12 +134,13 @@ pub fn summary(runs: &[Run]) -> String {
             .filter_map(|r| r.readmitted.map(|d| d.as_secs_f64()))
             .collect();
         s.push_str(&format!(
-            "| {stack} | {label} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {stack} | {label} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             ok.len(),
             all.len(),
             col(&|r| secs(r.write_unavailable)),
             col(&|r| secs(r.read_unavailable)),
             col(&|r| r.max_write_latency.as_secs_f64()),
+            col(&|r| r.served_again.map_or(f64::INFINITY, |d| d.as_secs_f64())),
             col(&|r| r.ops_failed as f64),
             ok.iter()
                 .map(|r| r.check.acked_missing.len())
@@ -185,6 +196,7 @@ pub fn json(runs: &[Run]) -> Value {
                     "max_primaries_named_by_proxies": x.max_proxy_primaries,
                     "old_primary": x.old_primary,
                     "readmitted_s": x.readmitted.map(|d| d.as_secs_f64()),
+                    "served_again_s": x.served_again.map(|d| d.as_secs_f64()),
                     "note": x.note,
                     "violations": x.violations(),
                 }),

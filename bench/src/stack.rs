@@ -1,5 +1,6 @@
-//! The whole stack vs the classic stack vs direct, with sysbench, in one run
-//! of the namespace lab (docs/lab.md, issue 10 item 4):
+//! The whole stack vs the classic stack vs direct, with sysbench, and then
+//! both stacks' fault tables, in one run of the namespace lab (docs/lab.md,
+//! issue 10 items 3–4):
 //!
 //! - hastack: VIP 10.99.0.100:3306 → lbd (lb-1/lb-2, vrrpd) → sqlproxyd
 //!   (proxy-1/proxy-2 :8066) → MariaDB, as `deploy/lab.sh up` starts it;
@@ -15,8 +16,11 @@
 //!
 //! `cargo build --release --workspace --bins && sudo target/release/bench-stack`
 //! (BENCH_SECONDS=20 BENCH_THREADS=8 BENCH_ROUNDS=3
-//! BENCH_WORKLOADS=oltp_read_write,oltp_point_select BENCH_LAB_WAIT=900).
-//! Prints a markdown table for bench/RESULTS.md; progress on stderr.
+//! BENCH_WORKLOADS=oltp_read_write,oltp_point_select BENCH_LAB_WAIT=900
+//! BENCH_CHAOS_REPS=3 BENCH_CHAOS_CONNS=8 BENCH_CHAOS_JSON=bench/stack-chaos.json
+//! BENCH_CHAOS_FAULTS=LbKill,PrimaryKill (default: all);
+//! BENCH_CHAOS_REPS=0 skips the fault tables). Prints markdown tables for
+//! bench/RESULTS.md; progress on stderr.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -387,7 +391,12 @@ fn chaos_tables(mut classic: Classic, reps: usize) -> Result<()> {
     for host in HASTACK_HOSTS {
         classic.lab().ok(&["stop", host])?;
     }
-    let mut runs = fault_table::run("classic", &mut classic, reps, &cfg);
+    let only: Vec<String> = env("BENCH_CHAOS_FAULTS", String::new())
+        .split(',')
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut runs = fault_table::run("classic", &mut classic, reps, &only, &cfg);
     drop(classic);
     let mut hastack = classic::default_lab(&repo());
     for host in HASTACK_HOSTS {
@@ -404,7 +413,7 @@ fn chaos_tables(mut classic: Classic, reps: usize) -> Result<()> {
             Ok(())
         },
     )?;
-    runs.extend(fault_table::run("hastack", &mut hastack, reps, &cfg));
+    runs.extend(fault_table::run("hastack", &mut hastack, reps, &only, &cfg));
     println!();
     println!(
         "Fault table: each fault {reps} times, {} connections through the VIP, writes and reads \

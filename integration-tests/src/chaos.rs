@@ -671,6 +671,9 @@ pub struct FaultReport {
     pub old_primary: Option<String>,
     /// From the old primary's restart to its readmission as a replica.
     pub readmitted: Option<Duration>,
+    /// From the fault to the first time every new connection through the
+    /// VIP was served again (None: not while the fault lasted).
+    pub served_again: Option<Duration>,
     /// What the run saw that the columns do not say.
     pub note: String,
 }
@@ -724,6 +727,7 @@ impl FaultReport {
                 .unwrap_or(0),
             old_primary: None,
             readmitted: None,
+            served_again: None,
             note: String::new(),
         }
     }
@@ -1178,6 +1182,7 @@ pub fn run_fault(
     let mut old = None;
     let mut restarted_at = None;
     let mut readmitted = None;
+    let mut served_again = None;
     let res = injected.and_then(|()| {
         match fault {
             Fault::ProxyPartition => {
@@ -1185,6 +1190,9 @@ pub fn run_fault(
                 // the stack routed around it meanwhile.
                 let t = Instant::now();
                 let served = wait_converged(vip, cfg.partition).is_ok();
+                if served {
+                    served_again = Some(load.now().saturating_sub(fault_at));
+                }
                 if ha && !served {
                     // proxy-1's /health says it is cut off: lbd must route
                     // every new client to proxy-2.
@@ -1222,6 +1230,7 @@ pub fn run_fault(
             }
             _ => match wait_converged(vip, cfg.converge_timeout) {
                 Ok(()) => {
+                    served_again = Some(load.now().saturating_sub(fault_at));
                     let a = load.now();
                     std::thread::sleep(cfg.hold);
                     converged.push((a, load.now()));
@@ -1298,6 +1307,7 @@ pub fn run_fault(
         Err(e) => format!("{e:#}"),
     });
     r.readmitted = readmitted;
+    r.served_again = served_again;
     r.note = note;
     Ok(r)
 }
