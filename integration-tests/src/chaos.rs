@@ -954,10 +954,30 @@ impl Stack for Lab {
         Lab::pid(self, host, self.program(tier))
     }
 
+    /// The signal straight to the recorded PID, not through `lab.sh kill`:
+    /// the fault starts when the caller says, not after a script's start-up
+    /// (the classic stack's processes are signalled the same way).
     fn kill(&mut self, host: &str, tier: Tier, graceful: bool) -> Result<()> {
-        let spec = format!("{host}:{}", self.program(tier));
-        self.ok(&[if graceful { "stop" } else { "kill" }, &spec])
-            .map(drop)
+        use nix::sys::signal::Signal;
+        let pid = Lab::pid(self, host, self.program(tier))?;
+        signal_pid(
+            pid,
+            if graceful {
+                Signal::SIGTERM
+            } else {
+                Signal::SIGKILL
+            },
+        )?;
+        // Not our child: init reaps it. A graceful stop gets lab.sh's 30 s.
+        let gone = crate::wait_for(Duration::from_secs(30), Duration::from_millis(10), || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+            matches!(state, None | Some('Z')).then_some(())
+        });
+        if gone.is_none() {
+            signal_pid(pid, Signal::SIGKILL)?;
+        }
+        Ok(())
     }
 
     fn start(&mut self, host: &str, tier: Tier) -> Result<()> {
@@ -1145,6 +1165,8 @@ pub fn run_fault(
     let mut converged = Vec::new();
     let mut hang_pid = None;
     let mut note = String::new();
+    // The fault starts with its first action.
+    let fault_at = load.now();
     let injected = (|| -> Result<()> {
         match fault {
             Fault::PrimarySwitchover => {
@@ -1174,11 +1196,14 @@ pub fn run_fault(
                 drop(stack.lab().ok(&["partition", "proxy-1", old_primary])?)
             }
             Fault::ReplicaSqlStopped => on_node(replica, "STOP SLAVE SQL_THREAD")?,
-            Fault::PrimaryKill => drop(stack.lab().ok(&["kill", old_primary])?),
+            Fault::PrimaryKill => {
+                // Straight to the PID, as the tiers' faults.
+                let pid = stack.lab().pid(old_primary, "mariadbd")?;
+                signal_pid(pid, nix::sys::signal::Signal::SIGKILL)?;
+            }
         }
         Ok(())
     })();
-    let fault_at = load.now();
     let mut old = None;
     let mut restarted_at = None;
     let mut readmitted = None;
