@@ -117,10 +117,19 @@ pub struct Workload {
     threads: Vec<std::thread::JoinHandle<Vec<Op>>>,
 }
 
-/// Where an error leaves a write: a server error is definite; a broken
-/// connection is definite only if it broke before the commit was sent.
+/// "Lost connection to MySQL server during query", "server has gone
+/// away": a proxy answers these when its backend connection broke with the
+/// statement in flight, so the statement may have run.
+const LOST_IN_FLIGHT: [u16; 2] = [2013, 2006];
+
+/// Where an error leaves a write: a server error is definite, except a
+/// proxy's "lost connection" with the commit sent; a broken connection is
+/// definite only if it broke before the commit was sent.
 fn classify(e: &mysql::Error, commit_sent: bool) -> Outcome {
     match e {
+        mysql::Error::MySqlError(m) if commit_sent && LOST_IN_FLIGHT.contains(&m.code) => {
+            Outcome::Unknown(format!("{} ({})", m.message, m.code))
+        }
         mysql::Error::MySqlError(m) => Outcome::Error(m.code, m.message.clone()),
         other if commit_sent => Outcome::Unknown(other.to_string()),
         other => Outcome::Error(0, other.to_string()),
@@ -1382,5 +1391,69 @@ fn wait_readmitted(node: &str, timeout: Duration) -> Result<String> {
                 .map(|(_, p)| proxy_node_state(p, node))
                 .collect::<Vec<_>>()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(code: u16) -> mysql::Error {
+        mysql::Error::MySqlError(mysql::MySqlError {
+            state: "HY000".into(),
+            code,
+            message: "m".into(),
+        })
+    }
+
+    #[test]
+    fn a_proxys_lost_connection_after_the_commit_is_unknown() {
+        assert!(matches!(
+            classify(&server_error(2013), true),
+            Outcome::Unknown(_)
+        ));
+        assert!(matches!(
+            classify(&server_error(2006), true),
+            Outcome::Unknown(_)
+        ));
+        // Before the commit was sent nothing can have committed.
+        assert_eq!(
+            classify(&server_error(2013), false),
+            Outcome::Error(2013, "m".into())
+        );
+        // read_only refused it: it did not run.
+        assert_eq!(
+            classify(&server_error(1290), true),
+            Outcome::Error(1290, "m".into())
+        );
+    }
+
+    fn op(conn: usize, kind: OpKind, ids: u64, start: u64, end: u64, seen: Option<u64>) -> Op {
+        Op {
+            conn,
+            kind,
+            ids: (0..ids).collect(),
+            start: Duration::from_secs(start),
+            end: Duration::from_secs(end),
+            outcome: Outcome::Ack,
+            seen,
+        }
+    }
+
+    #[test]
+    fn a_read_is_stale_only_past_the_allowed_lag() {
+        let ops = [
+            op(0, OpKind::Insert, 1, 0, 1, None),
+            op(0, OpKind::Txn, 2, 2, 3, None),
+            // 3 rows acknowledged by t=3; at t=5 (< 3 + 7) seeing 1 is allowed.
+            op(0, OpKind::Read, 0, 5, 5, Some(1)),
+            // At t=11 only the first row is older than 7 s: 1 is enough.
+            op(0, OpKind::Read, 0, 9, 9, Some(1)),
+            // At t=20 all three are: 2 is stale.
+            op(0, OpKind::Read, 0, 20, 20, Some(2)),
+            // Another connection's rows do not count.
+            op(1, OpKind::Read, 0, 20, 20, Some(0)),
+        ];
+        assert_eq!(stale_reads(&ops, Duration::from_secs(7)), 1);
     }
 }
