@@ -398,7 +398,10 @@ fn chaos_tables(mut classic: Classic, reps: usize) -> Result<()> {
         .collect();
     let mut runs = fault_table::run("classic", &mut classic, reps, &only, &cfg);
     if runs.iter().any(|r| r.report.is_err()) {
-        eprintln!("bench-stack: classic runs failed; its logs:\n{}", classic.logs());
+        eprintln!(
+            "bench-stack: classic runs failed; its logs:\n{}",
+            classic.logs()
+        );
     }
     drop(classic);
     let mut hastack = classic::default_lab(&repo());
