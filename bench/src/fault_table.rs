@@ -183,6 +183,7 @@ pub fn json(runs: &[Run]) -> Value {
                     "ops": x.ops,
                     "ops_failed": x.ops_failed,
                     "ops_unknown": x.ops_unknown,
+                    "errors": x.errors,
                     "acked_lost": x.check.acked_missing,
                     "failed_present": x.check.failed_present,
                     "unknown_present": x.check.unknown_present,

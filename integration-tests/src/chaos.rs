@@ -657,6 +657,8 @@ pub struct FaultReport {
     pub ops: usize,
     pub ops_failed: usize,
     pub ops_unknown: usize,
+    /// Failed operations by kind and error: "Insert 1290: ..." → count.
+    pub errors: BTreeMap<String, usize>,
     /// Reads that missed the connection's own writes acknowledged longer
     /// than `RunConfig::stale_after` before: older than the lag threshold.
     pub stale_reads: usize,
@@ -707,6 +709,7 @@ impl FaultReport {
                 .iter()
                 .filter(|o| matches!(o.outcome, Outcome::Unknown(_)))
                 .count(),
+            errors: errors(ops),
             stale_reads: stale_reads(ops, stale_after),
             max_write_latency: writes()
                 .map(|o| o.end.saturating_sub(o.start))
@@ -815,6 +818,20 @@ impl FaultReport {
         }
         v
     }
+}
+
+/// The failed operations by kind and error (message cut at 80 characters).
+fn errors(ops: &[Op]) -> BTreeMap<String, usize> {
+    let mut by = BTreeMap::new();
+    for o in ops {
+        let what = match &o.outcome {
+            Outcome::Ack => continue,
+            Outcome::Error(code, m) => format!("{:?} {code}: {m}", o.kind),
+            Outcome::Unknown(m) => format!("{:?} unknown: {m}", o.kind),
+        };
+        *by.entry(what.chars().take(100).collect()).or_default() += 1;
+    }
+    by
 }
 
 /// Reads that returned fewer of the connection's rows than it had written,
