@@ -46,16 +46,16 @@ impl Probe {
     pub async fn run(&self) -> Found {
         let mut found = Vec::new();
         if let Some(m) = &self.mysql {
-            found.push(bounded(m.timeout.get(), mysql(m)).await?);
+            found.push(bounded("mysql", m.timeout.get(), mysql(m)).await?);
         }
         if let Some(t) = &self.tcp {
-            found.push(bounded(t.timeout.get(), tcp(t)).await?);
+            found.push(bounded("tcp", t.timeout.get(), tcp(t)).await?);
         }
         if let Some(h) = &self.http {
-            found.push(bounded(h.timeout.get(), http(h)).await?);
+            found.push(bounded("http", h.timeout.get(), http(h)).await?);
         }
         if let Some(e) = &self.exec {
-            found.push(bounded(e.timeout.get(), exec(e)).await?);
+            found.push(bounded("exec", e.timeout.get(), exec(e)).await?);
         }
         if found.is_empty() {
             return Err("no probe configured".into());
@@ -64,14 +64,17 @@ impl Probe {
     }
 }
 
+/// Runs one probe within its timeout; a timeout names the probe, since
+/// with several configured "no answer" alone would not say which hung.
 async fn bounded(
+    what: &str,
     timeout: Duration,
     work: impl std::future::Future<Output = Result<String>>,
 ) -> Found {
     match tokio::time::timeout(timeout, work).await {
         Ok(Ok(detail)) => Ok(detail),
         Ok(Err(e)) => Err(format!("{e:#}")),
-        Err(_) => Err(format!("no answer within {timeout:?}")),
+        Err(_) => Err(format!("{what} probe: no answer within {timeout:?}")),
     }
 }
 
