@@ -77,7 +77,12 @@ fn secs(d: Option<Duration>) -> f64 {
     }
 }
 
-fn median_worst(mut v: Vec<f64>) -> String {
+fn median_worst(v: Vec<f64>) -> String {
+    median_worst_with(v, 2)
+}
+
+/// Median and worst with `decimals` places ("never" for infinity).
+fn median_worst_with(mut v: Vec<f64>, decimals: usize) -> String {
     if v.is_empty() {
         return "-".to_owned();
     }
@@ -86,7 +91,7 @@ fn median_worst(mut v: Vec<f64>) -> String {
         if x.is_infinite() {
             "never".to_owned()
         } else {
-            format!("{x:.2}")
+            format!("{x:.decimals$}")
         }
     };
     format!("{} / {}", show(v[v.len() / 2]), show(v[v.len() - 1]))
@@ -141,7 +146,7 @@ pub fn summary(runs: &[Run]) -> String {
             col(&|r| secs(r.read_unavailable)),
             col(&|r| r.max_write_latency.as_secs_f64()),
             col(&|r| r.served_again.map_or(f64::INFINITY, |d| d.as_secs_f64())),
-            col(&|r| r.ops_failed as f64),
+            median_worst_with(ok.iter().map(|r| r.ops_failed as f64).collect(), 0),
             ok.iter()
                 .map(|r| r.check.acked_missing.len())
                 .sum::<usize>(),

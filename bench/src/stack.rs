@@ -107,17 +107,6 @@ impl Lab {
             std::thread::sleep(Duration::from_secs(15));
         }
     }
-
-    /// The recorded PID of HOST:DAEMON.
-    fn pid(&self, host: &str, daemon: &str) -> Result<u32> {
-        let dir = std::env::var("HASTACK_LAB_DIR").unwrap_or_else(|_| "/tmp/hastack-lab".into());
-        let f = format!("{dir}/pids/{host}:{daemon}");
-        std::fs::read_to_string(&f)
-            .with_context(|| format!("reading {f}"))?
-            .trim()
-            .parse()
-            .with_context(|| format!("a PID in {f}"))
-    }
 }
 
 impl Drop for Lab {
@@ -251,7 +240,11 @@ fn main() -> Result<()> {
     eprintln!("bench-stack: sbtest prepared and replicated");
 
     let lab_pids = |daemon: &str, hosts: [&str; 2]| -> Result<Vec<u32>> {
-        hosts.iter().map(|h| lab.pid(h, daemon)).collect()
+        let lab = classic::default_lab(&repo());
+        hosts
+            .iter()
+            .map(|h| Ok(u32::try_from(lab.pid(h, daemon)?)?))
+            .collect()
     };
     let paths = [
         Path3 {

@@ -36,15 +36,34 @@ pub const DBS: [(&str, &str); 3] = [
 // --- connections -----------------------------------------------------------------
 
 fn connect(host: &str, user: &str, pass: &str, db: Option<&str>) -> Result<Conn> {
+    connect_within(
+        host,
+        user,
+        pass,
+        db,
+        Duration::from_secs(2),
+        Duration::from_secs(5),
+    )
+}
+
+/// A connection to `host:3306` with the given connect and read/write timeouts.
+fn connect_within(
+    host: &str,
+    user: &str,
+    pass: &str,
+    db: Option<&str>,
+    connect: Duration,
+    io: Duration,
+) -> Result<Conn> {
     let opts = OptsBuilder::new()
         .ip_or_hostname(Some(host))
         .tcp_port(3306)
         .user(Some(user))
         .pass(Some(pass))
         .db_name(db)
-        .tcp_connect_timeout(Some(Duration::from_secs(2)))
-        .read_timeout(Some(Duration::from_secs(5)))
-        .write_timeout(Some(Duration::from_secs(5)));
+        .tcp_connect_timeout(Some(connect))
+        .read_timeout(Some(io))
+        .write_timeout(Some(io));
     Ok(Conn::new(opts)?)
 }
 
@@ -282,14 +301,14 @@ pub struct NodeState {
 
 /// read_only and replication of one node, as the monitor user.
 pub fn node_state(addr: &str) -> Result<NodeState> {
-    let opts = OptsBuilder::new()
-        .ip_or_hostname(Some(addr))
-        .tcp_port(3306)
-        .user(Some("monitor"))
-        .pass(Some("monitor"))
-        .tcp_connect_timeout(Some(Duration::from_millis(500)))
-        .read_timeout(Some(Duration::from_secs(1)));
-    let mut c = Conn::new(opts)?;
+    let mut c = connect_within(
+        addr,
+        "monitor",
+        "monitor",
+        None,
+        Duration::from_millis(500),
+        Duration::from_secs(1),
+    )?;
     let ro: u8 = c
         .query_first("SELECT @@read_only")?
         .ok_or_else(|| anyhow!("no row"))?;
@@ -525,14 +544,14 @@ pub fn wait_replicated(timeout: Duration) -> Result<()> {
             continue;
         }
         // The wait may outlast connect()'s read timeout.
-        let opts = OptsBuilder::new()
-            .ip_or_hostname(Some(addr))
-            .tcp_port(3306)
-            .user(Some("monitor"))
-            .pass(Some("monitor"))
-            .tcp_connect_timeout(Some(Duration::from_secs(2)))
-            .read_timeout(Some(timeout + Duration::from_secs(5)));
-        let mut c = Conn::new(opts)?;
+        let mut c = connect_within(
+            addr,
+            "monitor",
+            "monitor",
+            None,
+            Duration::from_secs(2),
+            timeout + Duration::from_secs(5),
+        )?;
         let r: Option<i64> = c.query_first(format!(
             "SELECT MASTER_GTID_WAIT('{pos}', {})",
             timeout.as_secs_f64()
