@@ -1,7 +1,9 @@
 //! Classifying one COM_QUERY text.
 
+use super::charset::{charset_after, CharsetChange};
+use super::functions::stored_calls;
 use super::hint::Hint;
-use super::lexer::{lex_as, Token};
+use super::lexer::{gate_versions, lex, Dialect, Server, Token};
 
 /// Which earlier statement's result a read asks about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,50 +72,223 @@ const LOCK_FUNCTIONS: &[&str] = &[
 
 /// Words that make a SELECT a write or give it side effects.
 const WRITING_WORDS: &[&str] = &[
-    "INTO", "UPDATE", "DELETE", "INSERT", "REPLACE", "NEXTVAL", "SETVAL", "LASTVAL", "NEXT",
+    "UPDATE", "DELETE", "INSERT", "REPLACE", "NEXTVAL", "SETVAL", "NEXT",
 ];
 
-/// Classifies the text of a COM_QUERY, and returns the hint its comments carry.
-///
-/// The proxy does not know whether the session runs with sql_mode
-/// NO_BACKSLASH_ESCAPES, under which `'a\'; DELETE ...` ends the string
-/// early. A text with a backslash is therefore read both ways; if they
-/// disagree, the safer class wins (a multi-statement pin, else a write).
-pub fn classify(sql: &str) -> (Class, Option<Hint>) {
-    let escaped = classify_as(sql, true);
-    if !sql.contains('\\') {
-        return escaped;
-    }
-    let literal = classify_as(sql, false);
-    if literal.0 == escaped.0 {
-        return escaped;
-    }
-    let multi = Class::Pin(Pin::MultiStatement);
-    let class = if escaped.0 == multi || literal.0 == multi {
-        multi
-    } else {
-        Class::Write
-    };
-    (class, escaped.1)
+/// Session variables that read the session's last insert (`@@identity`).
+const LAST_INSERT_VARS: &[&str] = &[
+    "@@IDENTITY",
+    "@@LAST_INSERT_ID",
+    "@@INSERT_ID",
+    "@@SESSION.IDENTITY",
+    "@@SESSION.LAST_INSERT_ID",
+    "@@SESSION.INSERT_ID",
+    "@@LOCAL.IDENTITY",
+    "@@LOCAL.LAST_INSERT_ID",
+];
+
+/// Session variables that read the statement before (`@@warning_count`).
+const PREVIOUS_STATEMENT_VARS: &[&str] = &[
+    "@@WARNING_COUNT",
+    "@@ERROR_COUNT",
+    "@@SESSION.WARNING_COUNT",
+    "@@SESSION.ERROR_COUNT",
+];
+
+/// More readings than this (version-gated comments of many versions) and
+/// the text is a write: nobody writes that by hand for a read.
+const MAX_READINGS: usize = 64;
+
+/// What the proxy knows of a session that changes how its text must be read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Context<'a> {
+    /// Stored functions a read may call (`read_only_functions`): names as
+    /// `f` (any schema) or `db.f`, compared without regard to case. Any
+    /// other stored function may write, so a statement calling it does.
+    pub read_only_functions: &'a [String],
+    /// The connection's character set has multi-byte characters whose later
+    /// bytes can be a quote, a backslash or a backtick (gbk, big5, sjis,
+    /// cp932, gb18030). The text is not lexed by that character set, so any
+    /// non-ASCII byte in it makes it unreadable: a write.
+    pub unsafe_charset: bool,
 }
 
-fn classify_as(sql: &str, backslash_escapes: bool) -> (Class, Option<Hint>) {
-    let (tokens, hints) = lex_as(sql, backslash_escapes);
-    let hint = hints.first().copied();
-    // Trailing semicolons are fine; anything after one is another statement.
-    let mut statements = tokens
-        .split(|t| *t == Token::Semicolon)
-        .filter(|s| !s.is_empty());
-    let first = statements.next().unwrap_or(&[]);
-    if statements.next().is_some() {
-        return (Class::Pin(Pin::MultiStatement), hint);
+/// One statement's class, and whether it may change data (for read-only
+/// users: some statements must run on the writer without writing, such as
+/// `SHOW WARNINGS` or `SELECT LAST_INSERT_ID(5)`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Verdict {
+    class: Class,
+    writes: bool,
+}
+
+impl Verdict {
+    fn of(class: Class) -> Verdict {
+        let writes = matches!(class, Class::Write);
+        Verdict { class, writes }
     }
-    let class = match classify_one(first) {
+
+    fn write() -> Verdict {
+        Verdict::of(Class::Write)
+    }
+
+    fn on_writer() -> Verdict {
+        Verdict {
+            class: Class::Write,
+            writes: false,
+        }
+    }
+
+    fn read(session_result: Option<SessionResult>) -> Verdict {
+        Verdict::of(Class::Read { session_result })
+    }
+}
+
+/// Classifies the text of a COM_QUERY, and returns the hint its comments carry.
+pub fn classify(sql: &str) -> (Class, Option<Hint>) {
+    classify_in(sql, &Context::default())
+}
+
+/// [`classify`] for a session with `ctx`.
+///
+/// The proxy does not know the session's sql_mode (NO_BACKSLASH_ESCAPES
+/// ends `'a\'; DELETE ...`'s string early, ANSI_QUOTES makes `"..."` a name)
+/// nor exactly which server version gates `/*!NNNNN ...*/`. The text is
+/// read every way that can differ; if the readings disagree, the safer
+/// class wins (a multi-statement pin, else a write).
+pub fn classify_in(sql: &str, ctx: &Context) -> (Class, Option<Hint>) {
+    let mut readings = match readings(sql, ctx) {
+        Some(r) => r,
+        None => return (Class::Write, None),
+    };
+    let (first, hint) = readings.remove(0);
+    let class = match first {
+        Some(first) if readings.iter().all(|(r, _)| r.as_ref() == Some(&first)) => first,
+        first => {
+            let multi = Class::Pin(Pin::MultiStatement);
+            let any_multi = first.as_ref() == Some(&multi)
+                || readings.iter().any(|(r, _)| r.as_ref() == Some(&multi));
+            if any_multi {
+                multi
+            } else {
+                Class::Write
+            }
+        }
+    };
+    let class = match class {
         // The lexer upper-cased a bare name; take its spelling from the text.
         Class::Use(name) => Class::Use(original_spelling(sql, &name)),
         other => other,
     };
     (class, hint)
+}
+
+/// Whether any statement in `sql` may change data (for read-only users),
+/// under any reading of the text (see [`classify_in`]).
+pub fn writes_data(sql: &str) -> bool {
+    writes_data_in(sql, &Context::default())
+}
+
+/// [`writes_data`] for a session with `ctx`.
+pub fn writes_data_in(sql: &str, ctx: &Context) -> bool {
+    let Some(dialects) = dialects(sql, ctx) else {
+        return true;
+    };
+    dialects.into_iter().any(|d| {
+        let lexed = lex(sql, d);
+        if lexed.unsure.is_some() {
+            return true;
+        }
+        let writes = statements(&lexed.tokens).any(|s| classify_one(s, ctx).writes);
+        writes
+    })
+}
+
+/// Every way the server may read `sql`, or `None` when the text cannot be
+/// read safely at all.
+fn dialects(sql: &str, ctx: &Context) -> Option<Vec<Dialect>> {
+    if !sql.is_ascii() && (ctx.unsafe_charset || charset_after(sql) == Some(CharsetChange::Unsafe))
+    {
+        return None;
+    }
+    let mut quoting = vec![(true, false)];
+    if sql.contains('\\') {
+        quoting.push((false, false));
+        if sql.contains('"') {
+            quoting.push((true, true));
+        }
+    } else if sql.contains('"') {
+        quoting.push((true, true));
+    }
+    let versions = if sql.contains("/*") {
+        gate_versions(sql)
+    } else {
+        Vec::new()
+    };
+    let mut servers = Vec::new();
+    if versions.is_empty() {
+        servers.push(Server::MariaDb(u32::MAX));
+    } else {
+        // The oldest servers we run on, then one reading per version at
+        // which the set of comments that run changes.
+        for (floor, make) in [
+            (100_000, Server::MariaDb as fn(u32) -> Server),
+            (50_700, Server::MySql as fn(u32) -> Server),
+        ] {
+            servers.push(make(floor));
+            servers.extend(versions.iter().filter(|&&v| v > floor).map(|&v| make(v)));
+        }
+    }
+    if quoting.len() * servers.len() > MAX_READINGS {
+        return None;
+    }
+    Some(
+        quoting
+            .iter()
+            .flat_map(|&(backslash_escapes, ansi_quotes)| {
+                servers.iter().map(move |&server| Dialect {
+                    backslash_escapes,
+                    ansi_quotes,
+                    server,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The class of each reading of `sql` (`None`: that reading is unsure),
+/// with the hint of each.
+fn readings(sql: &str, ctx: &Context) -> Option<Vec<(Option<Class>, Option<Hint>)>> {
+    let dialects = dialects(sql, ctx)?;
+    Some(
+        dialects
+            .into_iter()
+            .map(|d| {
+                let lexed = lex(sql, d);
+                let hint = lexed.hints.first().copied();
+                if lexed.unsure.is_some() {
+                    return (None, hint);
+                }
+                (Some(classify_tokens(&lexed.tokens, ctx)), hint)
+            })
+            .collect(),
+    )
+}
+
+/// The statements of a token list (trailing semicolons are fine).
+fn statements(tokens: &[Token]) -> impl Iterator<Item = &[Token]> {
+    tokens
+        .split(|t| *t == Token::Semicolon)
+        .filter(|s| !s.is_empty())
+}
+
+fn classify_tokens(tokens: &[Token], ctx: &Context) -> Class {
+    let mut statements = statements(tokens);
+    let first = statements.next().unwrap_or(&[]);
+    if statements.next().is_some() {
+        return Class::Pin(Pin::MultiStatement);
+    }
+    classify_one(first, ctx).class
 }
 
 /// `name` as spelled in `sql` (the first case-insensitive match after `USE`).
@@ -124,24 +299,6 @@ fn original_spelling(sql: &str, name: &str) -> String {
         Some(i) => sql[after_use + i..after_use + i + name.len()].to_owned(),
         None => name.to_owned(),
     }
-}
-
-/// Whether any statement in `sql` changes data (for read-only users),
-/// read with and without backslash escapes (see [`classify`]).
-pub fn writes_data(sql: &str) -> bool {
-    writes_data_as(sql, true) || (sql.contains('\\') && writes_data_as(sql, false))
-}
-
-fn writes_data_as(sql: &str, backslash_escapes: bool) -> bool {
-    let (tokens, _) = lex_as(sql, backslash_escapes);
-    let mut statements = tokens
-        .split(|t| *t == Token::Semicolon)
-        .filter(|s| !s.is_empty())
-        .peekable();
-    if statements.peek().is_none() {
-        return false;
-    }
-    statements.any(|s| classify_one(s) == Class::Write)
 }
 
 fn word(t: Option<&Token>) -> Option<&str> {
@@ -164,11 +321,17 @@ fn has_pair(tokens: &[Token], w1: &str, w2: &str) -> bool {
         .any(|p| word(p.first()) == Some(w1) && word(p.get(1)) == Some(w2))
 }
 
-fn classify_one(t: &[Token]) -> Class {
+fn has_var(tokens: &[Token], vars: &[&str]) -> bool {
+    tokens
+        .iter()
+        .any(|t| matches!(t, Token::Var(v) if vars.contains(&v.as_str())))
+}
+
+fn classify_one(t: &[Token], ctx: &Context) -> Verdict {
     // A parenthesised query: `(SELECT ...) UNION (SELECT ...)`.
     let start = t
         .iter()
-        .position(|t| !matches!(t, Token::Other | Token::Open))
+        .position(|t| !matches!(t, Token::Other | Token::Open { .. }))
         .unwrap_or(t.len());
     let t = if start > 0 && word(t.get(start)) == Some("SELECT") {
         &t[start..]
@@ -176,36 +339,60 @@ fn classify_one(t: &[Token]) -> Class {
         t
     };
     let Some(first) = word(t.first()) else {
-        return Class::Write;
+        return Verdict::write();
     };
-    match first {
+    let verdict = match first {
         _ if READ_STARTS.contains(&first) => classify_read(first, t),
         "BEGIN" => match word(t.get(1)) {
             // BEGIN NOT ATOMIC starts a compound statement, not a transaction.
-            Some("NOT") => Class::Write,
-            _ => Class::Begin,
+            Some("NOT") => Verdict::write(),
+            _ => Verdict::of(Class::Begin),
         },
-        "START" if word(t.get(1)) == Some("TRANSACTION") => Class::Begin,
-        "COMMIT" => Class::End,
-        "ROLLBACK" if !has_word(t, &["TO"]) => Class::End,
+        "START" if word(t.get(1)) == Some("TRANSACTION") => Verdict {
+            class: Class::Begin,
+            // READ WRITE undoes a read-only session's guard.
+            writes: has_pair(t, "READ", "WRITE"),
+        },
+        "COMMIT" => Verdict::of(Class::End),
+        "ROLLBACK" if !has_word(t, &["TO"]) => Verdict::of(Class::End),
         "XA" => match word(t.get(1)) {
-            Some("START" | "BEGIN") => Class::Begin,
-            Some("COMMIT" | "ROLLBACK") => Class::End,
-            Some("RECOVER") => Class::Write,
-            _ => Class::Write,
+            Some("START" | "BEGIN") => Verdict::of(Class::Begin),
+            Some("COMMIT" | "ROLLBACK") => Verdict::of(Class::End),
+            _ => Verdict::write(),
         },
         "USE" => match t.get(1) {
             Some(Token::Word(_)) | Some(Token::Quoted(_)) if t.len() == 2 => {
-                Class::Use(original_name(&t[1]))
+                Verdict::of(Class::Use(original_name(&t[1])))
             }
-            _ => Class::Write,
+            _ => Verdict::write(),
         },
         "SET" => classify_set(&t[1..]),
-        "CREATE" if has_pair(t, "CREATE", "TEMPORARY") => Class::Pin(Pin::TemporaryTable),
-        "LOCK" => Class::Pin(Pin::Lock),
-        "DO" if has_word(t, LOCK_FUNCTIONS) => Class::Pin(Pin::Lock),
-        _ => Class::Write,
+        // CREATE [OR REPLACE] TEMPORARY TABLE/SEQUENCE: one connection's.
+        "CREATE"
+            if word(t.get(1)) == Some("TEMPORARY")
+                || (has_pair(t, "CREATE", "OR")
+                    && word(t.get(2)) == Some("REPLACE")
+                    && word(t.get(3)) == Some("TEMPORARY")) =>
+        {
+            Verdict {
+                class: Class::Pin(Pin::TemporaryTable),
+                writes: true,
+            }
+        }
+        "LOCK" => Verdict {
+            class: Class::Pin(Pin::Lock),
+            writes: true,
+        },
+        "DO" if has_word(t, LOCK_FUNCTIONS) && stored_calls(t, ctx).is_empty() => {
+            Verdict::of(Class::Pin(Pin::Lock))
+        }
+        _ => Verdict::write(),
+    };
+    if !verdict.writes && !stored_calls(t, ctx).is_empty() {
+        // A stored function may write whatever the statement around it is.
+        return Verdict::write();
     }
+    verdict
 }
 
 /// Names are compared as the server would see them; the lexer upper-cased
@@ -221,7 +408,7 @@ fn original_name(t: &Token) -> String {
     }
 }
 
-fn classify_read(first: &str, t: &[Token]) -> Class {
+fn classify_read(first: &str, t: &[Token]) -> Verdict {
     if matches!(first, "EXPLAIN" | "DESC" | "DESCRIBE") {
         // EXPLAIN/DESCRIBE of a table, or of a read, is a read; EXPLAIN of a
         // write (it can execute with ANALYZE) is not.
@@ -238,11 +425,9 @@ fn classify_read(first: &str, t: &[Token]) -> Class {
             _ => None,
         });
         return match target {
-            Some("UPDATE" | "DELETE" | "INSERT" | "REPLACE") => Class::Write,
-            _ if has_word(rest, &["ANALYZE"]) => Class::Write,
-            _ => Class::Read {
-                session_result: None,
-            },
+            Some("UPDATE" | "DELETE" | "INSERT" | "REPLACE") => Verdict::write(),
+            _ if has_word(rest, &["ANALYZE"]) => Verdict::write(),
+            _ => Verdict::read(None),
         };
     }
     if first == "SHOW" {
@@ -253,37 +438,71 @@ fn classify_read(first: &str, t: &[Token]) -> Class {
                 && !has_word(t, &["GLOBAL"])
                 && has_pair(t, "SHOW", "LOCAL"))
         {
-            Class::Write
+            Verdict::on_writer()
         } else {
-            Class::Read {
-                session_result: None,
-            }
+            Verdict::read(None)
         };
     }
-    if has_word(t, WRITING_WORDS)
+    // `INSERT(...)` and `REPLACE(...)` are string functions in a read.
+    let writing = t.iter().enumerate().any(|(i, tok)| match tok {
+        Token::Word(w) if WRITING_WORDS.contains(&w.as_str()) => {
+            !(matches!(w.as_str(), "INSERT" | "REPLACE")
+                && t.get(i + 1) == Some(&Token::Open { adjacent: true }))
+        }
+        _ => false,
+    });
+    if writing
         || has_pair(t, "FOR", "UPDATE")
         || has_pair(t, "FOR", "SHARE")
         || has_pair(t, "SHARE", "MODE")
-        || t.contains(&Token::Assign)
     {
-        return Class::Write;
+        return Verdict::write();
+    }
+    // `INTO OUTFILE`/`DUMPFILE` writes a file; `INTO @x` (and `@x := ...`)
+    // sets a variable that only the connection it ran on has.
+    let mut into_var = false;
+    for (i, tok) in t.iter().enumerate() {
+        if word(Some(tok)) == Some("INTO") {
+            match t.get(i + 1) {
+                Some(Token::Var(v)) if !v.starts_with("@@") => into_var = true,
+                _ => return Verdict::write(),
+            }
+        }
+    }
+    if into_var || t.contains(&Token::Assign) {
+        return Verdict {
+            class: Class::Pin(Pin::SessionExpression),
+            writes: false,
+        };
     }
     if has_word(t, LOCK_FUNCTIONS) {
-        return Class::Pin(Pin::Lock);
+        return Verdict::of(Class::Pin(Pin::Lock));
     }
-    let session_result = if has_word(t, &["LAST_INSERT_ID"]) {
+    // LAST_INSERT_ID(expr) sets the value later calls read.
+    let sets_last_insert = t.windows(3).any(|w| {
+        word(w.first()) == Some("LAST_INSERT_ID")
+            && matches!(w.get(1), Some(Token::Open { .. }))
+            && w.get(2) != Some(&Token::Close)
+    });
+    if sets_last_insert {
+        return Verdict::on_writer();
+    }
+    let session_result = if has_word(t, &["LAST_INSERT_ID", "LASTVAL"])
+        || has_pair(t, "PREVIOUS", "VALUE")
+        || has_var(t, LAST_INSERT_VARS)
+    {
         Some(SessionResult::LastInsertId)
-    } else if has_word(t, &["FOUND_ROWS", "ROW_COUNT"]) {
+    } else if has_word(t, &["FOUND_ROWS", "ROW_COUNT"]) || has_var(t, PREVIOUS_STATEMENT_VARS) {
         Some(SessionResult::PreviousStatement)
     } else {
         None
     };
-    Class::Read { session_result }
+    Verdict::read(session_result)
 }
 
 /// `SET ...`: autocommit alone is tracked; transaction characteristics go to
 /// the write node; the rest is session state for every connection.
-fn classify_set(t: &[Token]) -> Class {
+fn classify_set(t: &[Token]) -> Verdict {
     // Not session state: statements with a SET prefix (SET STATEMENT ... FOR
     // <stmt> runs <stmt>), account and server changes, and any list that
     // touches a global.
@@ -291,23 +510,37 @@ fn classify_set(t: &[Token]) -> Class {
         || has_word(t, &["GLOBAL", "PERSIST", "PERSIST_ONLY"])
         || t.iter().any(|tok| matches!(tok, Token::Var(v) if v.starts_with("@@GLOBAL.") || v.starts_with("@@PERSIST")))
     {
-        return Class::Write;
+        return Verdict::write();
+    }
+    // Turning a read-only session's guard off is a write, however spelled.
+    let read_only_guard = t.iter().any(|tok| match tok {
+        Token::Word(w) | Token::Var(w) => {
+            w.ends_with("TRANSACTION_READ_ONLY") || w.ends_with("TX_READ_ONLY")
+        }
+        Token::Quoted(q) => {
+            let q = q.to_ascii_uppercase();
+            q.ends_with("TRANSACTION_READ_ONLY") || q.ends_with("TX_READ_ONLY")
+        }
+        _ => false,
+    });
+    if read_only_guard || has_pair(t, "READ", "WRITE") {
+        return Verdict::write();
     }
     // A value computed by a call or subquery (`SET @id = LAST_INSERT_ID()`)
     // would come out differently if replayed elsewhere: run it on the writer
     // and keep the session there.
-    if t.contains(&Token::Open) {
-        return Class::Pin(Pin::SessionExpression);
+    if t.iter().any(|t| matches!(t, Token::Open { .. })) {
+        return Verdict::of(Class::Pin(Pin::SessionExpression));
     }
     let t = match word(t.first()) {
         Some("SESSION" | "LOCAL") => &t[1..],
         _ => t,
     };
     if word(t.first()) == Some("TRANSACTION") {
-        return Class::Write;
+        return Verdict::on_writer();
     }
     if matches!(t.first(), Some(Token::Var(v)) if v.starts_with("@@GLOBAL.")) {
-        return Class::Write;
+        return Verdict::write();
     }
     let is_autocommit = match t.first() {
         Some(Token::Word(w)) => w == "AUTOCOMMIT",
@@ -333,11 +566,10 @@ fn classify_set(t: &[Token]) -> Class {
             _ => None,
         };
         if let Some(v) = value {
-            return Class::SetAutocommit(v);
+            return Verdict::of(Class::SetAutocommit(v));
         }
-        return Class::SessionSet;
     }
-    Class::SessionSet
+    Verdict::of(Class::SessionSet)
 }
 
 #[cfg(test)]
@@ -381,9 +613,12 @@ mod tests {
             ("SELECT * FROM t FOR UPDATE", Class::Write),
             ("SELECT * FROM t LOCK IN SHARE MODE", Class::Write),
             ("SELECT * FROM t FOR SHARE", Class::Write),
-            ("SELECT a INTO @x FROM t", Class::Write),
+            (
+                "SELECT a INTO @x FROM t",
+                Class::Pin(Pin::SessionExpression),
+            ),
             ("SELECT * FROM t INTO OUTFILE '/tmp/x'", Class::Write),
-            ("SELECT @x := 1", Class::Write),
+            ("SELECT @x := 1", Class::Pin(Pin::SessionExpression)),
             ("SELECT NEXTVAL(s)", Class::Write),
             ("SELECT NEXT VALUE FOR s", Class::Write),
             ("SELECT GET_LOCK('l', 1)", Class::Pin(Pin::Lock)),
@@ -473,6 +708,138 @@ mod tests {
             ("-- only a comment", Class::Write),
             ("FLUSH TABLES", Class::Write),
             ("KILL 5", Class::Write),
+        ];
+        for (sql, want) in cases {
+            assert_eq!(&classify(sql).0, want, "{sql:?}");
+        }
+    }
+
+    /// Issue 17's findings: text that MariaDB reads differently from a
+    /// byte-wise lexer, or that writes through a function, is a write.
+    #[test]
+    fn read_only_users_cannot_write_through_text_the_server_reads_differently() {
+        for sql in [
+            "/*! SELECT '*/' */ ; DELETE FROM t -- '",
+            "/*!999999 SELECT 1 FROM */ TRUNCATE TABLE t",
+            "/*M!999999 SELECT 1 FROM */ TRUNCATE TABLE t",
+            "SELECT 1 /*!80000 FROM t; DELETE FROM t */",
+            // The server's `--` comment ends at the newline; a byte-wise
+            // lexer that wants a space after `--` reads a string instead.
+            "SELECT 1 --\x01 'x\n; DELETE FROM t -- '",
+            "SELECT 1 --\x0b 'x\n; DELETE FROM t -- '",
+            "SELECT f()",
+            "SELECT app.f()",
+            "SELECT now ()",
+            "SET @x := f()",
+            "SET @x = app.f(1)",
+            "DO f()",
+            "CALL p()",
+            "EXECUTE IMMEDIATE 'DELETE FROM t'",
+            "PREPARE s FROM 'SELECT 1'",
+            "EXECUTE s",
+            "CREATE TABLE t2 (a INT)",
+            "CREATE TEMPORARY TABLE t2 (a INT)",
+            "DROP TABLE t",
+            "TRUNCATE t",
+            "GRANT ALL ON *.* TO x",
+            "LOCK TABLES t WRITE",
+            "SELECT * FROM t INTO OUTFILE '/tmp/x'",
+            "SET SESSION TRANSACTION READ WRITE",
+            "SET TRANSACTION READ WRITE",
+            "SET transaction_read_only = 0",
+            "SET @@session.tx_read_only = OFF",
+            "SET `transaction_read_only` = 0",
+            "START TRANSACTION READ WRITE",
+            "SELECT 1 /*! , 2 /*! , 3 */ , 4 */",
+            r#"SELECT 'a\'', "b\"; DELETE FROM t; -- "'"#,
+        ] {
+            assert!(writes_data(sql), "{sql:?}");
+        }
+        for sql in [
+            "SELECT 1",
+            "SELECT NOW(), COUNT(*) FROM t",
+            "/*!40101 SET NAMES utf8 */",
+            "SHOW WARNINGS",
+            "SELECT LAST_INSERT_ID(5)",
+            "SELECT 42 INTO @x",
+            "SELECT @a := 1",
+            "SET @x = 1",
+            "SET @x = NOW()",
+            "START TRANSACTION READ ONLY",
+            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            "SELECT REPLACE(a, 'x', 'y') FROM t",
+        ] {
+            assert!(!writes_data(sql), "{sql:?}");
+        }
+        let allowed = ["app.f".to_string()];
+        let ctx = Context {
+            read_only_functions: &allowed,
+            ..Context::default()
+        };
+        assert!(!writes_data_in("SELECT app.f()", &ctx));
+        assert!(writes_data_in("SELECT other.f()", &ctx));
+    }
+
+    #[test]
+    fn non_ascii_text_on_a_charset_that_hides_quotes_is_a_write() {
+        // gbk: 0xBF 0x5C is one character, not an escaping backslash.
+        let sql = "SELECT '\u{FFFD}\\'; DELETE FROM t; -- '";
+        let gbk = Context {
+            unsafe_charset: true,
+            ..Context::default()
+        };
+        assert_eq!(classify_in(sql, &gbk).0, Class::Write);
+        assert!(writes_data_in(sql, &gbk));
+        assert!(!writes_data_in("SELECT 1", &gbk));
+        assert_eq!(classify_in("SELECT 1", &gbk).0, READ);
+        // Switched to in the same text.
+        assert!(writes_data("SET NAMES gbk; SELECT '\u{e9}'"));
+        assert!(!writes_data("SET NAMES utf8mb4; SELECT '\u{e9}'"));
+    }
+
+    /// Reads that depend on session state go where that state is.
+    #[test]
+    fn reads_that_depend_on_session_state() {
+        let cases: &[(&str, Class)] = &[
+            ("SELECT 42 INTO @x", Class::Pin(Pin::SessionExpression)),
+            ("SELECT @a := 1", Class::Pin(Pin::SessionExpression)),
+            (
+                "SELECT @@identity",
+                Class::Read {
+                    session_result: Some(SessionResult::LastInsertId),
+                },
+            ),
+            (
+                "SELECT @@last_insert_id",
+                Class::Read {
+                    session_result: Some(SessionResult::LastInsertId),
+                },
+            ),
+            (
+                "SELECT PREVIOUS VALUE FOR s",
+                Class::Read {
+                    session_result: Some(SessionResult::LastInsertId),
+                },
+            ),
+            (
+                "SELECT @@warning_count",
+                Class::Read {
+                    session_result: Some(SessionResult::PreviousStatement),
+                },
+            ),
+            ("SELECT LAST_INSERT_ID(5)", Class::Write),
+            (
+                "CREATE OR REPLACE TEMPORARY TABLE t (a INT)",
+                Class::Pin(Pin::TemporaryTable),
+            ),
+            ("SELECT f()", Class::Write),
+            ("SELECT 1 FROM t WHERE a = app.f(b)", Class::Write),
+            ("/*!999999 SELECT 1 FROM */ TRUNCATE TABLE t", Class::Write),
+            (
+                "/*! SELECT '*/' */ ; DELETE FROM t -- '",
+                Class::Pin(Pin::MultiStatement),
+            ),
+            ("SELECT /*!50718 STRAIGHT_JOIN */ 1", READ),
         ];
         for (sql, want) in cases {
             assert_eq!(&classify(sql).0, want, "{sql:?}");

@@ -7,9 +7,16 @@
 //! rest for the few constructs that change the answer, skipping comments and
 //! quoted text. Anything it does not recognise is a write — the safe side.
 
+mod charset;
 mod classify;
+mod functions;
 mod hint;
 mod lexer;
 
-pub use classify::{classify, writes_data, Class, Pin, SessionResult};
+pub use charset::{charset_after, collation_is_unsafe, CharsetChange};
+pub use classify::{
+    classify, classify_in, writes_data, writes_data_in, Class, Context, Pin, SessionResult,
+};
+pub use functions::builtin_names;
 pub use hint::Hint;
+pub use lexer::{lex, Dialect, Lexed, Server, Token};
