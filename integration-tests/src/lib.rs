@@ -1,6 +1,8 @@
 //! Test fixtures that start real processes, for the integration tests of
 //! every daemon.
 //!
+//! - [`classifier_oracle`], [`sqlgen`]: MariaDB as the judge of the SQL
+//!   classifier, over generated statements.
 //! - [`chaos`]: the chaos suite over the namespace lab (workload, faults, report).
 //! - [`lab`]: the namespace lab of `deploy/lab.sh`, `down` on drop.
 //! - [`mariadb`]: a MariaDB GTID replication topology on loopback ports.
@@ -14,6 +16,7 @@
 //! unique ports, names and directories, so tests can run in parallel.
 
 pub mod chaos;
+pub mod classifier_oracle;
 pub mod daemon;
 pub mod lab;
 pub mod mariadb;
@@ -21,6 +24,7 @@ pub mod netlab;
 pub mod ports;
 pub mod process;
 pub mod scripts;
+pub mod sqlgen;
 pub mod sqlproxy;
 pub mod tcp;
 pub mod vrrp;

@@ -135,12 +135,17 @@ impl MariaDbCluster {
 
     /// A root connection to node `i` over its unix socket.
     pub fn conn(&self, i: usize) -> Result<Conn> {
-        let node = &self.nodes[i];
-        let opts = OptsBuilder::new()
-            .socket(Some(node.socket().to_string_lossy().into_owned()))
+        Conn::new(self.root_opts(i))
+            .with_context(|| format!("connecting to node {i} ({}) as root", self.nodes[i].addr()))
+    }
+
+    /// How to reach node `i` as root over its socket.
+    pub fn root_opts(&self, i: usize) -> mysql::Opts {
+        OptsBuilder::new()
+            .socket(Some(self.nodes[i].socket().to_string_lossy().into_owned()))
             .user(Some("root"))
-            .tcp_connect_timeout(Some(Duration::from_secs(2)));
-        Conn::new(opts).with_context(|| format!("connecting to node {i} ({}) as root", node.addr()))
+            .tcp_connect_timeout(Some(Duration::from_secs(2)))
+            .into()
     }
 
     /// A TCP connection to node `i` as `user`/`password`, as a client would.
