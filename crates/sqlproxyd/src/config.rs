@@ -43,6 +43,11 @@ pub struct Config {
     /// Where the write-node index (`dnindex.properties`) is kept.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// Stored functions that only read (`f` in any schema, or `db.f`): a
+    /// statement calling them may go to a replica and a read_only user may
+    /// run it. Any other stored function is taken to write.
+    #[serde(default)]
+    pub read_only_functions: Vec<String>,
     pub users: Vec<User>,
     pub data_hosts: Vec<DataHost>,
     pub schemas: Vec<Schema>,

@@ -16,7 +16,9 @@ use futures::{SinkExt, StreamExt};
 use hastack_proto::mysql::packets::{Ok as OkPacket, Status};
 use hastack_proto::mysql::response::{Expect, Reply, Step};
 use hastack_proto::mysql::Packet;
-use hastack_proto::sql::{classify, writes_data, Class};
+use hastack_proto::sql::{
+    charset_after, classify_in, collation_is_unsafe, writes_data_in, CharsetChange, Class, Context,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{next, Backend, NodeMetrics, OpenGauge};
@@ -64,6 +66,10 @@ pub struct Session {
     read: Option<Backend>,
     route: SessionRoute,
     sets: Vec<Bytes>,
+    /// The connection's character set may hide a quote in a multi-byte
+    /// character (gbk, sjis, ...): the classifier then fails closed on
+    /// non-ASCII text. From the login's collation, then `SET NAMES`.
+    unsafe_charset: bool,
     counted: RouteCounters,
     registry: Arc<Registry>,
     /// Cancelled by `kill @@connection`: ends the session at once, even in
@@ -213,6 +219,7 @@ impl Session {
             .queries
             .get_or_create_owned(&RouteLabels { route: "write" });
         let counted = RouteCounters { reads, writes };
+        let unsafe_charset = collation_is_unsafe(u16::from(login.collation));
         let mut s = Session {
             id,
             peer,
@@ -226,6 +233,7 @@ impl Session {
             read: None,
             route: SessionRoute::default(),
             sets: Vec::new(),
+            unsafe_charset,
             counted,
             registry,
             started: Instant::now(),
@@ -286,7 +294,7 @@ impl Session {
                 }
                 COM_STMT_PREPARE => {
                     let sql = String::from_utf8_lossy(&packet.payload[1..]).into_owned();
-                    if self.login.user.read_only && writes_data(&sql) {
+                    if self.login.user.read_only && writes_data_in(&sql, &self.sql_context()) {
                         self.refuse_read_only(&packet).await?;
                         continue;
                     }
@@ -311,6 +319,7 @@ impl Session {
                     self.release(Target::Read).await;
                     self.route = SessionRoute::default();
                     self.sets.clear();
+                    self.unsafe_charset = collation_is_unsafe(u16::from(self.login.collation));
                     self.ok(&packet).await?;
                 }
                 COM_CHANGE_USER => self.change_user(packet).await?,
@@ -330,10 +339,12 @@ impl Session {
     async fn query(&mut self, packet: Packet) -> Result<()> {
         let payload = packet.payload.clone();
         let sql = String::from_utf8_lossy(&payload[1..]);
-        let (class, hint) = classify(&sql);
-        if self.login.user.read_only && writes_data(&sql) {
+        let ctx = self.sql_context();
+        let (class, hint) = classify_in(&sql, &ctx);
+        if self.login.user.read_only && writes_data_in(&sql, &ctx) {
             return self.refuse_read_only(&packet).await;
         }
+        let charset = charset_after(&sql);
         if let Class::Use(db) = &class {
             return self.use_schema(packet, db.clone()).await;
         }
@@ -353,10 +364,20 @@ impl Session {
             Target::Write => self.counted.writes.inc(),
         };
         let remember = matches!(class, Class::SessionSet);
-        match self
+        let forwarded = self
             .forward(target, packet.clone(), Expect::ResultSets)
-            .await?
-        {
+            .await?;
+        // A charset that hides quotes counts from the moment it may have
+        // been set (a failed multi-statement may have set it); a safe one
+        // only once it is known to be in force.
+        match (charset, &forwarded) {
+            (Some(CharsetChange::Unsafe), _) => self.unsafe_charset = true,
+            (Some(CharsetChange::Safe), Forwarded::Done { ok: true }) => {
+                self.unsafe_charset = false
+            }
+            _ => {}
+        }
+        match forwarded {
             Forwarded::Done { ok: true } => {
                 // The write is done now, not when it was sent.
                 self.route.after(Instant::now(), &class, target);
@@ -935,6 +956,7 @@ impl Session {
         if let Some(c) = cu.collation {
             self.login.collation = c;
         }
+        self.unsafe_charset = collation_is_unsafe(u16::from(self.login.collation));
         // The data host follows the new schema (or the new user's default).
         let host = cu
             .database
@@ -1032,6 +1054,15 @@ impl Session {
             pinned: self.route.pinned.map(|p| format!("{p:?}")),
             write_node: node(&self.write),
             read_node: node(&self.read),
+        }
+    }
+
+    /// What the classifier must know of this session.
+    fn sql_context(&self) -> Context<'_> {
+        Context {
+            read_only_functions: &self.topology.read_only_functions,
+            schema: self.schema.as_deref(),
+            unsafe_charset: self.unsafe_charset,
         }
     }
 

@@ -175,6 +175,8 @@ pub struct Topology {
     pub default_auth_plugin: AuthPlugin,
     /// Largest client packet, in bytes.
     pub max_allowed_packet: usize,
+    /// Stored functions that only read (`read_only_functions`).
+    pub read_only_functions: Vec<String>,
 }
 
 /// What clients see as the server version until a backend tells us its own.
@@ -269,6 +271,7 @@ impl Topology {
             require_tls: c.require_tls,
             default_auth_plugin: c.default_auth_plugin,
             max_allowed_packet: usize::try_from(c.max_allowed_packet.0).unwrap_or(usize::MAX),
+            read_only_functions: c.read_only_functions.clone(),
         })
     }
 

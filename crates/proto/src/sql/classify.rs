@@ -106,6 +106,8 @@ pub struct Context<'a> {
     /// `f` (any schema) or `db.f`, compared without regard to case. Any
     /// other stored function may write, so a statement calling it does.
     pub read_only_functions: &'a [String],
+    /// The session's current schema: where an unqualified `f()` is looked up.
+    pub schema: Option<&'a str>,
     /// The connection's character set has multi-byte characters whose later
     /// bytes can be a quote, a backslash or a backtick (gbk, big5, sjis,
     /// cp932, gb18030). The text is not lexed by that character set, so any

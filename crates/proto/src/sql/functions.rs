@@ -104,7 +104,10 @@ pub fn stored_calls(t: &[Token], ctx: &Context) -> Vec<String> {
         if builtin || (!quoted && grammar(t, i, &upper, in_json_table)) {
             continue;
         }
-        if !listed(ctx, &upper, &upper) {
+        let full = ctx
+            .schema
+            .map(|db| format!("{}.{upper}", db.to_ascii_uppercase()));
+        if !listed(ctx, full.as_deref().unwrap_or(&upper), &upper) {
             calls.push(upper);
         }
     }
@@ -198,6 +201,30 @@ mod tests {
         assert!(calls_with("SELECT f(1), app.g(2)", &["f", "APP.G"]).is_empty());
         assert_eq!(calls_with("SELECT other.f(1)", &["app.f"]), ["OTHER.F"]);
         assert!(calls_with("SELECT other.f(1)", &["f"]).is_empty());
+        // An unqualified call is the current schema's.
+        let allowed = ["app.f".to_string()];
+        let in_app = Context {
+            read_only_functions: &allowed,
+            schema: Some("app"),
+            ..Context::default()
+        };
+        let t = lex("SELECT f(1)", Dialect::default()).tokens;
+        assert!(stored_calls(&t, &in_app).is_empty());
+        let in_other = Context {
+            schema: Some("other"),
+            ..in_app
+        };
+        assert_eq!(stored_calls(&t, &in_other), ["F"]);
+        assert_eq!(
+            stored_calls(
+                &t,
+                &Context {
+                    schema: None,
+                    ..in_app
+                }
+            ),
+            ["F"]
+        );
     }
 
     #[test]
