@@ -17,7 +17,8 @@ use hastack_proto::mysql::packets::{Ok as OkPacket, Status};
 use hastack_proto::mysql::response::{Expect, Reply, Step};
 use hastack_proto::mysql::Packet;
 use hastack_proto::sql::{
-    charset_after, classify_in, collation_is_unsafe, writes_data_in, CharsetChange, Class, Context,
+    analyze, charset_after, collation_is_unsafe, writes_data_in, Analysis, CharsetChange, Class,
+    Context,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -339,9 +340,12 @@ impl Session {
     async fn query(&mut self, packet: Packet) -> Result<()> {
         let payload = packet.payload.clone();
         let sql = String::from_utf8_lossy(&payload[1..]);
-        let ctx = self.sql_context();
-        let (class, hint) = classify_in(&sql, &ctx);
-        if self.login.user.read_only && writes_data_in(&sql, &ctx) {
+        let Analysis {
+            class,
+            hint,
+            writes_data,
+        } = analyze(&sql, &self.sql_context());
+        if self.login.user.read_only && writes_data {
             return self.refuse_read_only(&packet).await;
         }
         let charset = charset_after(&sql);

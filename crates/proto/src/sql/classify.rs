@@ -152,58 +152,93 @@ pub fn classify(sql: &str) -> (Class, Option<Hint>) {
 }
 
 /// [`classify`] for a session with `ctx`.
-///
-/// The proxy does not know the session's sql_mode (NO_BACKSLASH_ESCAPES
-/// ends `'a\'; DELETE ...`'s string early, ANSI_QUOTES makes `"..."` a name)
-/// nor exactly which server version gates `/*!NNNNN ...*/`. The text is
-/// read every way that can differ; if the readings disagree, the safer
-/// class wins (a multi-statement pin, else a write).
 pub fn classify_in(sql: &str, ctx: &Context) -> (Class, Option<Hint>) {
-    let mut readings = match readings(sql, ctx) {
-        Some(r) => r,
-        None => return (Class::Write, None),
-    };
-    let (first, hint) = readings.remove(0);
-    let class = match first {
-        Some(first) if readings.iter().all(|(r, _)| r.as_ref() == Some(&first)) => first,
-        first => {
-            let multi = Class::Pin(Pin::MultiStatement);
-            let any_multi = first.as_ref() == Some(&multi)
-                || readings.iter().any(|(r, _)| r.as_ref() == Some(&multi));
-            if any_multi {
-                multi
-            } else {
-                Class::Write
-            }
-        }
-    };
-    let class = match class {
-        // The lexer upper-cased a bare name; take its spelling from the text.
-        Class::Use(name) => Class::Use(original_spelling(sql, &name)),
-        other => other,
-    };
-    (class, hint)
+    let a = analyze(sql, ctx);
+    (a.class, a.hint)
 }
 
 /// Whether any statement in `sql` may change data (for read-only users),
-/// under any reading of the text (see [`classify_in`]).
+/// under any reading of the text (see [`analyze`]).
 pub fn writes_data(sql: &str) -> bool {
     writes_data_in(sql, &Context::default())
 }
 
 /// [`writes_data`] for a session with `ctx`.
 pub fn writes_data_in(sql: &str, ctx: &Context) -> bool {
+    analyze(sql, ctx).writes_data
+}
+
+/// What the proxy needs to know of one COM_QUERY text, from one pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Analysis {
+    /// Where it may run (the first statement's class, or a multi-statement pin).
+    pub class: Class,
+    /// The routing hint its comments carry.
+    pub hint: Option<Hint>,
+    /// Whether any statement in it may change data (refused to read-only users).
+    pub writes_data: bool,
+}
+
+/// Classifies `sql` for a session with `ctx`.
+///
+/// The proxy does not know the session's sql_mode (NO_BACKSLASH_ESCAPES
+/// ends `'a\'; DELETE ...`'s string early, ANSI_QUOTES makes `"..."` a name)
+/// nor exactly which server version gates `/*!NNNNN ...*/`. The text is
+/// read every way that can differ; if the readings disagree, the safer
+/// class wins (a multi-statement pin, else a write), and it writes data if
+/// any reading does.
+pub fn analyze(sql: &str, ctx: &Context) -> Analysis {
     let Some(dialects) = dialects(sql, ctx) else {
-        return true;
+        return Analysis {
+            class: Class::Write,
+            hint: None,
+            writes_data: true,
+        };
     };
-    dialects.into_iter().any(|d| {
+    let mut result: Option<Analysis> = None;
+    let mut disagree = false;
+    for d in dialects {
         let lexed = lex(sql, d);
-        if lexed.unsure.is_some() {
-            return true;
+        let hint = lexed.hints.first().copied();
+        let reading = if lexed.unsure.is_some() {
+            None
+        } else {
+            Some(read_tokens(&lexed.tokens, ctx))
+        };
+        let (class, writes) = reading.unwrap_or((None, true));
+        match &mut result {
+            None => {
+                result = Some(Analysis {
+                    class: class.clone().unwrap_or(Class::Write),
+                    hint,
+                    writes_data: writes,
+                });
+                disagree = class.is_none();
+            }
+            Some(r) => {
+                r.writes_data |= writes;
+                if class.as_ref() != Some(&r.class) {
+                    disagree = true;
+                    if class == Some(Class::Pin(Pin::MultiStatement)) {
+                        r.class = Class::Pin(Pin::MultiStatement);
+                    }
+                }
+            }
         }
-        let writes = statements(&lexed.tokens).any(|s| classify_one(s, ctx).writes);
-        writes
-    })
+    }
+    let mut a = result.unwrap_or(Analysis {
+        class: Class::Write,
+        hint: None,
+        writes_data: true,
+    });
+    if disagree && a.class != Class::Pin(Pin::MultiStatement) {
+        a.class = Class::Write;
+    }
+    if let Class::Use(name) = &a.class {
+        // The lexer upper-cased a bare name; take its spelling from the text.
+        a.class = Class::Use(original_spelling(sql, name));
+    }
+    a
 }
 
 /// Every way the server may read `sql`, or `None` when the text cannot be
@@ -258,25 +293,6 @@ fn dialects(sql: &str, ctx: &Context) -> Option<Vec<Dialect>> {
     )
 }
 
-/// The class of each reading of `sql` (`None`: that reading is unsure),
-/// with the hint of each.
-fn readings(sql: &str, ctx: &Context) -> Option<Vec<(Option<Class>, Option<Hint>)>> {
-    let dialects = dialects(sql, ctx)?;
-    Some(
-        dialects
-            .into_iter()
-            .map(|d| {
-                let lexed = lex(sql, d);
-                let hint = lexed.hints.first().copied();
-                if lexed.unsure.is_some() {
-                    return (None, hint);
-                }
-                (Some(classify_tokens(&lexed.tokens, ctx)), hint)
-            })
-            .collect(),
-    )
-}
-
 /// The statements of a token list (trailing semicolons are fine).
 fn statements(tokens: &[Token]) -> impl Iterator<Item = &[Token]> {
     tokens
@@ -284,13 +300,26 @@ fn statements(tokens: &[Token]) -> impl Iterator<Item = &[Token]> {
         .filter(|s| !s.is_empty())
 }
 
-fn classify_tokens(tokens: &[Token], ctx: &Context) -> Class {
-    let mut statements = statements(tokens);
-    let first = statements.next().unwrap_or(&[]);
-    if statements.next().is_some() {
-        return Class::Pin(Pin::MultiStatement);
+/// The class of one reading's tokens (`None`-free) and whether any of its
+/// statements writes data.
+fn read_tokens(tokens: &[Token], ctx: &Context) -> (Option<Class>, bool) {
+    let mut class = None;
+    let mut count = 0;
+    let mut writes = false;
+    for stmt in statements(tokens) {
+        let v = classify_one(stmt, ctx);
+        writes |= v.writes;
+        count += 1;
+        if count == 1 {
+            class = Some(v.class);
+        }
     }
-    classify_one(first, ctx).class
+    match count {
+        // Nothing to run: the server answers with an error; the writer may.
+        0 => (Some(Class::Write), false),
+        1 => (class, writes),
+        _ => (Some(Class::Pin(Pin::MultiStatement)), writes),
+    }
 }
 
 /// `name` as spelled in `sql` (the first case-insensitive match after `USE`).

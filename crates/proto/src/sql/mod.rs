@@ -15,7 +15,8 @@ mod lexer;
 
 pub use charset::{charset_after, collation_is_unsafe, CharsetChange};
 pub use classify::{
-    classify, classify_in, writes_data, writes_data_in, Class, Context, Pin, SessionResult,
+    analyze, classify, classify_in, writes_data, writes_data_in, Analysis, Class, Context, Pin,
+    SessionResult,
 };
 pub use functions::builtin_names;
 pub use hint::Hint;
