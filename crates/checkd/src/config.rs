@@ -160,6 +160,12 @@ pub struct MysqlProbe {
     /// For a database probed directly: a read-only server counts as down.
     #[serde(default)]
     pub fail_when_read_only: bool,
+    /// For caching_sha2_password full authentication, ask the server for
+    /// its RSA public key over plain TCP (a man in the middle can send its
+    /// own and learn the password). Off: such a login fails, saying so; the
+    /// fast path (the server has the password cached) needs no key.
+    #[serde(default)]
+    pub allow_public_key_retrieval: bool,
 }
 
 fn default_query() -> String {
