@@ -3,14 +3,12 @@
 //! per connection (`exec`, xinetd's `server`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use hastack_rt::config::{AdminHttp, DaemonConfig, Invalid};
+pub use hastack_rt::Cidr;
 use hastack_rt::{Duration, Secret};
-use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -196,41 +194,6 @@ pub struct ExecProbe {
     pub args: Vec<String>,
     #[serde(default = "default_probe_timeout")]
     pub timeout: Duration,
-}
-
-/// An address or a network: `10.0.0.1`, `10.0.0.0/24`, `::1`, `fd00::/8`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Cidr(pub IpNet);
-
-impl FromStr for Cidr {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        s.parse::<IpNet>()
-            .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-            .map(Cidr)
-            .map_err(|_| format!("expected an IP address or CIDR like 10.0.0.0/24, got {s:?}"))
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl<'de> Deserialize<'de> for Cidr {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-impl Serialize for Cidr {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
 }
 
 impl DaemonConfig for Config {
