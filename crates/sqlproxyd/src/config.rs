@@ -58,7 +58,7 @@ fn default_grace() -> Duration {
 }
 
 fn default_listen() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 8066))
+    SocketAddr::from(([127, 0, 0, 1], 8066))
 }
 
 fn default_admin_listen() -> SocketAddr {
@@ -562,10 +562,29 @@ mod tests {
 
     #[test]
     fn example_configs_are_valid() {
-        assert_eq!(
-            errors(include_str!("../../../configs/sqlproxyd.yaml")),
-            Vec::<String>::new()
+        // The packaged one waits for its passwords, and only for them.
+        let (placeholders, other) = hastack_rt::config::placeholder_paths::<Config>(
+            "sqlproxyd.yaml",
+            include_str!("../../../configs/sqlproxyd.yaml"),
         );
+        assert_eq!(other, Vec::<String>::new());
+        assert_eq!(
+            placeholders,
+            [
+                "users[0].password",
+                "users[1].password_hash",
+                "data_hosts[0].password",
+                "data_hosts[0].heartbeat.password",
+                "data_hosts[0].failover.replication_password",
+            ]
+        );
+        let set = include_str!("../../../configs/sqlproxyd.yaml")
+            .replace(
+                "password_hash: __CHANGE_ME__",
+                "password_hash: '*FC69E042CE30D92E2952335F690CF2345C812E36'",
+            )
+            .replace("__CHANGE_ME__", "s3cret");
+        assert_eq!(errors(&set), Vec::<String>::new());
         assert_eq!(
             errors(include_str!("../../../configs/lab/sqlproxyd-1.yaml")),
             Vec::<String>::new()
