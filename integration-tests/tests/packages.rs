@@ -222,7 +222,7 @@ fn packaged_configs_hold_no_lab_secret_and_listen_on_loopback() {
     assert_eq!(
         lab_secrets_and_open_addresses("authentication: {auth_type: PASS, auth_pass: hastack1}\n"),
         [
-            "vrrpd's lab auth_pass",
+            "hastack1, the auth_pass packages once shipped",
             "auth_pass: hastack1 is a lab password"
         ]
     );
