@@ -54,6 +54,14 @@ fn mysql(user: &str, password: &str, query: Option<&str>) -> CheckKind {
     }
 }
 
+/// `kind` with `allow_public_key_retrieval: true`.
+fn allowing_key_retrieval(kind: CheckKind) -> CheckKind {
+    CheckKind {
+        allow_public_key_retrieval: true,
+        ..kind
+    }
+}
+
 /// A port nothing listens on.
 fn closed_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
@@ -321,12 +329,25 @@ fn mysql_check_against_sqlproxyd_with_caching_sha2() {
         bad.starts_with("login as app: ERROR 1045 (28000): Access denied"),
         "{bad}"
     );
-    // The full path: the key is asked for; sqlproxyd does full auth over
-    // TLS only and says so.
+    // The full path over plain TCP: by default the check does not ask
+    // for the key and says why.
     let bad = rt
         .block_on(probe::run(&target(
             proxy.addr,
             mysql(HASHED, "hashed-pw", None),
+        )))
+        .unwrap_err();
+    assert!(
+        bad.starts_with(&format!("login as {HASHED}: the server asks for full caching_sha2_password authentication over an unencrypted connection"))
+            && bad.contains("allow_public_key_retrieval: true"),
+        "{bad}"
+    );
+    // Allowed, the key is asked for; sqlproxyd does full auth over TLS
+    // only and says so.
+    let bad = rt
+        .block_on(probe::run(&target(
+            proxy.addr,
+            allowing_key_retrieval(mysql(HASHED, "hashed-pw", None)),
         )))
         .unwrap_err();
     assert!(
@@ -442,19 +463,42 @@ fn caching_sha2_full_authentication_with_the_servers_rsa_key() {
     }
     let fake = fake_mysql8("s3cret", "full");
     let rt = rt();
+    let allowed = |password| allowing_key_retrieval(mysql("app", password, None));
     let ok = rt
-        .block_on(probe::run(&target(fake.1, mysql("app", "s3cret", None))))
+        .block_on(probe::run(&target(fake.1, allowed("s3cret"))))
         .unwrap();
     assert!(
         ok.starts_with("logged in as app to 8.0.36-fake in "),
         "{ok}"
     );
     let bad = rt
-        .block_on(probe::run(&target(fake.1, mysql("app", "wrong", None))))
+        .block_on(probe::run(&target(fake.1, allowed("wrong"))))
         .unwrap_err();
     assert_eq!(
         bad,
         "login as app: ERROR 1045 (28000): Access denied for user 'app'@'localhost' (using password: YES)"
+    );
+}
+
+/// A man in the middle answering like a MySQL 8 that wants full
+/// authentication: without `allow_public_key_retrieval` the check never
+/// asks for a key, so it never sends a password the key could open.
+#[test]
+fn no_public_key_is_asked_for_over_plain_tcp_by_default() {
+    if !have_python_cryptography() {
+        eprintln!("skipped: no python3 cryptography");
+        return;
+    }
+    let fake = fake_mysql8("s3cret", "full");
+    let bad = rt()
+        .block_on(probe::run(&target(fake.1, mysql("app", "s3cret", None))))
+        .unwrap_err();
+    assert_eq!(
+        bad,
+        "login as app: the server asks for full caching_sha2_password authentication over an \
+         unencrypted connection; the password would be exposed to whoever sends the RSA key: \
+         this check speaks no TLS, so prime the server's cache (log in once as this user over \
+         TLS or the server's socket) or set allow_public_key_retrieval: true on the check"
     );
 }
 

@@ -12,6 +12,7 @@
 // Step timings are printed for the CI log; no decision depends on them.
 #![allow(clippy::disallowed_methods)]
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
@@ -118,6 +119,123 @@ fn exists(root: &Path, path: &str) -> bool {
         .is_ok()
 }
 
+/// The keys the packaged configs leave at the placeholder, by daemon.
+const PLACEHOLDER_KEYS: [(&str, &str); 7] = [
+    ("vrrpd", "instances.VI_MYSQL.authentication.auth_pass"),
+    ("sqlproxyd", "users[0].password"),
+    ("sqlproxyd", "users[1].password_hash"),
+    ("sqlproxyd", "data_hosts[0].password"),
+    ("sqlproxyd", "data_hosts[0].heartbeat.password"),
+    ("sqlproxyd", "data_hosts[0].failover.replication_password"),
+    ("checkd", "services.mycat_status.probe.mysql.password"),
+];
+
+/// What in a packaged config would be a working secret or an open port:
+/// the lab's passwords (configs/lab: app/app, monitor/monitor, repl/repl,
+/// reader's hash, vrrpd's hslab; hastack1, what the package once shipped), a listen/bind address that is
+/// not loopback.
+fn lab_secrets_and_open_addresses(config: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (what, needle) in [
+        ("hastack1, the auth_pass packages once shipped", "hastack1"),
+        (
+            "reader's lab password hash",
+            "FC69E042CE30D92E2952335F690CF2345C812E36",
+        ),
+    ] {
+        if config.contains(needle) {
+            found.push(what.to_owned());
+        }
+    }
+    let mut in_bind_list = false;
+    for line in config.lines() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if let Some(item) = line.strip_prefix("- ") {
+            if let (true, Ok(addr)) = (in_bind_list, item.trim().parse::<SocketAddr>()) {
+                if !addr.ip().is_loopback() {
+                    found.push(format!("bind: {addr} is not loopback"));
+                }
+            }
+            continue;
+        }
+        in_bind_list = false;
+        // Flow mappings ({user: monitor, password: monitor}) too.
+        for piece in line.split(['{', '}', ',']) {
+            let Some((key, value)) = piece.split_once(':') else {
+                continue;
+            };
+            let (key, value) = (key.trim(), value.trim().trim_matches(['"', '\'']));
+            if key.contains("pass")
+                && [
+                    "app", "monitor", "repl", "reader", "secret", "hastack1", "hslab",
+                ]
+                .contains(&value)
+            {
+                found.push(format!("{key}: {value} is a lab password"));
+            }
+        }
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim().trim_matches(['"', '\'']));
+        if ["listen", "admin_listen", "bind"].contains(&key) {
+            in_bind_list = key == "bind" && value.is_empty();
+            match value.parse::<SocketAddr>() {
+                Ok(addr) if !addr.ip().is_loopback() => {
+                    found.push(format!("{key}: {addr} is not loopback"))
+                }
+                _ => {}
+            }
+        }
+    }
+    found
+}
+
+/// The check above finds the lab's secrets and addresses, and nothing in
+/// the packaged configs (no root needed).
+#[test]
+fn packaged_configs_hold_no_lab_secret_and_listen_on_loopback() {
+    for d in DAEMONS {
+        let packaged = std::fs::read_to_string(repo().join(format!("configs/{d}.yaml"))).unwrap();
+        assert_eq!(
+            lab_secrets_and_open_addresses(&packaged),
+            Vec::<String>::new(),
+            "{d}"
+        );
+    }
+    let lab = |f: &str| std::fs::read_to_string(repo().join("configs/lab").join(f)).unwrap();
+    let found = lab_secrets_and_open_addresses(&lab("sqlproxyd-1.yaml"));
+    assert!(
+        found.iter().any(|f| f == "password: app is a lab password"),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|f| f == "replication_password: repl is a lab password"),
+        "{found:?}"
+    );
+    assert_eq!(
+        lab_secrets_and_open_addresses(&lab("vrrpd-1.yaml")),
+        ["auth_pass: hslab is a lab password"]
+    );
+    assert_eq!(
+        lab_secrets_and_open_addresses("authentication: {auth_type: PASS, auth_pass: hastack1}\n"),
+        [
+            "hastack1, the auth_pass packages once shipped",
+            "auth_pass: hastack1 is a lab password"
+        ]
+    );
+    let open = lab_secrets_and_open_addresses("listen: 0.0.0.0:8066\nfrontends:\n  m:\n    bind:\n      - 10.99.0.100:3306\n      - 127.0.0.1:3306\n");
+    assert_eq!(
+        open,
+        [
+            "listen: 0.0.0.0:8066 is not loopback",
+            "bind: 10.99.0.100:3306 is not loopback"
+        ]
+    );
+}
+
 #[test]
 fn debs_install_into_a_clean_root_and_remove_and_purge() {
     need("debootstrap", "debootstrap");
@@ -198,13 +316,49 @@ fn debs_install_into_a_clean_root_and_remove_and_purge() {
             "{d}: the config is not a conffile: {conffiles:?}"
         );
 
-        // The binary runs there and accepts its packaged config.
+        // The binary runs there. Its packaged config holds no working
+        // secret and listens on loopback only; where it needs a password,
+        // --check (the unit's ExecStartPre) refuses it naming each key.
         let out = ok(&mut chroot(&root, &[d, "--version"]));
         assert_eq!(text(&out.stdout).trim(), format!("{d} 0.1.0"));
-        ok(&mut chroot(
+        let config = std::fs::read_to_string(root.join(format!("etc/hastack/{d}.yaml"))).unwrap();
+        assert_eq!(
+            lab_secrets_and_open_addresses(&config),
+            Vec::<String>::new(),
+            "{d}"
+        );
+        let check = chroot(
             &root,
             &[d, "-f", &format!("/etc/hastack/{d}.yaml"), "--check"],
-        ));
+        )
+        .output()
+        .unwrap();
+        let placeholders = PLACEHOLDER_KEYS
+            .iter()
+            .filter(|(daemon, _)| *daemon == d)
+            .map(|(_, key)| *key)
+            .collect::<Vec<_>>();
+        if placeholders.is_empty() {
+            assert!(
+                check.status.success(),
+                "{d} --check: {}",
+                text(&check.stderr)
+            );
+        } else {
+            let errors = text(&check.stderr);
+            assert_eq!(check.status.code(), Some(2), "{d} --check: {errors}");
+            for key in placeholders {
+                assert!(
+                    errors
+                        .lines()
+                        .any(|l| l.starts_with(&format!("/etc/hastack/{d}.yaml:"))
+                            && l.contains(&format!(
+                                ": {key}: still the packaged placeholder __CHANGE_ME__; set "
+                            ))),
+                    "{d} --check does not name {key}: {errors}"
+                );
+            }
+        }
 
         // man 8 NAME and man 5 NAME.yaml render without a warning.
         for (section, page) in [("8", d.to_owned()), ("5", format!("{d}.yaml"))] {

@@ -181,7 +181,13 @@ fn a_client_that_vanishes_mid_result_leaves_nothing_behind() {
 fn proxy_protocol_headers_carry_the_client_address_and_are_required_when_on() {
     use hastack_proto::proxy_protocol::{encode_v2, V2_SIGNATURE};
     let cluster = MariaDbCluster::start(1).unwrap();
-    let proxy = Proxy::start_with(&cluster, "replicas", "", "proxy_protocol: true\n").unwrap();
+    let proxy = Proxy::start_with(
+        &cluster,
+        "replicas",
+        "",
+        "proxy_protocol: true\nproxy_protocol_from: [127.0.0.1/32]\n",
+    )
+    .unwrap();
     let client: SocketAddr = "203.0.113.7:5555".parse().unwrap();
 
     // v1: the refusal names the address from the header, not 127.0.0.1.
@@ -209,7 +215,17 @@ fn proxy_protocol_headers_carry_the_client_address_and_are_required_when_on() {
     let mut local = V2_SIGNATURE.to_vec();
     local.extend_from_slice(&[0x20, 0x00, 0, 0]);
     RawClient::login_after(proxy.addr, &local, "app", "app", None).unwrap();
-    // No header at all: closed without a greeting.
+    // The session shows the header's address on the admin port.
+    let sessions = admin_rows(&proxy, "show @@connection");
+    assert!(
+        sessions
+            .iter()
+            .any(|r| r.get(1).map(String::as_str) == Some("203.0.113.7")
+                && r.get(2).map(String::as_str) == Some("5555")),
+        "{sessions:?}"
+    );
+    drop(raw);
+    // No header at all from a listed balancer: closed without a greeting.
     let mut bare = std::net::TcpStream::connect(proxy.addr).unwrap();
     bare.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -224,6 +240,81 @@ fn proxy_protocol_headers_carry_the_client_address_and_are_required_when_on() {
         proxy.daemon.log().contains("PROXY"),
         "{}",
         proxy.daemon.log()
+    );
+}
+
+/// Rows of an admin (9066) command run as app, tab-separated.
+fn admin_rows(proxy: &Proxy, sql: &str) -> Vec<Vec<String>> {
+    let out = hastack_it::sqlproxy::mariadb_cli(proxy.admin, "app", "app")
+        .args(["--batch", "--skip-column-names", "-e", sql])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{sql}: {:?}", out);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect()
+}
+
+/// A PROXY header from a peer not in proxy_protocol_from would let any
+/// client claim any address: it is refused, logged with the real peer and
+/// counted; the same peer without a header is an ordinary client.
+#[test]
+fn a_proxy_header_from_a_peer_not_in_proxy_protocol_from_is_refused() {
+    let cluster = MariaDbCluster::start(1).unwrap();
+    let proxy = Proxy::start_with(
+        &cluster,
+        "replicas",
+        "",
+        "proxy_protocol: true\nproxy_protocol_from: [127.0.0.2/32]\n",
+    )
+    .unwrap();
+    let v1 = format!(
+        "PROXY TCP4 203.0.113.7 {} 5555 {}\r\n",
+        proxy.addr.ip(),
+        proxy.addr.port()
+    );
+    let refused = RawClient::login_after(proxy.addr, v1.as_bytes(), "app", "app", Some("app"));
+    assert!(
+        refused.is_err(),
+        "a forged header from 127.0.0.1 was served"
+    );
+    let v2 =
+        hastack_proto::proxy_protocol::encode_v2("203.0.113.8:5555".parse().unwrap(), proxy.addr);
+    let refused = RawClient::login_after(proxy.addr, &v2, "app", "app", Some("app"));
+    assert!(
+        refused.is_err(),
+        "a forged v2 header from 127.0.0.1 was served"
+    );
+    let logged = wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
+        let log = proxy.daemon.log();
+        (log.matches("a PROXY protocol header from a peer not in proxy_protocol_from")
+            .count()
+            == 2)
+            .then_some(log)
+    })
+    .unwrap_or_else(|| proxy.daemon.log());
+    assert!(
+        logged.contains("peer=127.0.0.1:") && !logged.contains("203.0.113."),
+        "{logged}"
+    );
+    let metrics = proxy.daemon.metrics().unwrap();
+    assert!(
+        metrics
+            .contains("hastack_sqlproxyd_proxy_headers_refused_total{reason=\"untrusted_peer\"} 2"),
+        "{metrics}"
+    );
+    // Without a header, 127.0.0.1 is a plain client, shown as itself.
+    let mut raw = RawClient::login(proxy.addr, "app", "app", Some("app")).unwrap();
+    raw.write(0, b"\x0e").unwrap();
+    assert_eq!(raw.read().unwrap().1[0], 0, "COM_PING from a plain client");
+    let sessions = admin_rows(&proxy, "show @@connection");
+    assert!(
+        !sessions.is_empty()
+            && sessions
+                .iter()
+                .all(|r| r.get(1).map(String::as_str) == Some("127.0.0.1")),
+        "{sessions:?}"
     );
 }
 

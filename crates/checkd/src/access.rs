@@ -37,7 +37,6 @@ impl Refusal {
 
 impl Access {
     pub fn check(&self, peer: IpAddr) -> Result<(), Refusal> {
-        let peer = canonical(peer);
         let allow = best_match(&self.only_from, peer);
         let deny = best_match(&self.no_access, peer);
         match (allow, deny) {
@@ -51,28 +50,11 @@ impl Access {
     }
 }
 
-/// The IPv4 address inside an IPv4-mapped IPv6 one; others unchanged.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
 /// The longest prefix among `list`'s entries containing `peer`.
 fn best_match(list: &[Cidr], peer: IpAddr) -> Option<u8> {
     list.iter()
-        .filter_map(|c| {
-            let net = c.0;
-            let contains = match (net, peer) {
-                (ipnet::IpNet::V6(n), IpAddr::V6(v6)) => n.contains(&v6),
-                (ipnet::IpNet::V4(n), IpAddr::V4(v4)) => n.contains(&v4),
-                // An IPv4-mapped network written in IPv6 form matches its IPv4 peers.
-                (ipnet::IpNet::V6(n), IpAddr::V4(v4)) => n.contains(&v4.to_ipv6_mapped()),
-                _ => false,
-            };
-            contains.then(|| net.prefix_len())
-        })
+        .filter(|c| c.contains(peer))
+        .map(Cidr::prefix_len)
         .max()
 }
 

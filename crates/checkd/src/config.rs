@@ -3,14 +3,12 @@
 //! per connection (`exec`, xinetd's `server`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use hastack_rt::config::{AdminHttp, DaemonConfig, Invalid};
+pub use hastack_rt::Cidr;
 use hastack_rt::{Duration, Secret};
-use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -160,6 +158,12 @@ pub struct MysqlProbe {
     /// For a database probed directly: a read-only server counts as down.
     #[serde(default)]
     pub fail_when_read_only: bool,
+    /// For caching_sha2_password full authentication, ask the server for
+    /// its RSA public key over plain TCP (a man in the middle can send its
+    /// own and learn the password). Off: such a login fails, saying so; the
+    /// fast path (the server has the password cached) needs no key.
+    #[serde(default)]
+    pub allow_public_key_retrieval: bool,
 }
 
 fn default_query() -> String {
@@ -190,41 +194,6 @@ pub struct ExecProbe {
     pub args: Vec<String>,
     #[serde(default = "default_probe_timeout")]
     pub timeout: Duration,
-}
-
-/// An address or a network: `10.0.0.1`, `10.0.0.0/24`, `::1`, `fd00::/8`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Cidr(pub IpNet);
-
-impl FromStr for Cidr {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        s.parse::<IpNet>()
-            .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-            .map(Cidr)
-            .map_err(|_| format!("expected an IP address or CIDR like 10.0.0.0/24, got {s:?}"))
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl<'de> Deserialize<'de> for Cidr {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-impl Serialize for Cidr {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
 }
 
 impl DaemonConfig for Config {
@@ -335,10 +304,13 @@ mod tests {
 
     #[test]
     fn example_configs_are_valid() {
-        assert_eq!(
-            errors(include_str!("../../../configs/checkd.yaml")),
-            Vec::<String>::new()
+        // The packaged one waits for its password, and only for it.
+        let (placeholders, other) = hastack_rt::config::placeholder_paths::<Config>(
+            "checkd.yaml",
+            include_str!("../../../configs/checkd.yaml"),
         );
+        assert_eq!(other, Vec::<String>::new());
+        assert_eq!(placeholders, ["services.mycat_status.probe.mysql.password"]);
         assert_eq!(
             errors(include_str!("../../../configs/lab/checkd-1.yaml")),
             Vec::<String>::new()

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use hastack_proto::mysql::client::Policy;
 use hastack_proto::mysql::conn;
 use tokio::net::TcpStream;
 
@@ -92,6 +93,9 @@ async fn mysql(p: &MysqlProbe) -> Result<String> {
         p.address,
         p.user.as_str(),
         p.password.expose(),
+        Policy {
+            allow_public_key_retrieval: p.allow_public_key_retrieval,
+        },
         p.timeout.get(),
     )
     .await?;

@@ -252,6 +252,12 @@ pub struct CheckKind {
     pub password: Option<Secret>,
     /// mysql: a query that must succeed after login.
     pub query: Option<String>,
+    /// mysql: for caching_sha2_password full authentication, ask the server
+    /// for its RSA public key over plain TCP (a man in the middle can send
+    /// its own and learn the password). Off: such a login fails, saying so;
+    /// the fast path (the server has the password cached) needs no key.
+    #[serde(default)]
+    pub allow_public_key_retrieval: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -453,6 +459,7 @@ fn validate_check(out: &mut Vec<Invalid>, at: &str, c: &CheckKind) {
         ("user", c.user.is_some()),
         ("password", c.password.is_some()),
         ("query", c.query.is_some()),
+        ("allow_public_key_retrieval", c.allow_public_key_retrieval),
     ];
     let kind = match c.kind {
         CheckType::Tcp => "tcp",
@@ -780,12 +787,13 @@ mod tests {
 
     #[test]
     fn checks_timeouts_and_names_are_validated() {
-        let text = "defaults:\n  timeout: {client: 0s}\n  check: {type: http, host: \"a\\r\\nX: y\", user: u}\nfrontends:\n  \"my front\": {bind: [127.0.0.1:3306], backend: db}\nbackends:\n  db:\n    timeout: {queue: 0s}\n    check: {type: mysql}\n    servers:\n      - {name: s, address: 127.0.0.1:0}\n";
+        let text = "defaults:\n  timeout: {client: 0s}\n  check: {type: http, host: \"a\\r\\nX: y\", user: u, allow_public_key_retrieval: true}\nfrontends:\n  \"my front\": {bind: [127.0.0.1:3306], backend: db}\nbackends:\n  db:\n    timeout: {queue: 0s}\n    check: {type: mysql}\n    servers:\n      - {name: s, address: 127.0.0.1:0}\n";
         let e = errors(text);
         for want in [
             "defaults.timeout.client: must be more than 0s",
             "defaults.check.host: expected a host name without spaces",
             "defaults.check.user: applies to type: mysql checks, this one is type: http",
+            "defaults.check.allow_public_key_retrieval: applies to type: mysql checks, this one is type: http",
             "backends.db.timeout.queue: must be more than 0s",
             "backends.db.check.user: a mysql check needs the user it logs in as",
             "backends.db.servers[0].address: port 0 cannot be connected to",

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hastack_proto::health::Health;
+use hastack_proto::mysql::client::Policy;
 use hastack_proto::mysql::conn::{self, io_reason};
 use regex::Regex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -191,7 +192,10 @@ async fn mysql(addr: SocketAddr, kind: &CheckKind, timeout: Duration) -> Result<
     let start = Instant::now();
     let user = kind.user.as_deref().unwrap_or_default();
     let password = kind.password.as_ref().map_or("", |p| p.expose());
-    let mut conn = conn::login(addr, user, password, timeout)
+    let policy = Policy {
+        allow_public_key_retrieval: kind.allow_public_key_retrieval,
+    };
+    let mut conn = conn::login(addr, user, password, policy, timeout)
         .await
         .map_err(|e| e.to_string())?;
     let version = conn.server_version();

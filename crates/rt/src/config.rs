@@ -6,6 +6,10 @@
 //! syntax error, which it locates. Then [`DaemonConfig::validate`] checks
 //! what types cannot (references, ranges, duplicates) and reports every
 //! problem at once; [`crate::locate`] finds their lines.
+//!
+//! A config that still holds [`PLACEHOLDER`] anywhere (the packaged
+//! configs carry it for every password) is refused, each place named: a
+//! package must not run with a secret everyone who read it knows.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -16,6 +20,11 @@ use serde::Deserialize;
 
 use crate::duration::Duration;
 use crate::locate::Locator;
+
+/// What the packaged configs (configs/NAME.yaml, installed as
+/// /etc/hastack/NAME.yaml) hold where a site's own secret goes. A config
+/// holding it anywhere is refused by `--check` and at start.
+pub const PLACEHOLDER: &str = "__CHANGE_ME__";
 
 /// A daemon's config type: deserialized from YAML, then validated.
 pub trait DaemonConfig: DeserializeOwned + Send + Sync + 'static {
@@ -144,43 +153,80 @@ pub fn parse<C: DaemonConfig>(file: &Path, text: &str) -> Result<C, ConfigErrors
             "the file is empty; see the example configs for the sections it needs",
         ));
     }
-    let deserializer = serde_yaml::Deserializer::from_str(text);
-    let config: C = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let located = inner.location().map(|l| (l.line(), l.column()));
-        let locator = Locator::new(text);
-        let (line, column) = located
-            .or_else(|| locator.find(&path).map(|p| (p.line, p.column)))
-            .unzip();
-        ConfigErrors(vec![ConfigError {
-            file: file.to_owned(),
-            line,
-            column,
-            path: if path == "." { String::new() } else { path },
-            message: serde_message(&inner),
-        }])
-    })?;
-    let problems = config.validate();
-    if problems.is_empty() {
-        return Ok(config);
-    }
     let locator = Locator::new(text);
-    Err(ConfigErrors(
-        problems
-            .into_iter()
-            .map(|p| {
-                let pos = locator.find(&p.path);
-                ConfigError {
+    let mut errors = placeholders(file, &locator);
+    let deserializer = serde_yaml::Deserializer::from_str(text);
+    let config: C = match serde_path_to_error::deserialize(deserializer) {
+        Ok(c) => c,
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let located = inner.location().map(|l| (l.line(), l.column()));
+            let (line, column) = located
+                .or_else(|| locator.find(&path).map(|p| (p.line, p.column)))
+                .unzip();
+            let path = if path == "." { String::new() } else { path };
+            // A placeholder where an address or a number goes is named once.
+            if !errors.iter().any(|p| p.path == path) {
+                errors.push(ConfigError {
                     file: file.to_owned(),
-                    line: pos.map(|p| p.line),
-                    column: pos.map(|p| p.column),
-                    path: p.path,
-                    message: p.message,
-                }
-            })
-            .collect(),
-    ))
+                    line,
+                    column,
+                    path,
+                    message: serde_message(&inner),
+                });
+            }
+            return Err(ConfigErrors(errors));
+        }
+    };
+    let placeholder_paths: Vec<String> = errors.iter().map(|e| e.path.clone()).collect();
+    for p in config.validate() {
+        // What is wrong with a placeholder (not a password hash, say) is
+        // that it is one; that was said.
+        if placeholder_paths.contains(&p.path) {
+            continue;
+        }
+        let pos = locator.find(&p.path);
+        errors.push(ConfigError {
+            file: file.to_owned(),
+            line: pos.map(|p| p.line),
+            column: pos.map(|p| p.column),
+            path: p.path,
+            message: p.message,
+        });
+    }
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// One error per scalar still holding [`PLACEHOLDER`], saying what to set.
+fn placeholders(file: &Path, locator: &Locator) -> Vec<ConfigError> {
+    locator
+        .scalars()
+        .filter(|(_, _, text)| text.contains(PLACEHOLDER))
+        .map(|(path, pos, _)| {
+            let key = path.rsplit(['.', '[']).next().unwrap_or(path);
+            let what = if key.contains("hash") {
+                "this site's mysql_native_password hash (SELECT PASSWORD('...'))"
+            } else if key.contains("pass") {
+                "this site's password: inline, {file: PATH} (a file only the daemon's user reads) or {env: NAME}"
+            } else {
+                "this site's own value"
+            };
+            ConfigError {
+                file: file.to_owned(),
+                line: Some(pos.line),
+                column: Some(pos.column),
+                path: path.to_owned(),
+                message: format!(
+                    "still the packaged placeholder {PLACEHOLDER}; set {what} before starting"
+                ),
+            }
+        })
+        .collect()
 }
 
 /// Every error `parse` finds in `text`, as the lines `--check` prints
@@ -190,6 +236,22 @@ pub fn error_lines<C: DaemonConfig>(file: &str, text: &str) -> Vec<String> {
         Ok(_) => Vec::new(),
         Err(e) => e.0.iter().map(ToString::to_string).collect(),
     }
+}
+
+/// For tests of the packaged configs: the key paths `parse` finds still
+/// holding [`PLACEHOLDER`], and every other error line (none, for a
+/// packaged config that only waits for its secrets).
+pub fn placeholder_paths<C: DaemonConfig>(file: &str, text: &str) -> (Vec<String>, Vec<String>) {
+    let Err(e) = parse::<C>(Path::new(file), text) else {
+        return (Vec::new(), Vec::new());
+    };
+    let (placeholders, other): (Vec<ConfigError>, Vec<ConfigError>) =
+        e.0.into_iter()
+            .partition(|e| e.message.starts_with("still the packaged placeholder"));
+    (
+        placeholders.into_iter().map(|e| e.path).collect(),
+        other.iter().map(ToString::to_string).collect(),
+    )
 }
 
 /// serde_yaml's message without the position it appends (we print our own)
@@ -280,6 +342,8 @@ mod tests {
         inter: Option<Duration>,
         #[serde(default)]
         weight: u32,
+        #[serde(default)]
+        password: Option<crate::Secret>,
     }
 
     impl DaemonConfig for Cfg {
@@ -363,6 +427,37 @@ mod tests {
                 "lbd.yaml:6:9: backends.db.servers[1].name: duplicate server name \"a\"",
             ]
         );
+    }
+
+    #[test]
+    fn placeholders_are_refused_each_named_with_what_to_set() {
+        let text = "backends:\n  db:\n    servers:\n      - name: a\n        password: __CHANGE_ME__\n      - name: b\n        inter: __CHANGE_ME__\n        weight: 999\n";
+        assert_eq!(
+            errors(text),
+            [
+                "lbd.yaml:5:19: backends.db.servers[0].password: still the packaged placeholder __CHANGE_ME__; set this site's password: inline, {file: PATH} (a file only the daemon's user reads) or {env: NAME} before starting",
+                "lbd.yaml:7:16: backends.db.servers[1].inter: still the packaged placeholder __CHANGE_ME__; set this site's own value before starting",
+            ]
+        );
+        // With the types right, the other problems are listed too.
+        let text = "backends:\n  db:\n    servers:\n      - name: a\n        password: __CHANGE_ME__\n      - name: b\n        weight: 999\n";
+        let e = errors(text);
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].contains("servers[0].password: still the packaged placeholder"));
+        assert!(e[1].contains("servers[1].weight: must be between 0 and 256"));
+        // In a comment it is no value; part of a value, it is.
+        let text = "# password: __CHANGE_ME__\nbackends:\n  db:\n    servers:\n      - {name: x__CHANGE_ME__}\n";
+        let e = errors(text);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("lbd.yaml:5:16: backends.db.servers[0].name: still"),
+            "{e:?}"
+        );
+        assert!(parse::<Cfg>(
+            Path::new("lbd.yaml"),
+            "backends:\n  db:\n    servers:\n      - {name: a, password: s3cret}\n"
+        )
+        .is_ok());
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub struct Position {
 #[derive(Debug, Default)]
 pub struct Locator {
     positions: HashMap<String, Position>,
+    /// Every scalar (key or value) in document order: its key path, where
+    /// it is, its text.
+    scalars: Vec<(String, Position, String)>,
 }
 
 enum Frame {
@@ -89,7 +92,8 @@ impl Locator {
                 // A block mapping's own mark is at its first ':'; its first
                 // key is where a reader looks for it.
                 loc.positions.entry(prefix.clone()).or_insert(pos);
-                loc.positions.entry(path).or_insert(pos);
+                loc.positions.entry(path.clone()).or_insert(pos);
+                loc.scalars.push((path, pos, k.clone()));
                 *key = Some(k.clone());
                 continue;
             }
@@ -100,6 +104,9 @@ impl Locator {
             };
             if let (Some(p), false) = (&path, matches!(event, Event::MappingStart(..))) {
                 loc.positions.entry(p.clone()).or_insert(pos);
+            }
+            if let (Some(p), Event::Scalar(v, ..)) = (&path, &event) {
+                loc.scalars.push((p.clone(), pos, v.clone()));
             }
             match event {
                 Event::MappingStart(..) => stack.push(Frame::Map {
@@ -126,6 +133,14 @@ impl Locator {
             }
         }
         loc
+    }
+
+    /// Every scalar of the document, keys and values, in document order:
+    /// its key path (a key's own path, a value's key's), position and text.
+    pub fn scalars(&self) -> impl Iterator<Item = (&str, Position, &str)> {
+        self.scalars
+            .iter()
+            .map(|(path, pos, text)| (path.as_str(), *pos, text.as_str()))
     }
 
     /// Position of `path`, or of its nearest ancestor that is in the text
@@ -181,6 +196,23 @@ list: [x, {y: 1}]
                 column: 12
             })
         );
+    }
+
+    #[test]
+    fn scalars_come_with_their_paths() {
+        let loc = Locator::new(DOC);
+        let got: Vec<(&str, Position, &str)> = loc.scalars().collect();
+        assert_eq!(got[0], ("a", Position { line: 1, column: 1 }, "a"));
+        assert_eq!(got[1], ("a", Position { line: 1, column: 4 }, "1"));
+        assert!(got.contains(&(
+            "backends.db.servers[1].inter",
+            Position {
+                line: 8,
+                column: 16
+            },
+            "fast"
+        )));
+        assert!(got.contains(&("list[0]", Position { line: 9, column: 8 }, "x")));
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::fmt;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
+use crate::config::PLACEHOLDER;
+
 /// A resolved secret. The value is only reachable through [`Secret::expose`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -62,19 +64,36 @@ impl<'de> Deserialize<'de> for Secret {
                     de::Error::custom(format!("cannot read password file {}: {e}", path.display()))
                 })?;
                 // Files written by `echo` end in a newline that is not part of the password.
-                Ok(Secret(text.trim_end_matches(['\n', '\r']).to_owned()))
+                let secret = text.trim_end_matches(['\n', '\r']);
+                not_placeholder(secret, &format!("the password file {}", path.display()))?;
+                Ok(Secret(secret.to_owned()))
             }
             RawSecret::From(SecretSource {
                 file: None,
                 env: Some(name),
-            }) => std::env::var(&name).map(Secret).map_err(|_| {
-                de::Error::custom(format!(
-                    "environment variable {name} is not set (or not UTF-8)"
-                ))
-            }),
+            }) => {
+                let secret = std::env::var(&name).map_err(|_| {
+                    de::Error::custom(format!(
+                        "environment variable {name} is not set (or not UTF-8)"
+                    ))
+                })?;
+                not_placeholder(&secret, &format!("environment variable {name}"))?;
+                Ok(Secret(secret))
+            }
             RawSecret::From(_) => Err(de::Error::custom("give exactly one of `file` or `env`")),
         }
     }
+}
+
+/// A password file or variable copied from a packaged template must not
+/// smuggle [`PLACEHOLDER`] past the check of the config text.
+fn not_placeholder<E: de::Error>(secret: &str, source: &str) -> Result<(), E> {
+    if secret.contains(PLACEHOLDER) {
+        return Err(E::custom(format!(
+            "{source} still holds the packaged placeholder {PLACEHOLDER}; put this site's password there"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -96,6 +115,8 @@ mod tests {
 
     #[test]
     fn unreadable_sources_say_which() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
         let e = serde_yaml::from_str::<Secret>("{file: /nonexistent/pw}").unwrap_err();
         assert!(
             e.to_string()
@@ -106,6 +127,16 @@ mod tests {
         assert!(
             e.to_string()
                 .contains("HASTACK_TEST_SURELY_UNSET_VAR is not set"),
+            "{e}"
+        );
+        std::fs::write(&path, "__CHANGE_ME__\n").unwrap();
+        let e =
+            serde_yaml::from_str::<Secret>(&format!("{{file: {}}}", path.display())).unwrap_err();
+        assert!(
+            e.to_string().contains(&format!(
+                "the password file {} still holds the packaged placeholder __CHANGE_ME__",
+                path.display()
+            )),
             "{e}"
         );
         let e = serde_yaml::from_str::<Secret>("{file: a, env: B}").unwrap_err();

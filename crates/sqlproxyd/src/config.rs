@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use hastack_rt::config::{check, AdminHttp, DaemonConfig, Invalid};
-use hastack_rt::{ByteSize, Duration, Secret};
+use hastack_rt::{ByteSize, Cidr, Duration, Secret};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -23,11 +23,16 @@ pub struct Config {
     /// MySQL protocol admin commands, `show @@datasource` etc. (Mycat's 9066).
     #[serde(default = "default_admin_listen")]
     pub admin_listen: SocketAddr,
-    /// Expect a PROXY protocol (v1 or v2) header on every client connection,
-    /// as lbd's `send_proxy` writes it, and use the client address it carries.
-    /// Turn on only when every client comes through such a balancer.
+    /// Accept PROXY protocol (v1 or v2) headers, as lbd's `send_proxy`
+    /// writes them, and use the client address they carry: required from
+    /// the peers in `proxy_protocol_from` (HAProxy's `accept-proxy`),
+    /// refused from every other peer, which connects as a plain client.
     #[serde(default)]
     pub proxy_protocol: bool,
+    /// The balancers (addresses or CIDRs) whose PROXY headers are
+    /// believed; needed when `proxy_protocol` is on.
+    #[serde(default)]
+    pub proxy_protocol_from: Vec<Cidr>,
     /// TLS for clients (offered when set): PEM certificate chain and key.
     pub tls: Option<Tls>,
     /// Refuse clients that do not switch to TLS.
@@ -58,7 +63,7 @@ fn default_grace() -> Duration {
 }
 
 fn default_listen() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 8066))
+    SocketAddr::from(([127, 0, 0, 1], 8066))
 }
 
 fn default_admin_listen() -> SocketAddr {
@@ -365,6 +370,19 @@ impl DaemonConfig for Config {
             ByteSize(1024),
             ByteSize(1 << 30),
         );
+        match (self.proxy_protocol, self.proxy_protocol_from.is_empty()) {
+            (true, true) => out.push(Invalid::new(
+                "proxy_protocol_from",
+                "proxy_protocol: true needs the balancers allowed to send PROXY headers, e.g. \
+                 proxy_protocol_from: [10.99.0.21/32, 10.99.0.22/32]; a header from any other \
+                 peer would let it claim any client address",
+            )),
+            (false, false) => out.push(Invalid::new(
+                "proxy_protocol_from",
+                "applies with proxy_protocol: true (set it, or remove this list)",
+            )),
+            _ => {}
+        }
         if self.require_tls && self.tls.is_none() {
             out.push(Invalid::new(
                 "require_tls",
@@ -549,10 +567,29 @@ mod tests {
 
     #[test]
     fn example_configs_are_valid() {
-        assert_eq!(
-            errors(include_str!("../../../configs/sqlproxyd.yaml")),
-            Vec::<String>::new()
+        // The packaged one waits for its passwords, and only for them.
+        let (placeholders, other) = hastack_rt::config::placeholder_paths::<Config>(
+            "sqlproxyd.yaml",
+            include_str!("../../../configs/sqlproxyd.yaml"),
         );
+        assert_eq!(other, Vec::<String>::new());
+        assert_eq!(
+            placeholders,
+            [
+                "users[0].password",
+                "users[1].password_hash",
+                "data_hosts[0].password",
+                "data_hosts[0].heartbeat.password",
+                "data_hosts[0].failover.replication_password",
+            ]
+        );
+        let set = include_str!("../../../configs/sqlproxyd.yaml")
+            .replace(
+                "password_hash: __CHANGE_ME__",
+                "password_hash: '*FC69E042CE30D92E2952335F690CF2345C812E36'",
+            )
+            .replace("__CHANGE_ME__", "s3cret");
+        assert_eq!(errors(&set), Vec::<String>::new());
         assert_eq!(
             errors(include_str!("../../../configs/lab/sqlproxyd-1.yaml")),
             Vec::<String>::new()
@@ -573,6 +610,30 @@ mod tests {
         );
         let e = errors(&format!("{lab}max_allowed_packet: lots\n"));
         assert!(e[0].contains("expected a size like"), "{e:?}");
+    }
+
+    #[test]
+    fn proxy_protocol_needs_the_balancers_it_believes() {
+        let lab = include_str!("../../../configs/lab/sqlproxyd-1.yaml");
+        let e = errors(&format!("{lab}proxy_protocol: true\n"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("proxy_protocol_from: proxy_protocol: true needs the balancers"),
+            "{e:?}"
+        );
+        let e = errors(&format!("{lab}proxy_protocol_from: [127.0.0.1]\n"));
+        assert!(
+            e[0].contains("proxy_protocol_from: applies with proxy_protocol: true"),
+            "{e:?}"
+        );
+        let e = errors(&format!(
+            "{lab}proxy_protocol: true\nproxy_protocol_from: [10.99.0.0/33]\n"
+        ));
+        assert!(e[0].contains("expected an IP address or CIDR"), "{e:?}");
+        let ok = format!(
+            "{lab}proxy_protocol: true\nproxy_protocol_from: [10.99.0.21, 10.99.0.0/24, '::1']\n"
+        );
+        assert_eq!(errors(&ok), Vec::<String>::new());
     }
 
     #[test]

@@ -99,7 +99,10 @@ pub async fn login(
     // With TLS on offer, read the first packet exactly, byte by byte count:
     // a client sends its TLS ClientHello right behind an SSLRequest, and
     // bytes the framer read ahead would never reach the TLS handshake.
-    let mut reply = if topology.tls.is_some() && wire.read_buffer().is_empty() {
+    // With PROXY headers on, exactly too: a header where none is believed
+    // is refused at its first 4 bytes.
+    let exact = topology.tls.is_some() || topology.proxy_protocol;
+    let mut reply = if exact && wire.read_buffer().is_empty() {
         read_one_packet(wire.get_mut()).await?
     } else {
         next(wire).await?
@@ -367,6 +370,9 @@ async fn read_one_packet(stream: &mut ClientStream) -> Result<Packet> {
     use tokio::io::AsyncReadExt;
     let mut header = [0u8; 4];
     stream.read_exact(&mut header).await?;
+    if crate::proxy_header::is_header_start(&header) {
+        return Err(crate::proxy_header::Untrusted.into());
+    }
     let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
     if len > 64 << 10 {
         bail!("a {len}-byte login packet");

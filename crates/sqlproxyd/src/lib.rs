@@ -5,6 +5,7 @@
 //! - [`config`]: the YAML schema (Mycat's concepts under clear names).
 //! - [`topology`]: the running form of the config (users, data hosts, schemas).
 //! - [`frontend`]: the server handshake and client login.
+//! - [`proxy_header`]: who may send a PROXY protocol header (pure).
 //! - [`import_mycat`]: `sqlproxyd import-mycat`, from Mycat's XML.
 //! - [`session`]: one client's commands, routed and streamed.
 //! - [`route`]: which connection a statement runs on (pure).
@@ -41,6 +42,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod pool;
 pub mod probe;
+pub mod proxy_header;
 pub mod registry;
 pub mod route;
 pub mod session;

@@ -43,11 +43,20 @@ pub struct HaEventLabels {
     pub result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProxyHeaderLabels {
+    /// `untrusted_peer`: a header from a peer not in proxy_protocol_from;
+    /// `bad_header`: a listed peer sent none, a malformed one or too late.
+    pub reason: &'static str,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     pub client_connections: Gauge,
     pub client_connections_total: Counter,
     pub auth_failures: Counter,
+    /// Connections closed over their PROXY protocol header.
+    pub proxy_headers: Family<ProxyHeaderLabels, Counter>,
     pub queries: Family<RouteLabels, Counter>,
     pub backend_connections: Family<NodeLabels, Gauge>,
     pub backend_commands: Family<NodeRouteLabels, Counter>,
@@ -61,11 +70,19 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The counter of connections closed over a PROXY header for `reason`.
+    pub fn proxy_headers_refused(&self, reason: &'static str) -> Counter {
+        self.proxy_headers
+            .get_or_create(&ProxyHeaderLabels { reason })
+            .clone()
+    }
+
     pub fn register(r: &mut Registry) -> Self {
         let m = Metrics {
             client_connections: Gauge::default(),
             client_connections_total: Counter::default(),
             auth_failures: Counter::default(),
+            proxy_headers: Family::default(),
             queries: Family::default(),
             backend_connections: Family::default(),
             backend_commands: Family::default(),
@@ -93,6 +110,11 @@ impl Metrics {
             "auth_failures",
             "Client logins refused",
             m.auth_failures.clone(),
+        );
+        r.register(
+            "proxy_headers_refused",
+            "Client connections closed over their PROXY protocol header, by reason",
+            m.proxy_headers.clone(),
         );
         r.register("queries", "Client statements by route", m.queries.clone());
         r.register(

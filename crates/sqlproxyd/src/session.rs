@@ -28,6 +28,7 @@ use crate::frontend::{self, schema_refusal, send_err, Client};
 use crate::metrics::{route_name, Metrics, NodeLabels, NodeRouteLabels, RouteLabels};
 use crate::monitor::InFlight;
 use crate::pool::PoolKey;
+use crate::proxy_header;
 use crate::registry::{Registry, SessionView};
 use crate::route::{PinReason, SessionRoute, Target};
 use crate::topology::{DataHost, Topology};
@@ -154,9 +155,15 @@ impl Session {
     ) {
         let mut stream = stream;
         let _ = stream.set_nodelay(true);
+        let socket_peer = peer;
         let mut peer = peer;
         let mut early = Vec::new();
-        if topology.proxy_protocol {
+        let expect = proxy_header::expect(
+            topology.proxy_protocol,
+            &topology.proxy_protocol_from,
+            peer.ip(),
+        );
+        if expect == proxy_header::Expect::Header {
             match frontend::read_proxy_header(&mut stream).await {
                 Ok((source, rest)) => {
                     // LOCAL (a balancer's own check) keeps the socket's address.
@@ -164,6 +171,7 @@ impl Session {
                     early = rest;
                 }
                 Err(e) => {
+                    metrics.proxy_headers_refused("bad_header").inc();
                     tracing::warn!(session = id, %peer, "closing: {e:#}");
                     return;
                 }
@@ -185,6 +193,11 @@ impl Session {
             Ok(Some(c)) => c,
             Ok(None) => {
                 metrics.auth_failures.inc();
+                return;
+            }
+            Err(e) if e.is::<proxy_header::Untrusted>() => {
+                metrics.proxy_headers_refused("untrusted_peer").inc();
+                tracing::warn!(session = id, peer = %socket_peer, "closing: {e}");
                 return;
             }
             Err(e) => {

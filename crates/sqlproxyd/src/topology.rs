@@ -167,8 +167,10 @@ pub struct Topology {
     /// Schema name → index into `data_hosts`.
     pub schemas: HashMap<String, usize>,
     pub server_version: String,
-    /// Clients start with a PROXY protocol header.
+    /// PROXY protocol headers are read, from the peers in
+    /// `proxy_protocol_from` only ([`crate::proxy_header`]).
     pub proxy_protocol: bool,
+    pub proxy_protocol_from: Vec<hastack_rt::Cidr>,
     /// Offered to clients when configured.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub require_tls: bool,
@@ -267,6 +269,7 @@ impl Topology {
             schemas,
             server_version: DEFAULT_SERVER_VERSION.into(),
             proxy_protocol: c.proxy_protocol,
+            proxy_protocol_from: c.proxy_protocol_from.clone(),
             tls,
             require_tls: c.require_tls,
             default_auth_plugin: c.default_auth_plugin,

@@ -656,11 +656,20 @@ mod tests {
     }
 
     #[test]
-    fn example_config_is_valid() {
-        assert_eq!(
-            errors(include_str!("../../../configs/vrrpd.yaml")),
-            Vec::<String>::new()
+    fn example_config_is_valid_but_for_its_placeholder() {
+        let (placeholders, other) = hastack_rt::config::placeholder_paths::<Config>(
+            "vrrpd.yaml",
+            include_str!("../../../configs/vrrpd.yaml"),
         );
+        assert_eq!(other, Vec::<String>::new());
+        assert_eq!(
+            placeholders,
+            ["instances.VI_MYSQL.authentication.auth_pass"]
+        );
+        // Set, it is valid.
+        let set = include_str!("../../../configs/vrrpd.yaml")
+            .replace("auth_pass: __CHANGE_ME__", "auth_pass: s3cret");
+        assert_eq!(errors(&set), Vec::<String>::new());
     }
 
     #[test]

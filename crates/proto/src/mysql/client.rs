@@ -2,9 +2,11 @@
 //! greeting and each packet after it. [`handshake_response`] and
 //! [`auth_switch_answer`] speak mysql_native_password only (sqlproxyd's
 //! backends); [`Login`] speaks mysql_native_password and
-//! caching_sha2_password (MySQL 8's default), fast path and, over plain
-//! TCP, full authentication with the server's RSA key. The I/O around it is
-//! [`super::conn`] (checkd's and lbd's probes) or the daemon's own.
+//! caching_sha2_password (MySQL 8's default): the fast path always and,
+//! only when [`Policy::allow_public_key_retrieval`] says so, full
+//! authentication over plain TCP with an RSA key the server sends. The I/O
+//! around it is [`super::conn`] (checkd's and lbd's probes) or the daemon's
+//! own.
 
 use mysql_common::packets::{AuthPlugin, HandshakeResponse};
 use mysql_common::proto::MySerialize;
@@ -118,6 +120,29 @@ pub enum LoginError {
     /// A packet that makes no sense at this point of the login.
     #[error("{0}")]
     Malformed(String),
+    /// caching_sha2_password full authentication over a connection without
+    /// TLS, and [`Policy::allow_public_key_retrieval`] is off: asking for
+    /// the key would hand the password to whoever answers with one.
+    #[error(
+        "the server asks for full caching_sha2_password authentication over an unencrypted \
+         connection; the password would be exposed to whoever sends the RSA key: this check \
+         speaks no TLS, so prime the server's cache (log in once as this user over TLS or the \
+         server's socket) or set allow_public_key_retrieval: true on the check"
+    )]
+    PublicKeyRetrieval,
+}
+
+/// What a [`Login`] may do beyond answering with a scramble.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// caching_sha2_password full authentication over plain TCP: ask the
+    /// server for its RSA public key and send the password encrypted with
+    /// it. A man in the middle can send its own key and read the password,
+    /// so it is off unless asked for (the MySQL connectors'
+    /// `allowPublicKeyRetrieval`); off, such a login fails with
+    /// [`LoginError::PublicKeyRetrieval`]. The fast path (the server has
+    /// the password's hash cached) never needs it.
+    pub allow_public_key_retrieval: bool,
 }
 
 /// What the client does next in a [`Login`].
@@ -150,11 +175,13 @@ enum Stage {
 /// mysql_native_password and caching_sha2_password are spoken, whichever
 /// the greeting names or an auth switch asks for. caching_sha2_password's
 /// full authentication (the server has no cached hash of the password) is
-/// done as over plain TCP: ask for the server's RSA public key and send the
-/// password encrypted with it (RSA-OAEP).
+/// done as over plain TCP, when the [`Policy`] allows it: ask for the
+/// server's RSA public key and send the password encrypted with it
+/// (RSA-OAEP). There is no TLS here, so no other way.
 #[derive(Clone, Debug)]
 pub struct Login {
     password: String,
+    policy: Policy,
     plugin: Plugin,
     nonce: Vec<u8>,
     stage: Stage,
@@ -163,13 +190,14 @@ pub struct Login {
 impl Login {
     /// Starts a login answering `greeting`: the state and the
     /// HandshakeResponse payload to send (sequence id: greeting's + 1).
-    pub fn start(greeting: &Handshake, c: &Credentials<'_>) -> (Login, Vec<u8>) {
+    pub fn start(greeting: &Handshake, c: &Credentials<'_>, policy: Policy) -> (Login, Vec<u8>) {
         // Answer with the plugin the server names when it is one spoken
         // here; otherwise native, and the server switches if it must.
         let plugin = Plugin::from_name(&greeting.auth_plugin).unwrap_or(Plugin::Native);
         let response = handshake_response_for(greeting, c, plugin);
         let login = Login {
             password: c.password.to_owned(),
+            policy,
             plugin,
             nonce: greeting.scramble.to_vec(),
             stage: Stage::Answered { switched: false },
@@ -228,6 +256,9 @@ impl Login {
                 [0x03] => {
                     self.stage = Stage::FastAuthOk;
                     Ok(Action::Read)
+                }
+                [0x04] if !self.policy.allow_public_key_retrieval => {
+                    Err(LoginError::PublicKeyRetrieval)
                 }
                 [0x04] => {
                     self.stage = Stage::AwaitingKey;
@@ -537,7 +568,11 @@ eqSIhpSX6FlOX4hH/lyBHx56KZLI8zpK2dJzoRhDWa7pJ+Fds5y/AgMBAAE=
 
     #[test]
     fn a_native_greeting_is_answered_natively() {
-        let (mut login, response) = Login::start(&greeting("mysql_native_password"), &creds("pw"));
+        let (mut login, response) = Login::start(
+            &greeting("mysql_native_password"),
+            &creds("pw"),
+            Policy::default(),
+        );
         let expected = scramble_native(b"0123456789abcdefghij", b"pw").unwrap();
         assert!(contains(&response, &expected));
         assert!(contains(&response, b"mysql_native_password\0"));
@@ -547,20 +582,88 @@ eqSIhpSX6FlOX4hH/lyBHx56KZLI8zpK2dJzoRhDWa7pJ+Fds5y/AgMBAAE=
 
     #[test]
     fn caching_sha2_fast_path() {
-        let (mut login, response) = Login::start(&greeting("caching_sha2_password"), &creds("pw"));
+        let (mut login, response) = Login::start(
+            &greeting("caching_sha2_password"),
+            &creds("pw"),
+            Policy::default(),
+        );
         let expected = scramble_sha256(b"0123456789abcdefghij", b"pw").unwrap();
         assert!(contains(&response, &expected));
         assert!(contains(&response, b"caching_sha2_password\0"));
         assert_eq!(login.on_packet(&[0x01, 0x03]), Ok(Action::Read));
         assert_eq!(login.on_packet(&ok()), Ok(Action::Done));
         // An empty password: an empty answer, and the OK straight away.
-        let (mut login, _) = Login::start(&greeting("caching_sha2_password"), &creds(""));
+        let (mut login, _) = Login::start(
+            &greeting("caching_sha2_password"),
+            &creds(""),
+            Policy::default(),
+        );
+        assert_eq!(login.on_packet(&ok()), Ok(Action::Done));
+    }
+
+    const ALLOW: Policy = Policy {
+        allow_public_key_retrieval: true,
+    };
+
+    #[test]
+    fn caching_sha2_full_path_without_tls_is_refused_unless_key_retrieval_is_allowed() {
+        // Off (the default): the request for full authentication ends the
+        // login; no public-key request goes out, so no key is taken from
+        // whoever answers.
+        let (mut login, _) = Login::start(
+            &greeting("caching_sha2_password"),
+            &creds("secret"),
+            Policy::default(),
+        );
+        assert_eq!(
+            login.on_packet(&[0x01, 0x04]),
+            Err(LoginError::PublicKeyRetrieval)
+        );
+        let e = LoginError::PublicKeyRetrieval.to_string();
+        assert!(
+            e.starts_with("the server asks for full caching_sha2_password authentication over an unencrypted connection")
+                && e.contains("allow_public_key_retrieval: true"),
+            "{e}"
+        );
+        // A key sent unasked is no key at all.
+        let (mut login, _) = Login::start(
+            &greeting("caching_sha2_password"),
+            &creds("secret"),
+            Policy::default(),
+        );
+        let mut key = vec![0x01];
+        key.extend_from_slice(SPKI.as_bytes());
+        assert!(matches!(
+            login.on_packet(&key),
+            Err(LoginError::Malformed(_))
+        ));
+        // After a switch to caching_sha2_password too.
+        let mut switch = vec![0xFE];
+        switch.extend_from_slice(b"caching_sha2_password\0ABCDEFGHIJKLMNOPQRST\0");
+        let (mut login, _) = Login::start(
+            &greeting("mysql_native_password"),
+            &creds("secret"),
+            Policy::default(),
+        );
+        assert!(matches!(login.on_packet(&switch), Ok(Action::Send(_))));
+        assert_eq!(
+            login.on_packet(&[0x01, 0x04]),
+            Err(LoginError::PublicKeyRetrieval)
+        );
+        // The fast path needs no key and still works.
+        let (mut login, _) = Login::start(
+            &greeting("caching_sha2_password"),
+            &creds("secret"),
+            Policy::default(),
+        );
+        assert_eq!(login.on_packet(&[0x01, 0x03]), Ok(Action::Read));
         assert_eq!(login.on_packet(&ok()), Ok(Action::Done));
     }
 
     #[test]
     fn caching_sha2_full_path_sends_the_password_rsa_encrypted() {
-        let (mut login, _) = Login::start(&greeting("caching_sha2_password"), &creds("secret"));
+        let (mut login, _) =
+            Login::start(&greeting("caching_sha2_password"), &creds("secret"), ALLOW);
         assert_eq!(
             login.on_packet(&[0x01, 0x04]),
             Ok(Action::Send(vec![REQUEST_PUBLIC_KEY]))
@@ -579,7 +682,8 @@ eqSIhpSX6FlOX4hH/lyBHx56KZLI8zpK2dJzoRhDWa7pJ+Fds5y/AgMBAAE=
         assert_eq!(plain, b"secret\0");
         assert_eq!(login.on_packet(&ok()), Ok(Action::Done));
         // The server's verdict on it can be no.
-        let (mut login, _) = Login::start(&greeting("caching_sha2_password"), &creds("secret"));
+        let (mut login, _) =
+            Login::start(&greeting("caching_sha2_password"), &creds("secret"), ALLOW);
         login.on_packet(&[0x01, 0x04]).unwrap();
         login.on_packet(&key).unwrap();
         assert!(matches!(
@@ -590,7 +694,8 @@ eqSIhpSX6FlOX4hH/lyBHx56KZLI8zpK2dJzoRhDWa7pJ+Fds5y/AgMBAAE=
 
     #[test]
     fn an_unusable_key_is_a_clear_error() {
-        let (mut login, _) = Login::start(&greeting("caching_sha2_password"), &creds("secret"));
+        let (mut login, _) =
+            Login::start(&greeting("caching_sha2_password"), &creds("secret"), ALLOW);
         login.on_packet(&[0x01, 0x04]).unwrap();
         let e = login.on_packet(b"\x01not a key").unwrap_err().to_string();
         assert!(
@@ -627,7 +732,7 @@ eqSIhpSX6FlOX4hH/lyBHx56KZLI8zpK2dJzoRhDWa7pJ+Fds5y/AgMBAAE=
         switch.extend_from_slice(b"caching_sha2_password\0");
         switch.extend_from_slice(nonce);
         switch.push(0);
-        let (mut login, _) = Login::start(&greeting("mysql_native_password"), &creds("pw"));
+        let (mut login, _) = Login::start(&greeting("mysql_native_password"), &creds("pw"), ALLOW);
         assert_eq!(
             login.on_packet(&switch),
             Ok(Action::Send(
@@ -653,7 +758,11 @@ eqSIhpSX6FlOX4hH/lyBHx56KZLI8zpK2dJzoRhDWa7pJ+Fds5y/AgMBAAE=
             login.on_packet(&switch),
             Err(LoginError::Malformed(_))
         ));
-        let (mut login, _) = Login::start(&greeting("caching_sha2_password"), &creds("pw"));
+        let (mut login, _) = Login::start(
+            &greeting("caching_sha2_password"),
+            &creds("pw"),
+            Policy::default(),
+        );
         let mut native = vec![0xFE];
         native.extend_from_slice(b"mysql_native_password\0");
         native.extend_from_slice(nonce);
@@ -668,7 +777,8 @@ eqSIhpSX6FlOX4hH/lyBHx56KZLI8zpK2dJzoRhDWa7pJ+Fds5y/AgMBAAE=
             login.on_packet(&[0x01, 0x03]),
             Err(LoginError::Malformed(_))
         ));
-        let (mut login, _) = Login::start(&greeting("client_ed25519"), &creds("pw"));
+        let (mut login, _) =
+            Login::start(&greeting("client_ed25519"), &creds("pw"), Policy::default());
         let mut other = vec![0xFE];
         other.extend_from_slice(b"client_ed25519\0xyz");
         let e = login.on_packet(&other).unwrap_err().to_string();
@@ -677,7 +787,11 @@ eqSIhpSX6FlOX4hH/lyBHx56KZLI8zpK2dJzoRhDWa7pJ+Fds5y/AgMBAAE=
 
     #[test]
     fn an_err_is_the_servers_refusal() {
-        let (mut login, _) = Login::start(&greeting("mysql_native_password"), &creds("pw"));
+        let (mut login, _) = Login::start(
+            &greeting("mysql_native_password"),
+            &creds("pw"),
+            Policy::default(),
+        );
         let e = login.on_packet(&err()).unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -692,9 +806,11 @@ eqSIhpSX6FlOX4hH/lyBHx56KZLI8zpK2dJzoRhDWa7pJ+Fds5y/AgMBAAE=
         fn any_packets_are_answered_or_refused_never_a_panic(
             packets in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), 0..6),
             sha2 in proptest::prelude::any::<bool>(),
+            allow_public_key_retrieval in proptest::prelude::any::<bool>(),
         ) {
             let plugin = if sha2 { "caching_sha2_password" } else { "mysql_native_password" };
-            let (mut login, _) = Login::start(&greeting(plugin), &creds("pw"));
+            let policy = Policy { allow_public_key_retrieval };
+            let (mut login, _) = Login::start(&greeting(plugin), &creds("pw"), policy);
             for p in &packets {
                 if login.on_packet(p).is_err() {
                     break;

@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::client::{Action, Credentials, Login, LoginError};
+use super::client::{Action, Credentials, Login, LoginError, Policy};
 use super::framing::{self, FrameError, Packet};
 use super::packets::{Capabilities, Handshake, ParseError, ServerErr};
 use super::response::{Expect, Reply, Step};
@@ -78,11 +78,13 @@ pub fn capabilities() -> Capabilities {
         | Capabilities::CLIENT_TRANSACTIONS
 }
 
-/// Connects to `addr` and logs in as `user`, all within `timeout`.
+/// Connects to `addr` and logs in as `user`, all within `timeout`; what
+/// the login may do beyond a scramble is `policy`'s to say.
 pub async fn login(
     addr: SocketAddr,
     user: &str,
     password: &str,
+    policy: Policy,
     timeout: Duration,
 ) -> Result<Conn, Error> {
     let credentials = Credentials {
@@ -92,16 +94,17 @@ pub async fn login(
         capabilities: capabilities(),
         collation: 45,
     };
-    login_with(addr, &credentials, timeout).await
+    login_with(addr, &credentials, policy, timeout).await
 }
 
 /// [`login`] with all of [`Credentials`] (a database, other capabilities).
 pub async fn login_with(
     addr: SocketAddr,
     credentials: &Credentials<'_>,
+    policy: Policy,
     timeout: Duration,
 ) -> Result<Conn, Error> {
-    match tokio::time::timeout(timeout, connect_and_login(addr, credentials)).await {
+    match tokio::time::timeout(timeout, connect_and_login(addr, credentials, policy)).await {
         Ok(r) => r,
         Err(_) => Err(Error::Timeout {
             what: format!("login to {addr}"),
@@ -110,7 +113,11 @@ pub async fn login_with(
     }
 }
 
-async fn connect_and_login(addr: SocketAddr, c: &Credentials<'_>) -> Result<Conn, Error> {
+async fn connect_and_login(
+    addr: SocketAddr,
+    c: &Credentials<'_>,
+    policy: Policy,
+) -> Result<Conn, Error> {
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|source| Error::Connect { addr, source })?;
@@ -127,7 +134,7 @@ async fn connect_and_login(addr: SocketAddr, c: &Credentials<'_>) -> Result<Conn
         Err(ParseError::ServerError(e)) => return Err(Error::Greeting(e)),
         Err(e) => return Err(Error::Handshake(e)),
     };
-    let (mut login, response) = Login::start(&hs, c);
+    let (mut login, response) = Login::start(&hs, c, policy);
     let mut seq = greeting.seq.wrapping_add(1);
     conn.write(Packet::new(seq, response)).await?;
     let refused = |source| Error::Login {
