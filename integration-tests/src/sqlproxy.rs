@@ -63,8 +63,10 @@ pub fn config(
     } else {
         "    failover: {replication_user: repl, replication_password: repl}\n"
     };
+    // Actions take the test token (`http_post` sends it).
+    let auth = crate::daemon::admin_auth_yaml();
     format!(
-        "{top}{state_dir}admin_http:\n  listen: {admin_http}\nshutdown_grace: 2s\nlisten: {listen}\nadmin_listen: {admin}\n\
+        "{top}{state_dir}admin_http:\n  listen: {admin_http}\n{auth}shutdown_grace: 2s\nlisten: {listen}\nadmin_listen: {admin}\n\
          users:\n  - {{name: app, password: app, schemas: [app, sbtest]}}\n  - {{name: reader, password: reader, schemas: [app], read_only: true}}\n\
          data_hosts:\n  - name: dh1\n    balance: {balance}\n    user: app\n    password: app\n{heartbeat}{failover}{pool}{extra}    nodes:\n{nodes}\
          schemas:\n  - {{name: app, data_host: dh1}}\n  - {{name: sbtest, data_host: dh1}}\n",
