@@ -25,6 +25,10 @@ pub fn test_token_file() -> Result<PathBuf> {
     if !path.exists() {
         let tmp = tempfile::NamedTempFile::new_in(std::env::temp_dir())?;
         std::fs::write(tmp.path(), format!("{TEST_TOKEN}\n"))?;
+        // Readable by daemons a test runs as another user (`start_as`):
+        // a test token guards nothing.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))?;
         tmp.persist(&path)?;
     }
     Ok(path)
