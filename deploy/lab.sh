@@ -341,8 +341,17 @@ table bridge $NFT_TABLE {
 
 # --- configs ------------------------------------------------------------------
 
+# The bearer token every daemon's POST /actions/* takes (admin_http.auth):
+# made once per lab, readable by root only.
+TOKEN_FILE=$STATE/admin.token
+write_token() {
+  [[ -s $TOKEN_FILE ]] && return 0
+  (umask 077 && od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$TOKEN_FILE" && echo >>"$TOKEN_FILE")
+}
+
 write_configs() {
   local n h a dir
+  write_token
   for n in 1 2; do
     h=proxy-$n a=$(addr "proxy-$n") dir=$(hostdir "proxy-$n")
     mkdir -p "$dir/state"
@@ -350,6 +359,7 @@ write_configs() {
 # sqlproxyd on $h of the namespace lab (from configs/lab/sqlproxyd-$n.yaml).
 admin_http:
   listen: $a:9166
+  auth: {token_file: $TOKEN_FILE}
 shutdown_grace: 5s
 listen: $a:8066
 admin_listen: $a:9066
@@ -357,6 +367,9 @@ state_dir: $dir/state
 users:
   - {name: app, password: app, schemas: [app, sbtest]}
   - {name: reader, password: reader, schemas: [app, sbtest], read_only: true}
+admin_users:
+  - {name: dba, password: dba, level: admin}
+  - {name: watcher, password: watcher, level: monitor}
 data_hosts:
   - name: dh1
     balance: $BALANCE
@@ -380,6 +393,7 @@ EOF
 # asking its /health (503 while cut off from a live primary).
 admin_http:
   listen: $a:9167
+  auth: {token_file: $TOKEN_FILE}
 services:
   sqlproxyd_status:
     type: http_check
@@ -405,6 +419,7 @@ EOF
 # VIP (IP_FREEBIND: it need not be here yet) and balances over both sqlproxyd.
 admin_http:
   listen: $a:48800
+  auth: {token_file: $TOKEN_FILE}
 shutdown_grace: 5s
 runtime_socket:
   path: $dir/lbd.sock
@@ -434,6 +449,7 @@ EOF
 # priority $prio - 60, the peer takes the VIP).
 admin_http:
   listen: $a:9168
+  auth: {token_file: $TOKEN_FILE}
 shutdown_grace: 2s
 instances:
   VI_MYSQL:
@@ -579,6 +595,8 @@ Hosts:        lb-1 $NET.21, lb-2 $NET.22 (lbd :3306 on the VIP, stats :48800; vr
               db-1 $NET.31 (primary), db-2 $NET.32, db-3 $NET.33 (mariadbd :3306)
 Admin HTTP:   curl http://$NET.21:48800/status (lbd) | http://$NET.21:9168/status (vrrpd)
               curl http://$NET.11:9166/status (sqlproxyd) | http://$NET.11:9167/status (checkd)
+Actions:      curl -XPOST -H "Authorization: Bearer \$(cat $TOKEN_FILE)" 'http://$NET.11:9166/actions/switchover?node=db-2'
+Admin port:   mariadb -h $NET.11 -P 9066 -u dba -pdba -e 'show @@datasource'   (watcher/watcher: show only)
 A shell:      ip netns exec hs-proxy-1 bash   (namespaces hs-lb-1 … hs-db-3, switch hs-switch)
 Configs:      $STATE/HOST/DAEMON.yaml
 Logs:         $STATE/HOST/DAEMON.log (MariaDB: $STATE/db-N/mariadbd.log)

@@ -283,8 +283,9 @@ fn switchover_trial() -> Result<Result<(Outcome, Duration), String>> {
         mysql::OptsBuilder::new()
             .ip_or_hostname(Some(proxy.admin.ip().to_string()))
             .tcp_port(proxy.admin.port())
-            .user(Some("app"))
-            .pass(Some("app"))
+            // The admin port's admin-level account (hastack_it::sqlproxy::config).
+            .user(Some("dba"))
+            .pass(Some("dba"))
             .prefer_socket(false)
             .read_timeout(Some(Duration::from_secs(60))),
     )

@@ -63,6 +63,11 @@ done < <(docker network ls --format '{{.Name}}')
 
 echo "up.sh: staging target/$profile binaries into deploy/compose/build/bin"
 mkdir -p "$here/build/bin"
+# The bearer token of every daemon's POST /actions/* (admin_http.auth),
+# made once, mounted as /etc/hastack/admin.token; never committed.
+if [[ ! -s $here/build/admin.token ]]; then
+  (umask 077 && od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$here/build/admin.token" && echo >>"$here/build/admin.token")
+fi
 for b in "${bins[@]}"; do
   cp -f "$root/target/$profile/$b" "$here/build/bin/$b"
 done
@@ -98,7 +103,8 @@ up.sh: the compose lab is up (project $project, images built from target/$profil
   ps/logs:   docker-compose -p $project -f $here/docker-compose.yml ps | logs -f SERVICE
   lbd stats: http://10.98.0.21:48800/status  http://10.98.0.22:48800/status
   vrrpd:     http://10.98.0.21:9168/status   http://10.98.0.22:9168/status
-  sqlproxyd: mariadb -h 10.98.0.11 -P 9066 -uapp -papp -e 'show @@datasource'   (and 10.98.0.12)
+  sqlproxyd: mariadb -h 10.98.0.11 -P 9066 -udba -pdba -e 'show @@datasource'   (and 10.98.0.12; watcher/watcher: show only)
+  actions:   curl -XPOST -H "Authorization: Bearer \$(cat $here/build/admin.token)" 'http://10.98.0.11:9166/actions/switchover?node=db-2'
   databases: 10.98.0.31 (primary), .32, .33 :3306 (app/app)
   down:      $0 down
 EOF

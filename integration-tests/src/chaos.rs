@@ -1210,6 +1210,11 @@ pub fn run_fault(
     let mut converged = Vec::new();
     let mut hang_pid = None;
     let mut note = String::new();
+    // The switchover is an admin action: it takes the lab's token.
+    let token = match fault {
+        Fault::PrimarySwitchover => stack.lab().admin_token()?,
+        _ => String::new(),
+    };
     // The fault starts with its first action.
     let fault_at = load.now();
     let injected = (|| -> Result<()> {
@@ -1219,6 +1224,7 @@ pub fn run_fault(
                 let (code, body) = crate::daemon::try_http_post(
                     admin,
                     &format!("/actions/switchover?node={replica}"),
+                    &token,
                 )?;
                 if code != 200 {
                     bail!("POST /actions/switchover?node={replica}: {code} {body}");

@@ -10,8 +10,43 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::signal::Signal;
 
+use crate::ports::free_port;
 use crate::process::{command_dying_with_parent, kill_and_reap, signal, tail, wait_timeout};
 use crate::wait_for;
+
+/// The bearer token of [`test_token_file`]: what the tests' daemons take
+/// for `POST /actions/*` when their config has [`admin_auth_yaml`].
+pub const TEST_TOKEN: &str = "hastack-test-token-0123456789";
+
+/// A file holding [`TEST_TOKEN`], for `admin_http.auth.token_file`: one per
+/// test process, written atomically (daemons of parallel tests read it).
+pub fn test_token_file() -> Result<PathBuf> {
+    let path = std::env::temp_dir().join(format!("hs-admin-token-{}", std::process::id()));
+    if !path.exists() {
+        let tmp = tempfile::NamedTempFile::new_in(std::env::temp_dir())?;
+        std::fs::write(tmp.path(), format!("{TEST_TOKEN}\n"))?;
+        // Readable by daemons a test runs as another user (`start_as`):
+        // a test token guards nothing.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))?;
+        tmp.persist(&path)?;
+    }
+    Ok(path)
+}
+
+/// `  auth: {token_file: ...}\n`, to go under `admin_http:` (two-space
+/// indented keys), so that [`http_post`] may run actions.
+pub fn admin_auth_yaml() -> String {
+    match test_token_file() {
+        Ok(p) => format!("  auth: {{token_file: {}}}\n", p.display()),
+        Err(e) => panic!("cannot write the test token file: {e}"),
+    }
+}
+
+/// `Authorization: Bearer TOKEN` as a header pair.
+pub fn bearer(token: &str) -> (&'static str, String) {
+    ("Authorization", format!("Bearer {token}"))
+}
 
 /// Where the daemons' binaries are: `$HASTACK_BIN_DIR`, or the cargo target
 /// directory this test binary was built into (`target/<profile>/`).
@@ -39,6 +74,30 @@ pub fn bin_path(name: &str) -> Result<PathBuf> {
         );
     }
     Ok(path)
+}
+
+/// A small valid config for each daemon, listening for admin on `{admin}`,
+/// with `admin_extra` (indented keys) added to its `admin_http:` section.
+pub fn small_config(daemon: &str, admin: SocketAddr, admin_extra: &str) -> String {
+    // Every address a daemon binds is a free port: tests run in parallel.
+    let port = free_port;
+    let body = match daemon {
+        "vrrpd" => "instances:\n  VI_1:\n    interface: eth0\n    virtual_router_id: 51\n    virtual_ipaddress: [10.99.0.100/24]\n".to_owned(),
+        "lbd" => format!(
+            "frontends:\n  mysql: {{bind: [127.0.0.1:{}], backend: proxies}}\nbackends:\n  proxies:\n    servers:\n      - {{name: proxy-1, address: 127.0.0.1:{}, port: {}}}\n",
+            port(), port(), port()
+        ),
+        "sqlproxyd" => format!(
+            "listen: 127.0.0.1:{}\nadmin_listen: 127.0.0.1:{}\nusers:\n  - {{name: app, password: app}}\ndata_hosts:\n  - name: dh1\n    user: app\n    password: app\n    nodes:\n      - {{name: db-1, address: 127.0.0.1:{}, role: write}}\nschemas:\n  - {{name: app, data_host: dh1}}\n",
+            port(), port(), port()
+        ),
+        "checkd" => format!(
+            "services:\n  status:\n    type: http_check\n    bind: 127.0.0.1:{}\n    probe:\n      tcp: {{address: 127.0.0.1:{}}}\n",
+            port(), port()
+        ),
+        other => panic!("unknown daemon {other}"),
+    };
+    format!("admin_http:\n  listen: {admin}\n{admin_extra}shutdown_grace: 2s\n{body}")
 }
 
 /// A running daemon; SIGKILLed on drop if still running.
@@ -243,14 +302,17 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
     )
 }
 
-/// A plain HTTP/1.0 POST with an empty body (an admin action), errors
-/// returned rather than panicking (for code outside a test).
-pub fn try_http_post(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
-    send_on(
-        TcpStream::connect_timeout(&addr, Duration::from_secs(2))?,
+/// A plain HTTP/1.0 POST with an empty body (an admin action) and the
+/// bearer `token`, errors returned rather than panicking (for code outside
+/// a test).
+pub fn try_http_post(addr: SocketAddr, path: &str, token: &str) -> Result<(u16, String)> {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    send_with(
+        s,
         addr,
         "POST",
         path,
+        &format!("Authorization: Bearer {token}\r\n"),
     )
 }
 
@@ -262,12 +324,23 @@ pub fn http_get_in(netns: &str, addr: SocketAddr, path: &str) -> Result<(u16, St
     send_on(s, addr, "GET", path)
 }
 
-fn send_on(mut s: TcpStream, addr: SocketAddr, method: &str, path: &str) -> Result<(u16, String)> {
+fn send_on(s: TcpStream, addr: SocketAddr, method: &str, path: &str) -> Result<(u16, String)> {
+    send_with(s, addr, method, path, "")
+}
+
+/// `headers`: extra header lines, each ending in CRLF.
+fn send_with(
+    mut s: TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+) -> Result<(u16, String)> {
     // A switchover answers once it is done: seconds, not milliseconds.
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         s,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}Content-Length: 0\r\n\r\n"
     )?;
     let mut resp = String::new();
     s.read_to_string(&mut resp)?;
@@ -283,10 +356,12 @@ fn send_on(mut s: TcpStream, addr: SocketAddr, method: &str, path: &str) -> Resu
     Ok((code, body))
 }
 
-/// A POST with an empty body (the admin actions); panics on I/O errors, as
-/// a failed step is a failed test.
+/// A POST with an empty body and [`TEST_TOKEN`] (the admin actions of a
+/// daemon configured with [`admin_auth_yaml`]); panics on I/O errors, as a
+/// failed step is a failed test.
 pub fn http_post(addr: SocketAddr, path: &str) -> (u16, String) {
-    let (code, resp) = http_request(addr, "POST", path, &[]);
+    let (k, v) = bearer(TEST_TOKEN);
+    let (code, resp) = http_request(addr, "POST", path, &[(k, &v)]);
     let body = resp
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())

@@ -94,6 +94,15 @@ impl Lab {
     }
 
     /// The PID lab.sh recorded for HOST:DAEMON.
+    /// The bearer token `lab.sh up` wrote for the daemons' admin actions
+    /// (`admin_http.auth.token_file`: `$HASTACK_LAB_DIR/admin.token`).
+    pub fn admin_token(&self) -> Result<String> {
+        let path = self.state.join("admin.token");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the lab's admin token {}", path.display()))?;
+        Ok(text.trim().to_owned())
+    }
+
     pub fn pid(&self, host: &str, daemon: &str) -> Result<i32> {
         let p = self.state.join("pids").join(format!("{host}:{daemon}"));
         let s = std::fs::read_to_string(&p).with_context(|| p.display().to_string())?;

@@ -18,7 +18,8 @@ pub struct Proxy {
     pub admin: SocketAddr,
 }
 
-/// The lab's users and one data host over every node of `cluster`
+/// The lab's users, the admin port's `dba` (level admin) and `watcher`
+/// (level monitor), passwords their names, and one data host over every node of `cluster`
 /// (node 0 write, the others read), with `balance`, extra data-host keys
 /// and extra top-level keys.
 pub fn config(
@@ -63,9 +64,12 @@ pub fn config(
     } else {
         "    failover: {replication_user: repl, replication_password: repl}\n"
     };
+    // Actions take the test token (`http_post` sends it).
+    let auth = crate::daemon::admin_auth_yaml();
     format!(
-        "{top}{state_dir}admin_http:\n  listen: {admin_http}\nshutdown_grace: 2s\nlisten: {listen}\nadmin_listen: {admin}\n\
+        "{top}{state_dir}admin_http:\n  listen: {admin_http}\n{auth}shutdown_grace: 2s\nlisten: {listen}\nadmin_listen: {admin}\n\
          users:\n  - {{name: app, password: app, schemas: [app, sbtest]}}\n  - {{name: reader, password: reader, schemas: [app], read_only: true}}\n\
+         admin_users:\n  - {{name: dba, password: dba, level: admin}}\n  - {{name: watcher, password: watcher, level: monitor}}\n\
          data_hosts:\n  - name: dh1\n    balance: {balance}\n    user: app\n    password: app\n{heartbeat}{failover}{pool}{extra}    nodes:\n{nodes}\
          schemas:\n  - {{name: app, data_host: dh1}}\n  - {{name: sbtest, data_host: dh1}}\n",
     )

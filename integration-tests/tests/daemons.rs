@@ -9,32 +9,14 @@ use std::net::SocketAddr;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use hastack_it::daemon::bin_path;
+use hastack_it::daemon::{admin_auth_yaml, bin_path, small_config};
 use hastack_it::ports::free_port;
 use hastack_it::{wait_for, DaemonProcess};
 use nix::sys::signal::Signal;
 
 /// A small valid config for each daemon, listening for admin on `{admin}`.
 fn config(daemon: &str, admin: SocketAddr) -> String {
-    // Every address a daemon binds is a free port: tests run in parallel.
-    let port = free_port;
-    let body = match daemon {
-        "vrrpd" => "instances:\n  VI_1:\n    interface: eth0\n    virtual_router_id: 51\n    virtual_ipaddress: [10.99.0.100/24]\n".to_owned(),
-        "lbd" => format!(
-            "frontends:\n  mysql: {{bind: [127.0.0.1:{}], backend: proxies}}\nbackends:\n  proxies:\n    servers:\n      - {{name: proxy-1, address: 127.0.0.1:{}, port: {}}}\n",
-            port(), port(), port()
-        ),
-        "sqlproxyd" => format!(
-            "listen: 127.0.0.1:{}\nadmin_listen: 127.0.0.1:{}\nusers:\n  - {{name: app, password: app}}\ndata_hosts:\n  - name: dh1\n    user: app\n    password: app\n    nodes:\n      - {{name: db-1, address: 127.0.0.1:{}, role: write}}\nschemas:\n  - {{name: app, data_host: dh1}}\n",
-            port(), port(), port()
-        ),
-        "checkd" => format!(
-            "services:\n  status:\n    type: http_check\n    bind: 127.0.0.1:{}\n    probe:\n      tcp: {{address: 127.0.0.1:{}}}\n",
-            port(), port()
-        ),
-        other => panic!("unknown daemon {other}"),
-    };
-    format!("admin_http:\n  listen: {admin}\nshutdown_grace: 2s\n{body}")
+    small_config(daemon, admin, "")
 }
 
 fn admin_addr() -> SocketAddr {
@@ -324,9 +306,9 @@ fn runtime_errors_exit_1_naming_the_address(daemon: &str) {
         "{err}"
     );
 
-    // An address this host does not have.
+    // An address this host does not have (not loopback: it takes a credential).
     let foreign: SocketAddr = "192.0.2.1:9999".parse().unwrap();
-    std::fs::write(&path, config(daemon, foreign)).unwrap();
+    std::fs::write(&path, small_config(daemon, foreign, &admin_auth_yaml())).unwrap();
     let out = run(daemon, &["-f", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(

@@ -18,6 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hastack_it::chaos::vip_holders;
+use hastack_it::daemon::try_http_post;
 use hastack_it::lab::Lab;
 use hastack_it::wait_for;
 
@@ -187,6 +188,23 @@ fn lab_up_failover_down() {
     }
     let pids = lab.pids().unwrap();
     assert_eq!(pids.len(), DAEMONS.len(), "{pids:?}");
+
+    // Every admin endpoint listens on its namespace address, so actions take
+    // the lab's token (admin.token in the state dir): none or a wrong one is
+    // 401, the right one reaches the daemon (no action `x`: 400 or 404).
+    let token = lab.admin_token().unwrap();
+    for (host, port) in [
+        ("10.99.0.21", 48800),
+        ("10.99.0.21", 9168),
+        ("10.99.0.11", 9166),
+        ("10.99.0.11", 9167),
+    ] {
+        let addr: std::net::SocketAddr = format!("{host}:{port}").parse().unwrap();
+        let (code, body) = try_http_post(addr, "/actions/x", "not-the-token").unwrap();
+        assert_eq!(code, 401, "{addr}: {body}");
+        let (code, body) = try_http_post(addr, "/actions/x", &token).unwrap();
+        assert!(matches!(code, 400 | 404), "{addr}: {code} {body}");
+    }
 
     // lb-1's vrrpd killed: lb-2 takes the VIP and it answers. (A vrrpd
     // killed with SIGKILL cannot remove its address, as with keepalived:

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hastack_it::daemon::http_post;
+use hastack_it::daemon::{admin_auth_yaml, http_post};
 use hastack_it::ports::free_port;
 use hastack_it::tcp::{who, who_from, EchoServer};
 use hastack_it::{wait_for, DaemonProcess};
@@ -55,7 +55,8 @@ fn config(front: SocketAddr, admin: SocketAddr, defaults: &str, backend: &str) -
     d.push(defaults.to_owned());
     let d = d.concat();
     format!(
-        "admin_http: {{listen: {admin}}}\nshutdown_grace: 2s\ndefaults:\n{d}\nfrontends:\n  f: {{bind: [{front}], backend: b}}\nbackends:\n  b:\n{backend}"
+        "admin_http:\n  listen: {admin}\n{}shutdown_grace: 2s\ndefaults:\n{d}\nfrontends:\n  f: {{bind: [{front}], backend: b}}\nbackends:\n  b:\n{backend}",
+        admin_auth_yaml()
     )
 }
 

@@ -36,7 +36,7 @@ fn show_datasource_connection_session_and_backend() {
     c.query_drop("CREATE TABLE a (id INT PRIMARY KEY)").unwrap();
     let _: Option<i64> = c.query_first("SELECT 1").unwrap();
 
-    let (ok, rows, err) = admin(&proxy, "app", "show @@datasource");
+    let (ok, rows, err) = admin(&proxy, "dba", "show @@datasource");
     assert!(ok, "{err}");
     assert_eq!(rows.len(), 3, "{rows:?}");
     // DATANODE NAME TYPE HOST PORT W/R ACTIVE IDLE SIZE EXECUTE READ_LOAD WRITE_LOAD
@@ -59,7 +59,7 @@ fn show_datasource_connection_session_and_backend() {
         .sum();
     assert!(writes >= 1 && reads >= 1, "{rows:?}");
 
-    let (_, sessions, _) = admin(&proxy, "app", "show @@connection");
+    let (_, sessions, _) = admin(&proxy, "dba", "show @@connection");
     let mine: Vec<_> = sessions
         .iter()
         .filter(|r| r[3] == "app" && r[4] == "app")
@@ -67,7 +67,7 @@ fn show_datasource_connection_session_and_backend() {
     assert_eq!(mine.len(), 1, "{sessions:?}");
     let id = mine[0][0].clone();
 
-    let (_, backends, _) = admin(&proxy, "app", "show @@backend");
+    let (_, backends, _) = admin(&proxy, "dba", "show @@backend");
     let nodes: Vec<&str> = backends
         .iter()
         .filter(|r| r[0] == id)
@@ -80,31 +80,35 @@ fn show_datasource_connection_session_and_backend() {
         "a write and a read connection: {backends:?}"
     );
 
-    let (ok, help, _) = admin(&proxy, "app", "show @@help");
+    let (ok, help, _) = admin(&proxy, "dba", "show @@help");
     assert!(ok && help.len() >= 6);
-    let (ok, _, err) = admin(&proxy, "app", "select * from users");
+    let (ok, _, err) = admin(&proxy, "dba", "select * from users");
     assert!(!ok && err.contains("ERROR 1064"), "{err}");
 }
 
 #[test]
-fn kill_and_reload_for_privileged_users_only() {
+fn kill_and_reload_for_admin_level_users_only() {
     let cluster = MariaDbCluster::start(2).unwrap();
     let proxy = Proxy::start(&cluster, "replicas", "").unwrap();
     let mut victim = proxy.conn("app", "app", Some("app")).unwrap();
     let _: Option<i64> = victim.query_first("SELECT 1").unwrap();
-    let (_, sessions, _) = admin(&proxy, "app", "show @@connection");
+    let (_, sessions, _) = admin(&proxy, "dba", "show @@connection");
     let id = sessions.iter().find(|r| r[3] == "app").unwrap()[0].clone();
 
-    let (ok, _, err) = admin(&proxy, "reader", &format!("kill @@connection {id}"));
+    for not_admin in ["watcher", "app", "reader"] {
+        let (ok, _, err) = admin(&proxy, not_admin, &format!("kill @@connection {id}"));
+        assert!(!ok && err.contains("ERROR 1227"), "{not_admin}: {err}");
+    }
+    let (ok, _, err) = admin(&proxy, "watcher", "reload @@config");
     assert!(!ok && err.contains("ERROR 1227"), "{err}");
-    let (ok, _, err) = admin(&proxy, "app", &format!("kill @@connection {id}"));
+    let (ok, _, err) = admin(&proxy, "dba", &format!("kill @@connection {id}"));
     assert!(ok, "{err}");
     let gone = wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
         victim.query_drop("SELECT 1").is_err().then_some(())
     });
     assert!(gone.is_some(), "the killed session still answers");
 
-    let (ok, _, err) = admin(&proxy, "app", "reload @@config");
+    let (ok, _, err) = admin(&proxy, "dba", "reload @@config");
     assert!(ok, "{err}");
     let reloaded = wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
         (proxy.daemon.status().ok()?["config_generation"] == 2).then_some(())
@@ -117,17 +121,56 @@ fn kill_and_reload_for_privileged_users_only() {
 }
 
 #[test]
+fn application_users_get_1227_monitors_may_look_and_admins_may_switch() {
+    let cluster = MariaDbCluster::start(2).unwrap();
+    let proxy = Proxy::start(&cluster, "replicas", "").unwrap();
+    let (ok, _, err) = admin(&proxy, "app", "switch @@datasource dh1:1");
+    assert!(!ok && err.contains("ERROR 1227"), "{err}");
+    assert!(
+        err.contains("you need (at least one of) the ADMIN privilege(s)"),
+        "{err}"
+    );
+    let (ok, _, err) = admin(&proxy, "app", "show @@datasource");
+    assert!(
+        !ok && err.contains("ERROR 1227") && err.contains("MONITOR"),
+        "{err}"
+    );
+
+    let (ok, rows, err) = admin(&proxy, "watcher", "show @@datasource");
+    assert!(ok, "{err}");
+    assert_eq!(rows[0][5], "W", "{rows:?}");
+    let (ok, _, err) = admin(&proxy, "watcher", "switch @@datasource dh1:1");
+    assert!(!ok && err.contains("ERROR 1227"), "{err}");
+    let (_, rows, _) = admin(&proxy, "watcher", "show @@datasource");
+    assert_eq!(
+        rows[0][5], "W",
+        "a refused switch moved the primary: {rows:?}"
+    );
+
+    let (ok, _, err) = admin(&proxy, "dba", "switch @@datasource dh1:1");
+    assert!(ok, "{err}\n{}", proxy.daemon.log());
+    let (_, rows, _) = admin(&proxy, "watcher", "show @@datasource");
+    assert_eq!(rows[1][5], "W", "db-2 is the primary: {rows:?}");
+    // A wrong password is a refused login, not a level.
+    let out = mariadb_cli(proxy.admin, "dba", "nope")
+        .args(["-e", "show @@datasource"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ERROR 1045"));
+}
+
+#[test]
 fn kill_ends_a_session_in_the_middle_of_a_query() {
     let cluster = MariaDbCluster::start(1).unwrap();
     let proxy = Proxy::start(&cluster, "primary", "").unwrap();
     let mut victim = proxy.conn("app", "app", Some("app")).unwrap();
     let _: Option<i64> = victim.query_first("SELECT 1").unwrap();
-    let (_, sessions, _) = admin(&proxy, "app", "show @@connection");
+    let (_, sessions, _) = admin(&proxy, "dba", "show @@connection");
     let id = sessions.iter().find(|r| r[3] == "app").unwrap()[0].clone();
     let started = std::time::Instant::now();
     let sleeper = std::thread::spawn(move || victim.query_drop("SELECT SLEEP(60)"));
     std::thread::sleep(Duration::from_millis(500));
-    let (ok, _, err) = admin(&proxy, "app", &format!("kill @@connection {id}"));
+    let (ok, _, err) = admin(&proxy, "dba", &format!("kill @@connection {id}"));
     assert!(ok, "{err}");
     let result = sleeper.join().unwrap();
     assert!(result.is_err(), "the killed query completed");
@@ -203,7 +246,7 @@ fn pool_min_keeps_connections_ready_on_the_serving_nodes() {
         open_backend_connections(&proxy),
         proxy.daemon.log()
     );
-    let (_, rows, _) = admin(&proxy, "app", "show @@datasource");
+    let (_, rows, _) = admin(&proxy, "dba", "show @@datasource");
     assert_eq!(rows[0][7], "3", "IDLE: {rows:?}");
     // A session takes a warm connection (no login); the pool is topped up.
     let mut s2 = proxy.conn("app", "app", Some("app")).unwrap();

@@ -78,7 +78,8 @@ pub struct StatsAuth {
 #[serde(deny_unknown_fields)]
 pub struct RuntimeSocket {
     pub path: PathBuf,
-    /// Permission bits in octal (`"0600"`): who may run commands.
+    /// Permission bits in octal (`"0600"`, `"0660"`): who may run commands,
+    /// the socket's only guard; bits for others are refused.
     #[serde(default = "default_socket_mode")]
     pub mode: String,
 }
@@ -589,14 +590,22 @@ impl DaemonConfig for Config {
             }
         }
         if let Some(s) = &self.runtime_socket {
-            if u32::from_str_radix(&s.mode, 8).map_or(true, |m| m > 0o777) {
-                out.push(Invalid::new(
+            match u32::from_str_radix(&s.mode, 8) {
+                Ok(m) if m <= 0o777 && m & 0o007 != 0 => out.push(Invalid::new(
+                    "runtime_socket.mode",
+                    format!(
+                        "{:?} lets every local user run commands (the socket's mode is its only credential): give others no permission, e.g. \"0600\" or \"0660\"",
+                        s.mode
+                    ),
+                )),
+                Ok(m) if m <= 0o777 => {}
+                _ => out.push(Invalid::new(
                     "runtime_socket.mode",
                     format!(
                         "expected octal permission bits like \"0600\", got {:?}",
                         s.mode
                     ),
-                ));
+                )),
             }
         }
         if let Some(n) = self.nbthread {
@@ -752,6 +761,25 @@ mod tests {
             errors(include_str!("../../../configs/lab/lbd-2.yaml")),
             Vec::<String>::new()
         );
+    }
+
+    #[test]
+    fn a_runtime_socket_open_to_every_user_is_refused() {
+        let base = "frontends:\n  f: {bind: [127.0.0.1:1], backend: b}\nbackends:\n  b:\n    servers:\n      - {name: a, address: 127.0.0.1:2}\n";
+        let e = errors(&format!(
+            "runtime_socket: {{path: /run/lbd.sock, mode: \"0666\"}}\n{base}"
+        ));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("runtime_socket.mode: \"0666\" lets every local user run commands"),
+            "{e:?}"
+        );
+        for ok in ["0600", "0660", "0700"] {
+            let e = errors(&format!(
+                "runtime_socket: {{path: /run/lbd.sock, mode: \"{ok}\"}}\n{base}"
+            ));
+            assert!(e.is_empty(), "{ok}: {e:?}");
+        }
     }
 
     #[test]

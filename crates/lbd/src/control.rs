@@ -55,11 +55,25 @@ impl Control {
                 )
             })?;
         }
-        let listener = UnixListener::bind(&path)
+        // Bound under a temporary name and renamed into place once its mode
+        // is set: at its path, the socket never has the umask's mode.
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(format!(".{}.tmp", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        let _ = std::fs::remove_file(&tmp);
+        let listener = UnixListener::bind(&tmp)
             .with_context(|| format!("runtime_socket.path {}: cannot bind", path.display()))?;
         let mode = u32::from_str_radix(&socket.mode, 8).unwrap_or(0o600);
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-            .with_context(|| format!("runtime_socket.path {}: chmod {:o}", path.display(), mode))?;
+        let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("runtime_socket.path {}: chmod {:o}", path.display(), mode))
+            .and_then(|()| {
+                std::fs::rename(&tmp, &path)
+                    .with_context(|| format!("runtime_socket.path {}: cannot bind", path.display()))
+            });
+        if let Err(e) = placed {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         tracing::info!(path = %path.display(), "runtime API listening");
         let task = tokio::spawn(serve(listener, runtime));
         Ok(Control { path, task })

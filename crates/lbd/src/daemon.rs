@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
+use hastack_rt::admin_auth::{basic_credentials, ct_eq};
 
 use hastack_rt::{ActionError, ActionFuture, Daemon, Page, PageRequest, StartContext};
 use serde_json::json;
@@ -123,14 +123,11 @@ impl Lbd {
         let auth = self.config.stats.auth.as_ref()?;
         let given = header
             .and_then(|h| h.strip_prefix("Basic "))
-            .and_then(|b| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(b.trim())
-                    .ok()
-            })
-            .and_then(|b| String::from_utf8(b).ok());
-        let expected = format!("{}:{}", auth.user, auth.password.expose());
-        if given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes())) {
+            .and_then(|b| basic_credentials(b.trim().as_bytes()));
+        if given.is_some_and(|(user, password)| {
+            // Both compared, so the time does not say which was wrong.
+            ct_eq(&user, auth.user.as_bytes()) & ct_eq(&password, auth.password.expose().as_bytes())
+        }) {
             return None;
         }
         Some(Page {
@@ -191,10 +188,4 @@ impl Lbd {
             ))),
         }
     }
-}
-
-/// Compares without stopping at the first difference, so the time taken
-/// says nothing about how much of a guessed password was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -1193,7 +1193,7 @@ fn stats(p: &mut Proxy, kind: Kind, line: &Line, who: &str, ctx: &mut Ctx) -> Re
         }
         Some("admin") => note(
             ctx,
-            "lbd's admin actions are POST /actions/<command> on its admin endpoint, always served",
+            "lbd's admin actions are POST /actions/<command> on its admin endpoint, for the stats auth users (admin_http.auth.users)",
         ),
         _ => note(ctx, "no lbd equivalent"),
     }
@@ -1260,7 +1260,17 @@ fn stats_socket(line: &Line, ctx: &mut Ctx) -> Result<Option<(String, String)>, 
                     .ok_or_else(|| {
                         format!("stats socket: mode must be octal permission bits, got {v:?}")
                     })?;
-                mode = Some(format!("{bits:04o}"));
+                // Whoever can open the socket runs every command: never others.
+                let kept = bits & !0o007;
+                if kept != bits {
+                    ctx.note(
+                        line.n,
+                        "global",
+                        &format!("stats socket mode {v}"),
+                        &format!("lbd's runtime socket has no credential but its mode, so it takes no permission for others: mode {kept:04o}"),
+                    );
+                }
+                mode = Some(format!("{kept:04o}"));
                 i += 2;
             }
             ("level", Some(v)) => {
@@ -1442,7 +1452,11 @@ struct BeOut {
 struct StatsOut {
     listen: SocketAddr,
     refresh: Option<Dur>,
+    /// The stats page's user (lbd's `stats.auth` takes one).
     auth: Option<(String, String)>,
+    /// Every `stats auth` user: `admin_http.auth.users`, the credential
+    /// lbd's admin actions need.
+    users: Vec<(String, String)>,
 }
 
 /// A proxy section after its defaults and directives.
@@ -1749,10 +1763,22 @@ fn stats_proxy(b: &Built, stats: &mut Option<StatsOut>, ctx: &mut Ctx) {
         );
         return;
     }
-    let Some((listen, _)) = p.binds.first() else {
+    let Some((bound, bind_line)) = p.binds.first() else {
         ctx.note_section(s.line, &who, "the whole section: a stats page without bind");
         return;
     };
+    // lbd's admin endpoint runs actions: off loopback it needs a credential,
+    // and without `stats auth` there is none to carry over.
+    let mut listen = *bound;
+    if !hastack_rt::admin_auth::is_loopback(bound) && p.stats.auth.is_empty() {
+        listen = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, bound.port()));
+        ctx.note(
+            *bind_line,
+            &who,
+            &format!("bind {bound}"),
+            &format!("lbd's admin endpoint, which also runs actions, listens on {listen} instead: this stats page has no stats auth; to serve it on {bound}, set admin_http.auth (token_file or users) and admin_http.listen"),
+        );
+    }
     for (addr, n) in p.binds.iter().skip(1) {
         ctx.note(
             *n,
@@ -1776,7 +1802,7 @@ fn stats_proxy(b: &Built, stats: &mut Option<StatsOut>, ctx: &mut Ctx) {
         .iter()
         .any(|l| l.words.get(1).is_some_and(|w| w == "admin") && l.words[0] == "stats")
     {
-        ctx.note_section(s.line, &who, &format!("HAProxy's stats page here is read-only; lbd's admin endpoint at {listen} also takes POST /actions/<command>: keep it reachable by operators only"));
+        ctx.note_section(s.line, &who, &format!("HAProxy's stats page here is read-only; lbd's admin endpoint at {listen} also takes POST /actions/<command>, with admin_http.auth's credential: keep it reachable by operators only"));
     }
     for (user, _, n) in p.stats.auth.iter().skip(1) {
         ctx.note(
@@ -1787,8 +1813,14 @@ fn stats_proxy(b: &Built, stats: &mut Option<StatsOut>, ctx: &mut Ctx) {
         );
     }
     *stats = Some(StatsOut {
-        listen: *listen,
+        listen,
         refresh: p.stats.refresh,
+        users: p
+            .stats
+            .auth
+            .iter()
+            .map(|(u, pw, _)| (u.clone(), pw.clone()))
+            .collect(),
         auth: p
             .stats
             .auth
@@ -2168,6 +2200,18 @@ fn emit_top(y: &mut String, g: Option<&Global>, stats: Option<&StatsOut>, top: &
             "admin_http:\n  listen: {}",
             yaml_str(&s.listen.to_string())
         );
+        if !s.users.is_empty() {
+            // HAProxy's `stats auth` users are the ones who may run actions.
+            y.push_str("  auth:\n    users:\n");
+            for (u, p) in &s.users {
+                let _ = writeln!(
+                    y,
+                    "      - {{name: {}, password: {}}}",
+                    yaml_str(u),
+                    yaml_str(p)
+                );
+            }
+        }
         if s.refresh.is_some() || s.auth.is_some() {
             y.push_str("stats:\n");
             if let Some(r) = s.refresh {
@@ -2381,6 +2425,12 @@ listen mysql_cluster
             .yaml
             .starts_with("# Converted from HAProxy's haproxy.cfg by `lbd import-haproxy`"));
         assert_eq!(cfg.admin_http.listen, Some(addr("0.0.0.0:48800")));
+        let users = &cfg.admin_http.auth.as_ref().unwrap().users;
+        assert_eq!(users.len(), 1);
+        assert_eq!(
+            (users[0].name.as_str(), users[0].password.expose()),
+            ("admin", "admin")
+        );
         assert_eq!(cfg.stats.refresh, hastack_rt::Duration::from_secs(30));
         let auth = cfg.stats.auth.as_ref().unwrap();
         assert_eq!(
@@ -2443,6 +2493,45 @@ listen mysql_cluster
         assert!(!n.contains("mysql_cluster"), "{n}");
         assert!(!n.contains("stats socket"), "level admin, mode 600: {n}");
         assert!(!n.contains("admin:admin"), "no password in notes: {n}");
+    }
+
+    #[test]
+    fn a_stats_page_without_auth_off_loopback_becomes_a_loopback_admin_endpoint() {
+        let cfg_text = "listen stats\n    bind *:8404\n    stats enable\n    stats uri /stats\n\
+                        listen db\n    bind :3306\n    server a 10.0.0.1:3306\n";
+        let (cfg, out) = ok(cfg_text);
+        assert_eq!(cfg.admin_http.listen, Some(addr("127.0.0.1:8404")));
+        assert!(cfg.admin_http.auth.is_none());
+        let n = notes(&out);
+        assert!(
+            n.contains("haproxy.cfg:2: listen stats: bind 0.0.0.0:8404 (lbd's admin endpoint, which also runs actions, listens on 127.0.0.1:8404 instead: this stats page has no stats auth"),
+            "{n}"
+        );
+        let (cfg, out) = ok(&format!(
+            "global\n    stats socket /run/h.sock mode 666 level admin\n{cfg_text}"
+        ));
+        assert_eq!(cfg.runtime_socket.unwrap().mode, "0660");
+        assert!(
+            notes(&out).contains(
+                "stats socket mode 666 (lbd's runtime socket has no credential but its mode"
+            ),
+            "{}",
+            notes(&out)
+        );
+        // With stats auth the address stays, and its users guard the actions.
+        let (cfg, _) =
+            ok(&cfg_text.replace("stats enable", "stats auth ops:pw1\n    stats auth dba:pw2"));
+        assert_eq!(cfg.admin_http.listen, Some(addr("0.0.0.0:8404")));
+        let users: Vec<_> = cfg
+            .admin_http
+            .auth
+            .as_ref()
+            .unwrap()
+            .users
+            .iter()
+            .map(|u| (u.name.as_str(), u.password.expose()))
+            .collect();
+        assert_eq!(users, [("ops", "pw1"), ("dba", "pw2")]);
     }
 
     const FULL: &str = r#"# Most of what converts, and some of what does not.

@@ -1,16 +1,17 @@
 //! The admin HTTP endpoint: `GET /status` (JSON), `GET /metrics`
 //! (OpenMetrics text) and `POST /actions/<name>?arg=value` (a daemon's
 //! runtime commands, JSON), bound to loopback unless the config says
-//! otherwise.
+//! otherwise. Every request passes [`crate::admin_auth::decide`] first.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{ALLOW, CONTENT_TYPE};
+use hyper::header::{ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -18,8 +19,16 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::admin_auth::{self, AdminAuth, Refusal};
+
 /// What the admin endpoint serves; the daemon runtime implements it.
 pub trait AdminSource: Send + Sync + 'static {
+    /// The daemon's name, for the realm of a 401.
+    fn name(&self) -> &'static str;
+    /// The credential in force (`admin_http.auth`), as of the last reload.
+    fn auth(&self) -> Option<Arc<AdminAuth>>;
+    /// Counts a refused request.
+    fn refused(&self, reason: Refusal);
     fn status(&self) -> impl Future<Output = serde_json::Value> + Send;
     fn metrics(&self) -> String;
     /// A page of the daemon's own (lbd's stats page), `None` if it has none
@@ -95,15 +104,15 @@ pub async fn serve<S: AdminSource>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let stream = tokio::select! {
-            (stream, _) = crate::net::accept(&listener, "admin_http") => stream,
+        let (stream, peer) = tokio::select! {
+            conn = crate::net::accept(&listener, "admin_http") => conn,
             _ = shutdown.changed() => return,
         };
         let source = source.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let source = source.clone();
-                async move { Ok::<_, Infallible>(route(&*source, req).await) }
+                async move { Ok::<_, Infallible>(guarded(&*source, peer, req).await) }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -116,9 +125,67 @@ pub async fn serve<S: AdminSource>(
     }
 }
 
+/// Checks the request against `admin_http.auth`, then routes it.
+async fn guarded<S: AdminSource>(
+    source: &S,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let auth = source.auth();
+    let path = req.uri().path();
+    match admin_auth::decide(auth.as_deref(), path, req.headers()) {
+        Ok(()) => route(source, req).await,
+        Err(reason) => {
+            source.refused(reason);
+            tracing::warn!(
+                %peer,
+                method = %req.method(),
+                path,
+                reason = reason.label(),
+                "admin_http: request refused"
+            );
+            refusal(reason, auth.as_deref(), source.name())
+        }
+    }
+}
+
+/// The 401 or 403 for a refused request, saying what would be accepted.
+fn refusal(reason: Refusal, auth: Option<&AdminAuth>, name: &str) -> Response<Full<Bytes>> {
+    let what = auth.map(AdminAuth::what_to_send).unwrap_or_default();
+    let body = match reason {
+        Refusal::Origin => "refused: a request to /actions/ must not carry an Origin header. \
+            Browsers send one, and a page on any site could make an operator's browser \
+            run actions; use curl or a script.\n"
+            .to_owned(),
+        Refusal::NotConfigured => format!(
+            "refused: actions need a credential and {name} has none configured: set \
+             admin_http.auth.token_file (or admin_http.auth.users) in its config, then reload.\n"
+        ),
+        Refusal::Missing => format!("this needs a credential: send {what}.\n"),
+        Refusal::Wrong => format!("the credential sent is not accepted: send {what}.\n"),
+    };
+    let status = StatusCode::from_u16(reason.status()).unwrap_or(StatusCode::FORBIDDEN);
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        "text/plain; charset=utf-8".parse().expect("static header"),
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        let realm = format!("hastack {name} admin");
+        for c in auth.map(|a| a.challenges(&realm)).unwrap_or_default() {
+            if let Ok(v) = c.parse() {
+                headers.append(WWW_AUTHENTICATE, v);
+            }
+        }
+    }
+    resp
+}
+
 async fn route<S: AdminSource>(source: &S, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
-    if let Some(name) = path.strip_prefix("/actions/") {
+    if let Some(name) = admin_auth::action_name(path) {
         if *req.method() != Method::POST {
             let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "actions take POST\n");
             resp.headers_mut()

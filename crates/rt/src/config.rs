@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use crate::admin_auth::{self, AdminAuth};
 use crate::duration::Duration;
 use crate::locate::Locator;
 
@@ -45,12 +46,16 @@ pub trait DaemonConfig: DeserializeOwned + Send + Sync + 'static {
     }
 }
 
-/// `admin_http:` — where `/status` and `/metrics` are served.
+/// `admin_http:` — where `/status`, `/metrics` and `POST /actions/*` are
+/// served, and the credential actions need.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AdminHttp {
-    /// Defaults to 127.0.0.1 and the daemon's own port.
+    /// Defaults to 127.0.0.1 and the daemon's own port. Anything but
+    /// loopback needs `auth`.
     pub listen: Option<SocketAddr>,
+    /// Without it no action runs.
+    pub auth: Option<AdminAuth>,
 }
 
 /// One semantic problem, before it is located in the file.
@@ -180,7 +185,10 @@ pub fn parse<C: DaemonConfig>(file: &Path, text: &str) -> Result<C, ConfigErrors
         }
     };
     let placeholder_paths: Vec<String> = errors.iter().map(|e| e.path.clone()).collect();
-    for p in config.validate() {
+    let admin = config.admin_http();
+    let mut problems = admin_auth::validate(admin.listen, admin.auth.as_ref());
+    problems.extend(config.validate());
+    for p in problems {
         // What is wrong with a placeholder (not a password hash, say) is
         // that it is one; that was said.
         if placeholder_paths.contains(&p.path) {
@@ -483,6 +491,45 @@ mod tests {
         let e = errors("admin_http:\n  listen: 127.0.0.1:99999\nbackends: {}\n");
         assert!(
             e[0].starts_with("lbd.yaml:2:11: admin_http.listen: "),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_non_loopback_admin_listener_without_a_credential_is_located() {
+        let e = errors("admin_http:\n  listen: 0.0.0.0:48800\nbackends: {}\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with(
+                "lbd.yaml:2:3: admin_http.listen: 0.0.0.0:48800 is not a loopback address"
+            ),
+            "{e:?}"
+        );
+        assert!(e[0].contains("set admin_http.auth.token_file"), "{e:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "t0ken\n").unwrap();
+        let ok = format!(
+            "admin_http:\n  listen: 0.0.0.0:48800\n  auth:\n    token_file: {}\nbackends: {{}}\n",
+            token.display()
+        );
+        let cfg = parse::<Cfg>(Path::new("lbd.yaml"), &ok).unwrap();
+        assert!(cfg.admin_http.auth.is_some());
+    }
+
+    #[test]
+    fn an_unreadable_token_file_is_located_and_named() {
+        let e = errors(
+            "admin_http:\n  auth:\n    token_file: /nonexistent/admin.token\nbackends: {}\n",
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("lbd.yaml:3:5: admin_http.auth.token_file: cannot read token file /nonexistent/admin.token"),
+            "{e:?}"
+        );
+        let e = errors("admin_http:\n  auth: {protect_reads: true}\nbackends: {}\n");
+        assert!(
+            e[0].starts_with("lbd.yaml:2:3: admin_http.auth: names no credential"),
             "{e:?}"
         );
     }

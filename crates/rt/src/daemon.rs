@@ -16,6 +16,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{watch, RwLock};
 
 use crate::admin::{self, ActionError, ActionFuture, AdminSource, Page, PageRequest};
+use crate::admin_auth::{AdminAuth, Refusal};
 use crate::cli::RunArgs;
 use crate::config::{self, DaemonConfig};
 use crate::exit::ExitCode;
@@ -244,9 +245,27 @@ struct Shared<D: Daemon> {
     config_path: PathBuf,
     generation: AtomicU64,
     last_reload: Mutex<serde_json::Value>,
+    /// `admin_http.auth` in force: replaced by every successful reload, so
+    /// a new token file takes effect on SIGHUP.
+    auth: Mutex<Option<Arc<AdminAuth>>>,
 }
 
 impl<D: Daemon> AdminSource for Shared<D> {
+    fn name(&self) -> &'static str {
+        D::NAME
+    }
+
+    fn auth(&self) -> Option<Arc<AdminAuth>> {
+        self.auth
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    fn refused(&self, reason: Refusal) {
+        self.metrics.refused(reason);
+    }
+
     async fn status(&self) -> serde_json::Value {
         let state = self.daemon.read().await.status();
         let last_reload = self
@@ -316,6 +335,7 @@ async fn serve<D: Daemon>(config: D::Config, config_path: PathBuf) -> anyhow::Re
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let grace = config.shutdown_grace().get();
+    let auth = config.admin_http().auth.clone().map(Arc::new);
 
     let daemon = D::start(
         config,
@@ -335,6 +355,7 @@ async fn serve<D: Daemon>(config: D::Config, config_path: PathBuf) -> anyhow::Re
         config_path: config_path.clone(),
         generation: AtomicU64::new(1),
         last_reload: Mutex::new(serde_json::Value::Null),
+        auth: Mutex::new(auth),
     });
     let (stop_admin, admin_stopped) = watch::channel(false);
     let admin_task = tokio::spawn(admin::serve(listener, shared.clone(), admin_stopped));
@@ -418,9 +439,14 @@ async fn reload<D: Daemon>(shared: &Shared<D>, admin_addr: SocketAddr) {
     if new_admin != admin_addr {
         tracing::warn!(running = %admin_addr, configured = %new_admin, "admin_http.listen changes only at restart");
     }
+    let auth = config.admin_http().auth.clone().map(Arc::new);
     let mut daemon = shared.daemon.write().await;
     if let Err(e) = daemon.reload(config).await {
         return refuse(vec![format!("{}: {e:#}", path.display())]);
+    }
+    match shared.auth.lock() {
+        Ok(mut a) => *a = auth,
+        Err(poisoned) => *poisoned.into_inner() = auth,
     }
     let generation = shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
     shared.metrics.config_generation.set(generation as i64);

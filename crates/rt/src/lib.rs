@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_auth;
 pub mod cidr;
 pub mod cli;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod secret;
 pub mod size;
 
 pub use admin::{ActionError, ActionFuture, Page, PageRequest};
+pub use admin_auth::{AdminAuth, AdminUser};
 pub use cidr::Cidr;
 pub use config::{AdminHttp, ConfigError, ConfigErrors, DaemonConfig, Invalid};
 pub use daemon::{run, run_with_subcommands, Daemon, StartContext, Subcommand};

@@ -80,14 +80,14 @@ pub fn render(
          `--check` lists every error found, each as FILE:LINE:COLUMN: KEY.PATH: what was expected.",
     ];
     config.extend(config_paragraphs);
-    config.push("Every daemon also reads admin_http.listen (where /status and /metrics are served) and shutdown_grace (how long SIGTERM waits for work in flight).");
+    config.push("Every daemon also reads admin_http.listen (where /status, /metrics and POST /actions/* are served), admin_http.auth (token_file: a file holding the bearer token; users: basic-auth name and password; protect_reads) and shutdown_grace (how long SIGTERM waits for work in flight).");
     section(&mut out, "CONFIGURATION", &config);
     section(
         &mut out,
         "ADMIN ENDPOINT",
         &[&format!(
             "HTTP on admin_http.listen (default 127.0.0.1:{admin_port}): GET /status answers JSON (name, version, pid, uptime, config file and generation, last reload, the daemon's own state); GET /metrics answers OpenMetrics text, series named hastack_{name}_*."
-        )],
+        ), "POST /actions/NAME runs a runtime command and needs the credential of admin_http.auth: Authorization: Bearer with the token in token_file, or basic auth of one of users; missing or wrong, the answer is 401 with WWW-Authenticate; with no admin_http.auth no action runs (403). A request to /actions/ with an Origin header (a browser's) is refused (403). Reads stay open unless protect_reads is true. A listen address off loopback without admin_http.auth is a config error. Refusals are logged with the peer address and counted in hastack_NAME_admin_refused_total{reason}. To rotate the token, write the new token file and send SIGHUP: the reload reads it again, and a token file that cannot be read refuses the reload."],
     );
     section(
         &mut out,

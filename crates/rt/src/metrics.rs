@@ -9,10 +9,18 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+use crate::admin_auth::Refusal;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     /// `ok` or `error`.
     pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// A [`crate::admin_auth::Refusal`]'s label.
+    pub reason: &'static str,
 }
 
 /// Runtime metrics, registered under the daemon's prefix.
@@ -21,6 +29,7 @@ pub struct RuntimeMetrics {
     pub uptime_seconds: Gauge<f64, AtomicU64>,
     pub config_generation: Gauge,
     pub config_reloads: Family<ResultLabel, Counter>,
+    pub admin_refused: Family<ReasonLabel, Counter>,
 }
 
 impl RuntimeMetrics {
@@ -50,7 +59,23 @@ impl RuntimeMetrics {
             // Export both series from the start so rate() works from 0.
             let _ = m.config_reloads.get_or_create(&ResultLabel { result });
         }
+        registry.register(
+            "admin_refused",
+            "Admin HTTP requests refused, by reason: origin (an Origin header on an action), not_configured (an action and no admin_http.auth), missing or wrong credential",
+            m.admin_refused.clone(),
+        );
+        for r in Refusal::ALL {
+            let _ = m
+                .admin_refused
+                .get_or_create(&ReasonLabel { reason: r.label() });
+        }
         m
+    }
+
+    pub fn refused(&self, r: Refusal) {
+        self.admin_refused
+            .get_or_create(&ReasonLabel { reason: r.label() })
+            .inc();
     }
 
     pub fn reload(&self, ok: bool) {

@@ -1,6 +1,8 @@
 //! The MySQL-protocol admin port (Mycat's 9066): `show @@datasource`,
 //! `show @@connection`, `show @@backend`, `show @@session`, `kill
 //! @@connection`, `reload @@config`, for DBAs who script against Mycat's.
+//! Its accounts are `admin_users`: level `monitor` runs `show`, level
+//! `admin` also what changes state; application users log in and get 1227.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -18,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::client_stream::{ClientStream, ClientWire};
-use crate::config::Role;
+use crate::config::{AdminLevel, Role};
 use crate::frontend::{self, send_err};
 use crate::metrics::{Metrics, NodeLabels, NodeRouteLabels};
 use crate::registry::Registry;
@@ -71,7 +73,7 @@ async fn session(
     let id = ADMIN_IDS.fetch_add(1, Ordering::Relaxed);
     let login = tokio::time::timeout(
         frontend::LOGIN_TIMEOUT,
-        frontend::login(&mut wire, id, &topology, peer),
+        frontend::login_among(&mut wire, id, &topology, &topology.admin_port_users, peer),
     );
     let Some(client) = login
         .await
@@ -93,7 +95,7 @@ async fn session(
             Some(0x0e) => send_ok(&mut wire, seq, 0, "").await?,
             Some(0x03) => {
                 let sql = String::from_utf8_lossy(&packet.payload[1..]).into_owned();
-                match run(&admin, &sql, client.user.read_only) {
+                match run(&admin, &sql, client.user.admin_level) {
                     Ok(Reply::Rows(columns, rows)) => {
                         let payloads =
                             text_result_set(&columns, &rows, Status::SERVER_STATUS_AUTOCOMMIT);
@@ -191,8 +193,37 @@ const HELP: &[(&str, &str)] = &[
     ("reload @@config", "reload the config file (as SIGHUP)"),
 ];
 
-/// Runs one admin statement.
-fn run(admin: &Admin, sql: &str, read_only: bool) -> Result<Reply, Refusal> {
+/// The level a normalized admin statement needs: none for what client
+/// libraries ask right after connecting, admin for what changes state
+/// (and anything not known to be harmless), monitor for `show`.
+fn required_level(cmd: &str) -> Option<AdminLevel> {
+    if is_connect_query(cmd) {
+        return None;
+    }
+    let reads = cmd.starts_with("show @@");
+    Some(if reads {
+        AdminLevel::Monitor
+    } else {
+        AdminLevel::Admin
+    })
+}
+
+/// The 1227 for a command that needs `needed`, as MariaDB words it.
+fn denied(needed: AdminLevel) -> Refusal {
+    (
+        1227,
+        "42000",
+        format!(
+            "Access denied; you need (at least one of) the {} privilege(s) for this operation (an admin_users account of level {})",
+            needed.name().to_ascii_uppercase(),
+            needed.name()
+        ),
+    )
+}
+
+/// Runs one admin statement for a user of `level` (`None`: an application
+/// user, who may only ask what client libraries ask at connect).
+fn run(admin: &Admin, sql: &str, level: Option<AdminLevel>) -> Result<Reply, Refusal> {
     let cmd: String = sql
         .trim()
         .trim_end_matches(';')
@@ -200,16 +231,13 @@ fn run(admin: &Admin, sql: &str, read_only: bool) -> Result<Reply, Refusal> {
         .collect::<Vec<_>>()
         .join(" ")
         .to_ascii_lowercase();
-    let privileged = |what: &str| -> Result<(), Refusal> {
-        if read_only {
-            return Err((
-                1227,
-                "42000",
-                format!("Access denied; a read_only user cannot {what}"),
-            ));
-        }
-        Ok(())
-    };
+    let needed = required_level(&cmd);
+    if let Some(n) = needed.filter(|_| level < needed) {
+        return Err(denied(n));
+    }
+    if let Some(vars) = connect_variables(&cmd, admin) {
+        return Ok(vars);
+    }
     match cmd.as_str() {
         "show @@help" => Ok(Reply::Rows(
             vec!["STATEMENT", "DESCRIPTION"],
@@ -230,7 +258,6 @@ fn run(admin: &Admin, sql: &str, read_only: bool) -> Result<Reply, Refusal> {
         "show @@session" => Ok(sessions(admin)),
         "show @@backend" => Ok(backends(admin)),
         "reload @@config" => {
-            privileged("reload the config")?;
             nix::sys::signal::raise(nix::sys::signal::Signal::SIGHUP)
                 .map_err(|e| (1105, "HY000", format!("cannot signal a reload: {e}")))?;
             Ok(Reply::Done(
@@ -239,16 +266,11 @@ fn run(admin: &Admin, sql: &str, read_only: bool) -> Result<Reply, Refusal> {
             ))
         }
         _ => {
-            if let Some(vars) = connect_variables(&cmd, admin) {
-                return Ok(vars);
-            }
             if let Some(target) = cmd.strip_prefix("switch @@datasource ") {
-                privileged("switch the primary")?;
                 let (host, node) = resolve_node(admin, target)?;
                 return Ok(Reply::Switch(host, node));
             }
             if let Some(ids) = cmd.strip_prefix("kill @@connection") {
-                privileged("kill sessions")?;
                 let ids: Result<Vec<u32>, _> =
                     ids.split(',').map(|i| i.trim().parse::<u32>()).collect();
                 let ids = ids.map_err(|_| {
@@ -273,16 +295,23 @@ fn run(admin: &Admin, sql: &str, read_only: bool) -> Result<Reply, Refusal> {
     }
 }
 
+/// The variable names of `select @@a, @@b [limit 1]`, or `None`.
+fn connect_query_names(cmd: &str) -> Option<Vec<&str>> {
+    let list = cmd.strip_prefix("select ")?;
+    let list = list.strip_suffix(" limit 1").unwrap_or(list);
+    let names: Vec<&str> = list.split(',').map(str::trim).collect();
+    names.iter().all(|n| n.starts_with("@@")).then_some(names)
+}
+
+fn is_connect_query(cmd: &str) -> bool {
+    connect_query_names(cmd).is_some()
+}
+
 /// `SELECT @@a, @@b [LIMIT 1]`: what client libraries ask right after
 /// connecting (the CLI its version comment, the Rust and Java drivers
 /// max_allowed_packet and friends). Unknown variables are NULL.
 fn connect_variables(cmd: &str, admin: &Admin) -> Option<Reply> {
-    let list = cmd.strip_prefix("select ")?;
-    let list = list.strip_suffix(" limit 1").unwrap_or(list);
-    let names: Vec<&str> = list.split(',').map(str::trim).collect();
-    if !names.iter().all(|n| n.starts_with("@@")) {
-        return None;
-    }
+    let names = connect_query_names(cmd)?;
     let max_packet = admin
         .topology
         .read()
@@ -581,4 +610,38 @@ fn backends(admin: &Admin) -> Reply {
         ],
         rows,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_statement_needs_its_level_and_application_users_only_connect() {
+        use AdminLevel::{Admin, Monitor};
+        for (cmd, needed) in [
+            ("select @@version_comment limit 1", None),
+            ("select @@max_allowed_packet, @@session.autocommit", None),
+            ("show @@datasource", Some(Monitor)),
+            ("show @@connection", Some(Monitor)),
+            ("show @@help", Some(Monitor)),
+            ("switch @@datasource dh1:1", Some(Admin)),
+            ("kill @@connection 7", Some(Admin)),
+            ("reload @@config", Some(Admin)),
+            // Not known to be harmless: only for those who may change state.
+            ("select * from users", Some(Admin)),
+            ("set global read_only = 1", Some(Admin)),
+            ("", Some(Admin)),
+        ] {
+            assert_eq!(required_level(cmd), needed, "{cmd:?}");
+        }
+        // None (an application user) < monitor < admin.
+        assert!(None < Some(Monitor) && Some(Monitor) < Some(Admin));
+        let (code, state, msg) = denied(Admin);
+        assert_eq!((code, state), (1227, "42000"));
+        assert!(
+            msg.starts_with("Access denied; you need (at least one of) the ADMIN privilege(s) for this operation"),
+            "{msg}"
+        );
+    }
 }

@@ -54,6 +54,10 @@ pub struct Config {
     #[serde(default)]
     pub read_only_functions: Vec<String>,
     pub users: Vec<User>,
+    /// Who may log in to `admin_listen` (9066) and what they may run there:
+    /// application users (`users`) get 1227 for every admin command.
+    #[serde(default)]
+    pub admin_users: Vec<AdminUser>,
     pub data_hosts: Vec<DataHost>,
     pub schemas: Vec<Schema>,
 }
@@ -121,6 +125,38 @@ pub struct User {
     pub schemas: Vec<String>,
     #[serde(default)]
     pub read_only: bool,
+}
+
+/// An account of the admin port (9066), apart from the application's.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminUser {
+    pub name: String,
+    /// Cleartext (inline, `{file: ..}` or `{env: ..}`) ...
+    pub password: Option<Secret>,
+    /// ... or a mysql_native_password hash: `*` and 40 hex digits.
+    pub password_hash: Option<String>,
+    /// What the user may run on the admin port.
+    pub level: AdminLevel,
+}
+
+/// `admin_users[].level`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminLevel {
+    /// `show @@...`: read what the proxy sees.
+    Monitor,
+    /// Also everything that changes state: `switch`, `kill`, `reload`.
+    Admin,
+}
+
+impl AdminLevel {
+    pub fn name(self) -> &'static str {
+        match self {
+            AdminLevel::Monitor => "monitor",
+            AdminLevel::Admin => "admin",
+        }
+    }
 }
 
 /// A primary and its replicas (Mycat's `<dataHost>`).
@@ -360,6 +396,31 @@ fn is_native_hash(s: &str) -> bool {
     s.len() == 41 && s.starts_with('*') && s[1..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// A login's password: `password` or a well-formed `password_hash`, one
+/// of them. `at` is the account's key path (`users[0]`).
+fn check_password(
+    out: &mut Vec<Invalid>,
+    at: &str,
+    password: &Option<Secret>,
+    hash: &Option<String>,
+) {
+    match (password, hash) {
+        (Some(_), Some(_)) => out.push(Invalid::new(
+            format!("{at}.password_hash"),
+            "give password or password_hash, not both",
+        )),
+        (None, None) => out.push(Invalid::new(
+            format!("{at}.password"),
+            "a password or password_hash is needed",
+        )),
+        (None, Some(h)) if !is_native_hash(h) => out.push(Invalid::new(
+            format!("{at}.password_hash"),
+            "expected a mysql_native_password hash: '*' and 40 hex digits",
+        )),
+        _ => {}
+    }
+}
+
 impl DaemonConfig for Config {
     fn validate(&self) -> Vec<Invalid> {
         let mut out = Vec::new();
@@ -402,21 +463,12 @@ impl DaemonConfig for Config {
         }
         for (i, u) in self.users.iter().enumerate() {
             let at = |key: &str| format!("users[{i}].{key}");
-            match (&u.password, &u.password_hash) {
-                (Some(_), Some(_)) => out.push(Invalid::new(
-                    at("password_hash"),
-                    "give password or password_hash, not both",
-                )),
-                (None, None) => out.push(Invalid::new(
-                    at("password"),
-                    "a password or password_hash is needed",
-                )),
-                (None, Some(h)) if !is_native_hash(h) => out.push(Invalid::new(
-                    at("password_hash"),
-                    "expected a mysql_native_password hash: '*' and 40 hex digits",
-                )),
-                _ => {}
-            }
+            check_password(
+                &mut out,
+                &format!("users[{i}]"),
+                &u.password,
+                &u.password_hash,
+            );
             for (k, s) in u.schemas.iter().enumerate() {
                 if !schemas.contains(s.as_str()) {
                     out.push(Invalid::new(
@@ -433,6 +485,32 @@ impl DaemonConfig for Config {
                 .enumerate()
                 .map(|(i, u)| (format!("users[{i}].name"), u.name.as_str())),
             "user",
+        );
+        let app_users: HashSet<&str> = self.users.iter().map(|u| u.name.as_str()).collect();
+        for (i, u) in self.admin_users.iter().enumerate() {
+            check_password(
+                &mut out,
+                &format!("admin_users[{i}]"),
+                &u.password,
+                &u.password_hash,
+            );
+            if app_users.contains(u.name.as_str()) {
+                out.push(Invalid::new(
+                    format!("admin_users[{i}].name"),
+                    format!(
+                        "{:?} is also in users: the admin port's accounts need names of their own",
+                        u.name
+                    ),
+                ));
+            }
+        }
+        check::unique_names(
+            &mut out,
+            self.admin_users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (format!("admin_users[{i}].name"), u.name.as_str())),
+            "admin user",
         );
         if self.data_hosts.is_empty() {
             out.push(Invalid::new(
@@ -661,6 +739,41 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.default_auth_plugin, AuthPlugin::CachingSha2Password);
+    }
+
+    #[test]
+    fn admin_users_need_a_password_a_level_and_names_of_their_own() {
+        let base = "users:\n  - {name: app, password: app}\ndata_hosts:\n  - name: dh1\n    user: app\n    password: app\n    nodes:\n      - {name: db-1, address: 127.0.0.1:3306, role: write}\nschemas:\n  - {name: app, data_host: dh1}\n";
+        let ok = format!("{base}admin_users:\n  - {{name: ops, password: ops, level: admin}}\n  - {{name: watch, password_hash: \"*{}\", level: monitor}}\n", "A".repeat(40));
+        assert_eq!(errors(&ok), Vec::<String>::new());
+        let e = errors(&format!("{base}admin_users:\n  - {{name: app, password: x, level: admin}}\n  - {{name: w, level: monitor}}\n  - {{name: w, password: y, level: monitor}}\n"));
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(
+            e[0].contains("admin_users[0].name: \"app\" is also in users"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].contains("admin_users[1].password: a password or password_hash is needed"),
+            "{e:?}"
+        );
+        assert!(
+            e[2].contains("admin_users[2].name: duplicate admin user name \"w\""),
+            "{e:?}"
+        );
+        let e = errors(&format!(
+            "{base}admin_users:\n  - {{name: ops, password: x}}\n"
+        ));
+        assert!(
+            e[0].contains("admin_users[0]: missing field `level`"),
+            "{e:?}"
+        );
+        let e = errors(&format!(
+            "{base}admin_users:\n  - {{name: ops, password: x, level: root}}\n"
+        ));
+        assert!(
+            e[0].contains("unknown variant `root`, expected `monitor` or `admin`"),
+            "{e:?}"
+        );
     }
 
     #[test]

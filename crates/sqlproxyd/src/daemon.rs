@@ -43,8 +43,9 @@ impl Daemon for Sqlproxyd {
     const EXAMPLE_CONFIG: &'static str = include_str!("../../../configs/sqlproxyd.yaml");
     const CONFIG_HELP: &'static str = "listen (default 127.0.0.1:8066) for applications; admin_listen (default 127.0.0.1:9066) for the MySQL-protocol admin commands (show @@help lists them); proxy_protocol and proxy_protocol_from (PROXY protocol v1/v2 headers: required from the balancers listed in proxy_protocol_from, refused from every other peer); tls (cert, key: PEM files; TLS is then offered to clients) and require_tls; default_auth_plugin (mysql_native_password or caching_sha2_password: the login plugin the handshake names; answers with either are accepted); max_allowed_packet (16M, 64MiB, 1G); state_dir.
 users: name, password or password_hash (a mysql_native_password hash, '*' and 40 hex digits; their caching_sha2_password logins need TLS), schemas (empty: all), read_only.
+admin_users: the admin port's own accounts: name, password or password_hash, level (monitor: show @@...; admin: also switch, kill, reload). Application users (users) get 1227 for every admin command.
 data_hosts: name, balance (primary 0, replicas_and_standby 1, any 2, replicas 3 - Mycat's numbers accepted), switch_type (none -1, heartbeat 1, replication 2), user and password (the account client traffic runs as on the backends), pool (min, max), read_your_writes, connect_timeout, max_replica_lag (replicas further behind get no reads; Mycat's slaveThreshold), reads_fall_back_to_primary, heartbeat (query, interval, timeout, fail_count, user, password: the monitor account), failover (promote: promote the most advanced replica, or false for Mycat's move-to-the-next-write-node; min_switch_interval; auto_rejoin: point a fenced old primary without errant transactions at the new one; primary_wait; apply_timeout; replication_user, replication_password), nodes (name, address, role write or read, weight).
-High availability: the primary is the live node with read_only=OFF that replicates from nobody, as the backends report it. After fail_count failed heartbeats of the primary, one sqlproxyd (holding GET_LOCK on a majority of live nodes) promotes the replica that received the most, and re-points the others; the node index goes to state_dir/dnindex.properties (Mycat's format). A returning old primary is fenced with read_only=ON and, with auto_rejoin, made a replica once its GTIDs are a prefix of the new primary's. Admin port: show @@heartbeat, switch @@datasource HOST:INDEX (planned switchover, no write lost); the same over HTTP: POST /actions/switchover?data_host=NAME&node=NODE.
+High availability: the primary is the live node with read_only=OFF that replicates from nobody, as the backends report it. After fail_count failed heartbeats of the primary, one sqlproxyd (holding GET_LOCK on a majority of live nodes) promotes the replica that received the most, and re-points the others; the node index goes to state_dir/dnindex.properties (Mycat's format). A returning old primary is fenced with read_only=ON and, with auto_rejoin, made a replica once its GTIDs are a prefix of the new primary's. Admin port: show @@heartbeat, switch @@datasource HOST:INDEX (planned switchover, no write lost); the same over HTTP: POST /actions/switchover?data_host=NAME&node=NODE, with admin_http.auth's credential.
 schemas: name (the database of that name on the data host's nodes) and data_host.
 import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as a sqlproxyd config on stdout and lists what it could not convert on stderr.";
 
@@ -82,6 +83,12 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
             metrics: metrics.clone(),
             registry,
         };
+        if config.admin_users.is_empty() {
+            tracing::warn!(
+                admin_listen = %config.admin_listen,
+                "no admin_users: the admin port refuses every command (1227); add admin_users with level monitor or admin"
+            );
+        }
         tokio::spawn(admin::serve(
             admin_listener,
             admin,

@@ -81,6 +81,17 @@ pub async fn login(
     topology: &Topology,
     peer: SocketAddr,
 ) -> Result<Option<Client>> {
+    login_among(wire, conn_id, topology, &topology.users, peer).await
+}
+
+/// As [`login`], checking the login against `users` (the admin port's).
+pub async fn login_among(
+    wire: &mut ClientWire,
+    conn_id: u32,
+    topology: &Topology,
+    users: &std::collections::HashMap<String, std::sync::Arc<User>>,
+    peer: SocketAddr,
+) -> Result<Option<Client>> {
     let nonce = nonce();
     let mut offered = offered_capabilities();
     if topology.tls.is_some() {
@@ -160,7 +171,7 @@ pub async fn login(
         answered,
         switched: false,
     };
-    let user = topology.users.get(&user_name);
+    let user = users.get(&user_name);
     let tls = wire.get_ref().is_tls();
     let (verdict, seq) = authenticate(
         wire,
@@ -462,6 +473,7 @@ mod tests {
             password: password.map(hastack_rt::Secret::new),
             schemas: Vec::new(),
             read_only: false,
+            admin_level: None,
         }
     }
 

@@ -135,6 +135,11 @@ pub fn convert(server_xml: &str, schema_xml: &str) -> Result<Converted, ConvertE
         "# Mycat binds its manager port on every address; sqlproxyd's default is loopback."
     );
     let _ = writeln!(y, "admin_listen: 127.0.0.1:{manager}");
+    // Mycat lets every user run the manager port's commands; sqlproxyd's
+    // admin port has accounts of its own.
+    notes.push(format!(
+        "manager port {manager}: Mycat's users could all run its commands; sqlproxyd's admin port takes admin_users (level monitor or admin) and answers 1227 to application users: add admin_users"
+    ));
     if let Some(system) = system {
         for p in system.children().filter(|c| c.has_tag_name("property")) {
             let name = p.attribute("name").unwrap_or("?");

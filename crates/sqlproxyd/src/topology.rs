@@ -12,7 +12,7 @@ use hastack_rt::Secret;
 
 use crate::balance::{read_candidates, WeightedRoundRobin};
 use crate::cluster::View;
-use crate::config::{AuthPlugin, Balance, Config, Role};
+use crate::config::{AdminLevel, AuthPlugin, Balance, Config, Role};
 use crate::monitor::{Command, Monitor};
 use crate::pool::Pool;
 use std::sync::atomic::AtomicUsize;
@@ -27,6 +27,9 @@ pub struct User {
     /// Schemas the user may use; empty = all.
     pub schemas: Vec<String>,
     pub read_only: bool,
+    /// An account of the admin port (`admin_users`), and its level; `None`
+    /// for an application user.
+    pub admin_level: Option<AdminLevel>,
 }
 
 impl User {
@@ -163,6 +166,9 @@ impl DataHost {
 
 pub struct Topology {
     pub users: HashMap<String, Arc<User>>,
+    /// Who may log in to the admin port: `admin_users` and the application
+    /// users (who may run nothing there).
+    pub admin_port_users: HashMap<String, Arc<User>>,
     pub data_hosts: Vec<Arc<DataHost>>,
     /// Schema name → index into `data_hosts`.
     pub schemas: HashMap<String, usize>,
@@ -181,6 +187,16 @@ pub struct Topology {
     pub read_only_functions: Vec<String>,
 }
 
+/// The mysql_native_password hash a login is checked against.
+fn login_hash(password: &Option<Secret>, hash: &Option<String>) -> NativeHash {
+    match (password, hash) {
+        (Some(p), _) => native_hash(p.expose().as_bytes()),
+        // validate() guarantees a well-formed hash when no password is given.
+        (None, Some(h)) => parse_native_hash(h).unwrap_or([0; 20]),
+        (None, None) => [0; 20],
+    }
+}
+
 /// What clients see as the server version until a backend tells us its own.
 pub const DEFAULT_SERVER_VERSION: &str = "5.5.5-10.11.0-MariaDB-sqlproxyd";
 
@@ -191,26 +207,33 @@ impl Topology {
         c: &Config,
         monitors: &HashMap<String, Monitor>,
     ) -> anyhow::Result<Topology> {
-        let users = c
+        let users: HashMap<String, Arc<User>> = c
             .users
             .iter()
             .map(|u| {
-                let hash = match (&u.password, &u.password_hash) {
-                    (Some(p), _) => native_hash(p.expose().as_bytes()),
-                    // validate() guarantees a well-formed hash when no password is given.
-                    (None, Some(h)) => parse_native_hash(h).unwrap_or([0; 20]),
-                    (None, None) => [0; 20],
-                };
                 let user = User {
                     name: u.name.clone(),
-                    hash,
+                    hash: login_hash(&u.password, &u.password_hash),
                     password: u.password.clone(),
                     schemas: u.schemas.clone(),
                     read_only: u.read_only,
+                    admin_level: None,
                 };
                 (u.name.clone(), Arc::new(user))
             })
             .collect();
+        let mut admin_port_users = users.clone();
+        for u in &c.admin_users {
+            let user = User {
+                name: u.name.clone(),
+                hash: login_hash(&u.password, &u.password_hash),
+                password: u.password.clone(),
+                schemas: Vec::new(),
+                read_only: true,
+                admin_level: Some(u.level),
+            };
+            admin_port_users.insert(u.name.clone(), Arc::new(user));
+        }
         let data_hosts = c
             .data_hosts
             .iter()
@@ -265,6 +288,7 @@ impl Topology {
             .transpose()?;
         Ok(Topology {
             users,
+            admin_port_users,
             data_hosts,
             schemas,
             server_version: DEFAULT_SERVER_VERSION.into(),
