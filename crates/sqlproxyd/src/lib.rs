@@ -9,6 +9,7 @@
 //! - [`session`]: one client's commands, routed and streamed.
 //! - [`route`]: which connection a statement runs on (pure).
 //! - [`balance`]: which read node (pure).
+//! - [`readonly`]: what a read_only user may not send (pure).
 //! - [`backend`]: a logged-in connection to one node.
 //! - [`probe`]: what one heartbeat saw (pure).
 //! - [`cluster`]: who is primary, who may read, what to repair (pure).
@@ -41,6 +42,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod pool;
 pub mod probe;
+pub mod readonly;
 pub mod registry;
 pub mod route;
 pub mod session;

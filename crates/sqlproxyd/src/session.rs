@@ -25,6 +25,7 @@ use crate::frontend::{self, schema_refusal, send_err, Client};
 use crate::metrics::{route_name, Metrics, NodeLabels, NodeRouteLabels, RouteLabels};
 use crate::monitor::InFlight;
 use crate::pool::PoolKey;
+use crate::readonly::lifts_read_only;
 use crate::registry::{Registry, SessionView};
 use crate::route::{PinReason, SessionRoute, Target};
 use crate::topology::{DataHost, Topology};
@@ -286,9 +287,15 @@ impl Session {
                 }
                 COM_STMT_PREPARE => {
                     let sql = String::from_utf8_lossy(&packet.payload[1..]).into_owned();
-                    if self.login.user.read_only && writes_data(&sql) {
-                        self.refuse_read_only(&packet).await?;
-                        continue;
+                    if self.login.user.read_only {
+                        if let Some(why) = lifts_read_only(&packet.payload[1..]) {
+                            self.refuse_lifting(&packet, why).await?;
+                            continue;
+                        }
+                        if writes_data(&sql) {
+                            self.refuse_read_only(&packet).await?;
+                            continue;
+                        }
                     }
                     // Statement ids belong to one connection: stay on it.
                     self.route
@@ -331,8 +338,15 @@ impl Session {
         let payload = packet.payload.clone();
         let sql = String::from_utf8_lossy(&payload[1..]);
         let (class, hint) = classify(&sql);
-        if self.login.user.read_only && writes_data(&sql) {
-            return self.refuse_read_only(&packet).await;
+        if self.login.user.read_only {
+            // The server enforces read-only (readonly::APPLY); the proxy
+            // refuses what would lift it, then what it sees as a write.
+            if let Some(why) = lifts_read_only(&payload[1..]) {
+                return self.refuse_lifting(&packet, why).await;
+            }
+            if writes_data(&sql) {
+                return self.refuse_read_only(&packet).await;
+            }
         }
         if let Class::Use(db) = &class {
             return self.use_schema(packet, db.clone()).await;
@@ -806,6 +820,16 @@ impl Session {
             Target::Read => self.read.as_mut(),
         }
         .ok_or_else(|| anyhow::anyhow!("no {target:?} backend connection open"))?;
+        // First, before anything of the client's runs there.
+        if b.read_only != self.login.user.read_only {
+            let sql: &[u8] = if self.login.user.read_only {
+                crate::readonly::APPLY
+            } else {
+                b"SET SESSION TRANSACTION READ WRITE"
+            };
+            b.run(COM_QUERY, sql).await?;
+            b.read_only = self.login.user.read_only;
+        }
         if let Some(db) = self
             .schema
             .as_ref()
@@ -860,6 +884,8 @@ impl Session {
         if reset {
             b.applied_sets = 0;
             b.autocommit = true;
+            // The reset took the session back to the server's defaults.
+            b.read_only = false;
             b.metrics = None;
             let key = PoolKey {
                 node: b.node,
@@ -1033,6 +1059,14 @@ impl Session {
             write_node: node(&self.write),
             read_node: node(&self.read),
         }
+    }
+
+    async fn refuse_lifting(&mut self, packet: &Packet, why: &str) -> Result<()> {
+        let msg = format!(
+            "Access denied; sqlproxyd user '{}' is read_only and this statement is refused: {why}",
+            self.login.user.name
+        );
+        self.err(packet, 1227, "42000", &msg).await
     }
 
     async fn refuse_read_only(&mut self, packet: &Packet) -> Result<()> {
