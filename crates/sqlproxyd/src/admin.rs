@@ -71,7 +71,7 @@ async fn session(
     let id = ADMIN_IDS.fetch_add(1, Ordering::Relaxed);
     let login = tokio::time::timeout(
         frontend::LOGIN_TIMEOUT,
-        frontend::login(&mut wire, id, &topology, peer),
+        frontend::login(&mut wire, id, &topology, peer, |_| None),
     );
     let Some(client) = login
         .await
@@ -501,6 +501,8 @@ fn connections(admin: &Admin) -> Reply {
                 alive(v.started),
                 s(v.in_transaction),
                 s(v.autocommit),
+                s(v.memory.state_bytes),
+                s(v.memory.buffer_bytes),
             ]
         })
         .collect();
@@ -515,6 +517,8 @@ fn connections(admin: &Admin) -> Reply {
             "ALIVE_TIME(S)",
             "IN_TRANSACTION",
             "AUTOCOMMIT",
+            "STATE_BYTES",
+            "BUFFER_BYTES",
         ],
         rows,
     )
@@ -535,6 +539,8 @@ fn sessions(admin: &Admin) -> Reply {
                 node(&v.read_node),
                 s(v.in_transaction),
                 v.pinned.clone(),
+                s(v.memory.state_bytes),
+                s(v.memory.buffer_bytes),
             ]
         })
         .collect();
@@ -547,6 +553,8 @@ fn sessions(admin: &Admin) -> Reply {
             "READ_NODE",
             "IN_TRANSACTION",
             "PINNED",
+            "STATE_BYTES",
+            "BUFFER_BYTES",
         ],
         rows,
     )

@@ -40,6 +40,19 @@ pub struct Config {
     /// bigger ones get ERR 1153 and the connection is closed.
     #[serde(default = "default_max_allowed_packet")]
     pub max_allowed_packet: ByteSize,
+    /// Client connections open at once, over all users (MariaDB's
+    /// max_connections); the next one gets ERR 1040 instead of a handshake.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// Sessions one proxy user may have open (MariaDB's
+    /// max_user_connections); 0: no limit. A user's own setting wins.
+    #[serde(default)]
+    pub max_user_connections: u32,
+    /// Bytes of session SET statements a session may have remembered for
+    /// replay on its other backend connections; past it the session stays
+    /// on its write connection (as past 256 statements).
+    #[serde(default = "default_max_session_state")]
+    pub max_session_state: ByteSize,
     /// Where the write-node index (`dnindex.properties`) is kept.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
@@ -62,6 +75,14 @@ fn default_admin_listen() -> SocketAddr {
 
 fn default_max_allowed_packet() -> ByteSize {
     ByteSize(64 << 20)
+}
+
+fn default_max_connections() -> u32 {
+    2048
+}
+
+fn default_max_session_state() -> ByteSize {
+    ByteSize(1 << 20)
 }
 
 fn default_state_dir() -> PathBuf {
@@ -111,6 +132,9 @@ pub struct User {
     pub schemas: Vec<String>,
     #[serde(default)]
     pub read_only: bool,
+    /// This user's own max_user_connections (0: no limit); default: the
+    /// top-level one.
+    pub max_user_connections: Option<u32>,
 }
 
 /// A primary and its replicas (Mycat's `<dataHost>`).
@@ -360,6 +384,20 @@ impl DaemonConfig for Config {
             ByteSize(1024),
             ByteSize(1 << 30),
         );
+        check::range(
+            &mut out,
+            "max_connections",
+            self.max_connections,
+            1,
+            1_000_000,
+        );
+        check::range(
+            &mut out,
+            "max_session_state",
+            self.max_session_state,
+            ByteSize(0),
+            ByteSize(1 << 30),
+        );
         if self.require_tls && self.tls.is_none() {
             out.push(Invalid::new(
                 "require_tls",
@@ -568,6 +606,29 @@ mod tests {
         );
         let e = errors(&format!("{lab}max_allowed_packet: lots\n"));
         assert!(e[0].contains("expected a size like"), "{e:?}");
+    }
+
+    #[test]
+    fn connection_and_state_limits_have_dba_defaults_and_ranges() {
+        let lab = include_str!("../../../configs/lab/sqlproxyd-1.yaml");
+        let cfg = hastack_rt::config::parse::<Config>(Path::new("x.yaml"), lab).unwrap();
+        assert_eq!(cfg.max_connections, 2048);
+        assert_eq!(cfg.max_user_connections, 0);
+        assert_eq!(cfg.max_session_state, ByteSize(1 << 20));
+        let e = errors(&format!("{lab}max_connections: 0\n"));
+        assert!(
+            e[0].contains("max_connections: must be between 1 and"),
+            "{e:?}"
+        );
+        let e = errors(&format!("{lab}max_session_state: 2G\n"));
+        assert!(e[0].contains("max_session_state: must be between"), "{e:?}");
+        let example = hastack_rt::config::parse::<Config>(
+            Path::new("x.yaml"),
+            include_str!("../../../configs/sqlproxyd.yaml"),
+        )
+        .unwrap();
+        let reader = example.users.iter().find(|u| u.name == "reader").unwrap();
+        assert_eq!(reader.max_user_connections, Some(100));
     }
 
     #[test]

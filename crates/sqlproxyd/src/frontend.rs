@@ -74,12 +74,15 @@ pub fn nonce() -> [u8; 20] {
 }
 
 /// Greets the client and checks its login. `Ok(None)`: refused, the client
-/// got its ERR and the connection should close.
+/// got its ERR and the connection should close. `admit` has the last word
+/// on an authenticated user (its connection limit): an error it returns is
+/// sent instead of the OK, and the login fails.
 pub async fn login(
     wire: &mut ClientWire,
     conn_id: u32,
     topology: &Topology,
     peer: SocketAddr,
+    admit: impl FnOnce(&User) -> Option<(u16, &'static str, String)>,
 ) -> Result<Option<Client>> {
     let nonce = nonce();
     let mut offered = offered_capabilities();
@@ -195,6 +198,10 @@ pub async fn login(
             send_err(wire, seq, code, state, &msg).await?;
             return Ok(None);
         }
+    }
+    if let Some((code, state, msg)) = admit(user) {
+        send_err(wire, seq, code, state, &msg).await?;
+        bail!("{msg}");
     }
     let ok = OkPacket {
         status: Status::SERVER_STATUS_AUTOCOMMIT,
@@ -456,6 +463,7 @@ mod tests {
             password: password.map(hastack_rt::Secret::new),
             schemas: Vec::new(),
             read_only: false,
+            max_connections: 0,
         }
     }
 

@@ -19,6 +19,7 @@
 //! - [`dnindex`]: the persisted write node (Mycat's dnindex.properties).
 //! - [`admin`]: the MySQL-protocol admin port (Mycat-style `show @@...`).
 //! - [`registry`]: the sessions open now.
+//! - [`limits`]: connections per proxy and per user, pre-login packets, session state.
 //! - [`pool`]: idle logged-in backend connections.
 //! - [`warm`]: keeps `pool.min` of them ready.
 //! - [`metrics`]: the `hastack_sqlproxyd_*` series.
@@ -38,6 +39,7 @@ pub mod failover;
 pub mod frontend;
 pub mod health;
 pub mod import_mycat;
+pub mod limits;
 pub mod metrics;
 pub mod monitor;
 pub mod pool;

@@ -43,11 +43,18 @@ pub struct HaEventLabels {
     pub result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabels {
+    /// `max_connections`, `max_user_connections`, `login_packet_too_large`.
+    pub reason: &'static str,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     pub client_connections: Gauge,
     pub client_connections_total: Counter,
     pub auth_failures: Counter,
+    pub connections_refused: Family<RefusedLabels, Counter>,
     pub queries: Family<RouteLabels, Counter>,
     pub backend_connections: Family<NodeLabels, Gauge>,
     pub backend_commands: Family<NodeRouteLabels, Counter>,
@@ -66,6 +73,7 @@ impl Metrics {
             client_connections: Gauge::default(),
             client_connections_total: Counter::default(),
             auth_failures: Counter::default(),
+            connections_refused: Family::default(),
             queries: Family::default(),
             backend_connections: Family::default(),
             backend_commands: Family::default(),
@@ -93,6 +101,11 @@ impl Metrics {
             "auth_failures",
             "Client logins refused",
             m.auth_failures.clone(),
+        );
+        r.register(
+            "connections_refused",
+            "Client connections turned away by a limit, by the limit",
+            m.connections_refused.clone(),
         );
         r.register("queries", "Client statements by route", m.queries.clone());
         r.register(
@@ -136,6 +149,16 @@ impl Metrics {
             m.ha_events.clone(),
         );
         m
+    }
+
+    /// Counts a client turned away, and says so once, with its address.
+    pub fn refused(&self, why: crate::limits::Refusal, peer: std::net::SocketAddr, user: &str) {
+        self.connections_refused
+            .get_or_create(&RefusedLabels {
+                reason: why.reason(),
+            })
+            .inc();
+        tracing::warn!(%peer, user, reason = why.reason(), "client connection refused");
     }
 
     pub fn ha_event(&self, data_host: &str, event: &'static str, result: &'static str) {

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::{next, Backend, NodeMetrics, OpenGauge};
 use crate::client_stream::{ClientStream, ClientWire};
 use crate::frontend::{self, schema_refusal, send_err, Client};
+use crate::limits::{may_remember, ConnSlot, Refusal, UserSlot, LOGIN_MAX_PACKET};
 use crate::metrics::{route_name, Metrics, NodeLabels, NodeRouteLabels, RouteLabels};
 use crate::monitor::InFlight;
 use crate::pool::PoolKey;
@@ -47,11 +48,6 @@ const COM_SET_OPTION: u8 = 0x1b;
 const COM_STMT_FETCH: u8 = 0x1c;
 const COM_RESET_CONNECTION: u8 = 0x1f;
 
-/// Session SET statements remembered for replay; past this the session is
-/// pinned to its write connection instead (a client looping over
-/// `SET @x = n` must not grow the proxy without bound).
-const MAX_REMEMBERED_SETS: usize = 256;
-
 pub struct Session {
     id: u32,
     peer: SocketAddr,
@@ -65,6 +61,12 @@ pub struct Session {
     read: Option<Backend>,
     route: SessionRoute,
     sets: Vec<Bytes>,
+    /// Bytes held in `sets`, bounded by `max_session_state`.
+    set_bytes: usize,
+    /// This session's place in its user's `max_user_connections`.
+    user_slot: UserSlot,
+    /// Its place in `max_connections`, given back when the session ends.
+    _conn_slot: ConnSlot,
     counted: RouteCounters,
     registry: Arc<Registry>,
     /// Cancelled by `kill @@connection`: ends the session at once, even in
@@ -84,6 +86,7 @@ struct Fingerprint {
     pinned: Option<PinReason>,
     write: Option<usize>,
     read: Option<usize>,
+    memory: Memory,
 }
 
 /// The two `queries_total` series, looked up once per session.
@@ -129,26 +132,56 @@ async fn linger(client: &mut ClientWire) {
     .await;
 }
 
+/// Whether a read failed on a packet over the codec's limit.
+fn is_oversized(e: &anyhow::Error) -> bool {
+    use hastack_proto::mysql::codec::CodecError;
+    use hastack_proto::mysql::framing::FrameError;
+    matches!(
+        e.downcast_ref::<CodecError>(),
+        Some(CodecError::Frame(FrameError::Oversized { .. }))
+    )
+}
+
 /// ERR 1290 (ER_OPTION_PREVENTS_STATEMENT), which is what a statement gets
 /// from a server running with read_only.
 fn is_read_only_refusal(payload: &[u8]) -> bool {
     payload.first() == Some(&0xFF) && payload.get(1..3) == Some(&1290u16.to_le_bytes()[..])
 }
 
+/// A client connection the accept loop let in.
+pub struct Accepted {
+    pub id: u32,
+    pub stream: tokio::net::TcpStream,
+    pub peer: SocketAddr,
+    /// Its place in `max_connections`.
+    pub slot: ConnSlot,
+}
+
+/// What a session holds in memory that it can account for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Memory {
+    /// Remembered SET statements and the schema name.
+    pub state_bytes: usize,
+    /// Capacity of its client and backend read and write buffers.
+    pub buffer_bytes: usize,
+}
+
 impl Session {
     /// Runs a session from accept to close.
     pub async fn run(
-        id: u32,
-        stream: tokio::net::TcpStream,
-        peer: SocketAddr,
+        conn: Accepted,
         topology: Arc<Topology>,
         metrics: Metrics,
         stop: CancellationToken,
         registry: Arc<Registry>,
     ) {
-        let mut stream = stream;
+        let Accepted {
+            id,
+            mut stream,
+            mut peer,
+            slot,
+        } = conn;
         let _ = stream.set_nodelay(true);
-        let mut peer = peer;
         let mut early = Vec::new();
         if topology.proxy_protocol {
             match frontend::read_proxy_header(&mut stream).await {
@@ -165,12 +198,27 @@ impl Session {
         }
         let mut parts = tokio_util::codec::FramedParts::new::<Packet>(
             ClientStream::Plain(stream),
-            hastack_proto::mysql::codec::PacketCodec::new(topology.max_allowed_packet),
+            // The login's own packets are small; max_allowed_packet holds after it.
+            hastack_proto::mysql::codec::PacketCodec::new(LOGIN_MAX_PACKET),
         );
         parts.read_buf.extend_from_slice(&early);
         let mut client = ClientWire::from_parts(parts);
+        let admission = slot.admission().clone();
+        let mut user_slot = None;
+        let admit = |user: &crate::topology::User| match admission
+            .login(&user.name, user.max_connections)
+        {
+            Ok(s) => {
+                user_slot = Some(s);
+                None
+            }
+            Err(why) => {
+                metrics.refused(why, peer, &user.name);
+                Some(why.error(&user.name))
+            }
+        };
         let login = tokio::select! {
-            r = tokio::time::timeout(frontend::LOGIN_TIMEOUT, frontend::login(&mut client, id, &topology, peer)) => {
+            r = tokio::time::timeout(frontend::LOGIN_TIMEOUT, frontend::login(&mut client, id, &topology, peer, admit)) => {
                 r.unwrap_or_else(|_| Err(anyhow::anyhow!("no login within {:?}", frontend::LOGIN_TIMEOUT)))
             }
             _ = stop.cancelled() => return,
@@ -182,10 +230,25 @@ impl Session {
                 return;
             }
             Err(e) => {
+                if is_oversized(&e) {
+                    let why = Refusal::LoginPacketTooLarge;
+                    metrics.refused(why, peer, "");
+                    let (code, state, msg) = why.error("");
+                    // The handshake response is packet 1; its reply, 2.
+                    let _ = send_err(&mut client, 2, code, state, &msg).await;
+                    linger(&mut client).await;
+                }
                 tracing::debug!(session = id, %peer, "login failed: {e:#}");
                 return;
             }
         };
+        let Some(user_slot) = user_slot else {
+            tracing::warn!(session = id, %peer, "logged in without a user slot");
+            return;
+        };
+        client
+            .codec_mut()
+            .set_max_packet(topology.max_allowed_packet);
         let host = login
             .database
             .as_deref()
@@ -227,6 +290,9 @@ impl Session {
             read: None,
             route: SessionRoute::default(),
             sets: Vec::new(),
+            set_bytes: 0,
+            user_slot,
+            _conn_slot: slot,
             counted,
             registry,
             started: Instant::now(),
@@ -317,7 +383,7 @@ impl Session {
                     self.release(Target::Write).await;
                     self.release(Target::Read).await;
                     self.route = SessionRoute::default();
-                    self.sets.clear();
+                    self.forget_sets();
                     self.ok(&packet).await?;
                 }
                 COM_CHANGE_USER => self.change_user(packet).await?,
@@ -391,17 +457,45 @@ impl Session {
         Ok(())
     }
 
+    fn forget_sets(&mut self) {
+        self.sets.clear();
+        self.set_bytes = 0;
+    }
+
+    /// What this session holds now, as far as it can tell.
+    fn memory(&self) -> Memory {
+        use tokio_util::codec::Framed;
+        fn buffers<T, C>(w: &Framed<T, C>) -> usize {
+            w.read_buffer().capacity() + w.write_buffer().capacity()
+        }
+        let backends: usize = [&self.write, &self.read]
+            .into_iter()
+            .flatten()
+            .map(|b| buffers(&b.wire))
+            .sum();
+        Memory {
+            state_bytes: self.set_bytes + self.schema.as_ref().map_or(0, String::len),
+            buffer_bytes: buffers(&self.client) + backends,
+        }
+    }
+
     /// A session SET ran on the write connection: replay it on the others.
     fn remember_set(&mut self, payload: Bytes) {
         // Always appended, repeats included: replay order must end where the
         // writer is (`SET time_zone` A, B, A leaves A in force).
         let arg = payload.slice(1..);
-        if self.sets.len() >= MAX_REMEMBERED_SETS {
+        if !may_remember(
+            self.sets.len(),
+            self.set_bytes,
+            arg.len(),
+            self.topology.max_session_state,
+        ) {
             self.route.pinned.get_or_insert(PinReason::Statement(
                 hastack_proto::sql::Pin::MultiStatement,
             ));
             return;
         }
+        self.set_bytes += arg.len();
         self.sets.push(arg);
         if let Some(w) = self.write.as_mut() {
             w.applied_sets = self.sets.len();
@@ -956,7 +1050,23 @@ impl Session {
         self.release(Target::Write).await;
         self.release(Target::Read).await;
         self.route = SessionRoute::default();
-        self.sets.clear();
+        self.forget_sets();
+        if user.name != self.login.user.name {
+            // The new user's count, before the old one's place is given up.
+            match self
+                .user_slot
+                .admission()
+                .login(&user.name, user.max_connections)
+            {
+                Ok(slot) => self.user_slot = slot,
+                Err(why) => {
+                    self.metrics.refused(why, self.peer, &user.name);
+                    let (code, state, msg) = why.error(&user.name);
+                    send_err(&mut self.client, seq, code, state, &msg).await?;
+                    anyhow::bail!("COM_CHANGE_USER refused: {msg}");
+                }
+            }
+        }
         self.login.user = user;
         if let Some(c) = cu.collation {
             self.login.collation = c;
@@ -1020,8 +1130,10 @@ impl Session {
     fn publish(&mut self) {
         let write = self.write.as_ref().map(|b| b.node);
         let read = self.read.as_ref().map(|b| b.node);
+        let memory = self.memory();
         let unchanged = self.published.as_ref().is_some_and(|p| {
-            p.schema == self.schema
+            p.memory == memory
+                && p.schema == self.schema
                 && p.in_transaction == self.route.in_transaction
                 && p.autocommit == self.route.autocommit
                 && p.pinned == self.route.pinned
@@ -1037,6 +1149,7 @@ impl Session {
                 pinned: self.route.pinned,
                 write,
                 read,
+                memory,
             });
         }
     }
@@ -1058,6 +1171,7 @@ impl Session {
             pinned: self.route.pinned.map(|p| format!("{p:?}")),
             write_node: node(&self.write),
             read_node: node(&self.read),
+            memory: self.memory(),
         }
     }
 

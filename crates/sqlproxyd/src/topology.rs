@@ -27,6 +27,8 @@ pub struct User {
     /// Schemas the user may use; empty = all.
     pub schemas: Vec<String>,
     pub read_only: bool,
+    /// Sessions this user may have open; 0: no limit.
+    pub max_connections: u32,
 }
 
 impl User {
@@ -175,6 +177,10 @@ pub struct Topology {
     pub default_auth_plugin: AuthPlugin,
     /// Largest client packet, in bytes.
     pub max_allowed_packet: usize,
+    /// Client connections open at once.
+    pub max_connections: usize,
+    /// Bytes of remembered session SETs per session.
+    pub max_session_state: usize,
 }
 
 /// What clients see as the server version until a backend tells us its own.
@@ -203,6 +209,7 @@ impl Topology {
                     password: u.password.clone(),
                     schemas: u.schemas.clone(),
                     read_only: u.read_only,
+                    max_connections: u.max_user_connections.unwrap_or(c.max_user_connections),
                 };
                 (u.name.clone(), Arc::new(user))
             })
@@ -269,6 +276,8 @@ impl Topology {
             require_tls: c.require_tls,
             default_auth_plugin: c.default_auth_plugin,
             max_allowed_packet: usize::try_from(c.max_allowed_packet.0).unwrap_or(usize::MAX),
+            max_connections: c.max_connections as usize,
+            max_session_state: usize::try_from(c.max_session_state.0).unwrap_or(usize::MAX),
         })
     }
 
