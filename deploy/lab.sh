@@ -179,7 +179,10 @@ daemon_cmd() {
         "--server-id=${OCTET[$host]}" --log-bin=mysql-bin --binlog-format=ROW
         --log-slave-updates --gtid-strict-mode=ON --skip-name-resolve
         --performance-schema=OFF --max-connections=500 "--relay-log=$dir/relay-bin"
+        --max-allowed-packet=64M
         "${MDB_SMALL[@]}" "${MDB_SEMISYNC[@]}" --user=root)
+      # max_allowed_packet as sqlproxyd's default (64M): a request the
+      # proxy lets through is one the backend takes.
       # The replicas start read-only; a restarted old primary comes back
       # writable and is fenced by sqlproxyd (DESIGN.md §5).
       [[ $host == db-1 ]] || CMD+=(--read-only=ON)

@@ -409,6 +409,9 @@ fn spawn_mariadbd(node: &Node, replica: bool) -> Result<Child> {
             "--skip-name-resolve",
             "--performance-schema=OFF",
             "--max-connections=500",
+            // max_allowed_packet stays at MariaDB's 16M default, below
+            // sqlproxyd's 64M (unlike the lab's): sqlproxyd_packet_sizes
+            // tests what a client gets when the two disagree.
         ])
         .arg(format!(
             "--relay-log={}",

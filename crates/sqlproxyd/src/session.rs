@@ -142,6 +142,26 @@ fn is_oversized(e: &anyhow::Error) -> bool {
     )
 }
 
+/// How long a backend that failed a request's send has to show its ERR.
+const SENT_ERR_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A request as sent to a backend, for the error that answers it.
+#[derive(Clone, Copy)]
+struct Sent {
+    /// The client's next sequence id: its request's last frame's + 1.
+    reply_seq: u8,
+    size: usize,
+}
+
+/// A network error after which the server closes the connection
+/// (ER_NET_PACKET_TOO_LARGE 1153 to ER_NET_WRITE_INTERRUPTED 1161).
+fn closes_connection(payload: &[u8]) -> bool {
+    payload.first() == Some(&0xFF)
+        && payload
+            .get(1..3)
+            .is_some_and(|c| (1153..=1161).contains(&u16::from_le_bytes([c[0], c[1]])))
+}
+
 /// ERR 1290 (ER_OPTION_PREVENTS_STATEMENT), which is what a statement gets
 /// from a server running with read_only.
 fn is_read_only_refusal(payload: &[u8]) -> bool {
@@ -601,7 +621,12 @@ impl Session {
         expect: Expect,
         may_retry: bool,
     ) -> Result<Forwarded> {
-        let seq = packet.seq;
+        // What the client expects on the reply: the request's last frame + 1.
+        let reply_seq = packet.next_seq();
+        let sent = Sent {
+            reply_seq,
+            size: packet.payload.len(),
+        };
         let target = match self.ensure_backend(target).await {
             Ok(t) => t,
             Err(e) => {
@@ -620,12 +645,29 @@ impl Session {
         backend.in_reply = true;
         let started = Instant::now();
         if let Err(e) = backend.wire.send(packet).await {
-            return self
-                .lost_backend(target, seq, false, may_retry, &e.into())
-                .await;
+            // A server refusing a request (one over its max_allowed_packet)
+            // answers ERR and closes while the rest is still being written:
+            // its answer may be there to read.
+            let answer = tokio::time::timeout(SENT_ERR_WAIT, next(&mut backend.wire)).await;
+            if let Ok(Ok(mut err)) = answer {
+                if err.payload.first() != Some(&0xFF) {
+                    let e = anyhow::anyhow!("{e}; then a reply that is not an ERR");
+                    return self.lost_backend(target, sent, false, may_retry, &e).await;
+                }
+                err.seq = reply_seq;
+                self.lost_connection(target);
+                self.client.send(err).await?;
+                return Ok(Forwarded::Done { ok: false });
+            }
+            let e = e.into();
+            return self.lost_backend(target, sent, false, may_retry, &e).await;
         }
         let mut reply = Reply::new(expect);
         let mut forwarded = false;
+        // Replies go out numbered after the client's request, whatever
+        // the backend numbered them (they differ after a request the
+        // backend refused part way).
+        let mut renumber: Option<u8> = None;
         loop {
             let kill = self.kill.clone();
             let backend = self.backend_mut(target)?;
@@ -637,15 +679,18 @@ impl Session {
                     anyhow::bail!("killed by the admin port");
                 }
             };
-            let p = match next_packet {
+            let mut p = match next_packet {
                 Ok(p) => p,
                 Err(e) => {
                     return self
-                        .lost_backend(target, seq, forwarded, may_retry, &e)
+                        .lost_backend(target, sent, forwarded, may_retry, &e)
                         .await
                 }
             };
+            let shift = *renumber.get_or_insert(reply_seq.wrapping_sub(p.seq));
+            p.seq = p.seq.wrapping_add(shift);
             let step = reply.step(&p.payload);
+            let closes = closes_connection(&p.payload);
             if !forwarded
                 && target == Target::Write
                 && is_read_only_refusal(&p.payload)
@@ -681,11 +726,16 @@ impl Session {
                             status.contains(Status::SERVER_STATUS_AUTOCOMMIT),
                         );
                     }
+                    if closes {
+                        // The server hangs up after this error: the next
+                        // statement gets a new connection, in step again.
+                        self.lost_connection(target);
+                    }
                     return Ok(Forwarded::Done { ok: !error });
                 }
                 Ok(Step::LocalInfile) => {
                     self.client.flush().await?;
-                    self.relay_local_infile(target).await?;
+                    self.relay_local_infile(target, shift).await?;
                 }
                 Err(e) => {
                     // The backend broke protocol: neither side can go on.
@@ -697,9 +747,10 @@ impl Session {
     }
 
     /// LOAD DATA LOCAL INFILE: the client's file packets, up to an empty one, go to the backend.
-    async fn relay_local_infile(&mut self, target: Target) -> Result<()> {
+    async fn relay_local_infile(&mut self, target: Target, shift: u8) -> Result<()> {
         loop {
-            let p = next(&mut self.client).await?;
+            let mut p = next(&mut self.client).await?;
+            p.seq = p.seq.wrapping_sub(shift);
             let last = p.payload.is_empty();
             self.backend_mut(target)?.wire.feed(p).await?;
             if last {
@@ -709,10 +760,21 @@ impl Session {
         }
     }
 
+    /// The connection for `target` is gone (or going): closed, and what the
+    /// session held there forgotten.
+    fn lost_connection(&mut self, target: Target) {
+        self.drop_backend(target);
+        if target == Target::Write {
+            // Whatever was open there (transaction, locks, temp tables) is
+            // gone; the session's autocommit setting is not.
+            self.route = self.route.after_connection_lost();
+        }
+    }
+
     async fn lost_backend(
         &mut self,
         target: Target,
-        seq: u8,
+        sent: Sent,
         forwarded: bool,
         may_retry: bool,
         e: &anyhow::Error,
@@ -732,13 +794,18 @@ impl Session {
         if may_retry && target == Target::Read {
             return Ok(Forwarded::Retry);
         }
-        if target == Target::Write {
-            // Whatever was open there (transaction, locks, temp tables) is
-            // gone; the session's autocommit setting is not.
-            self.route = self.route.after_connection_lost();
-        }
-        let msg = format!("Lost connection to backend node '{name}' during query");
-        send_err(&mut self.client, seq.wrapping_add(1), 2013, "HY000", &msg).await?;
+        self.lost_connection(target);
+        let msg = if sent.size >= hastack_proto::mysql::MAX_FRAME_PAYLOAD {
+            format!(
+                "Lost connection to backend node '{name}' while sending a {}-byte request: \
+                 more than that node's max_allowed_packet? (MariaDB's default is 16M, \
+                 sqlproxyd's max_allowed_packet is {})",
+                sent.size, self.topology.max_allowed_packet
+            )
+        } else {
+            format!("Lost connection to backend node '{name}' during query")
+        };
+        send_err(&mut self.client, sent.reply_seq, 2013, "HY000", &msg).await?;
         Ok(Forwarded::Refused)
     }
 
@@ -1235,7 +1302,26 @@ fn kill_target(sql: &str) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
-    use super::kill_target;
+    use super::{closes_connection, kill_target};
+    use hastack_proto::mysql::packets::err_payload;
+
+    #[test]
+    fn network_errors_close_the_backend_connection_others_do_not() {
+        let too_large = err_payload(
+            1153,
+            "08S01",
+            "Got a packet bigger than 'max_allowed_packet' bytes",
+        );
+        assert!(closes_connection(&too_large));
+        assert!(closes_connection(&err_payload(1161, "08S01", "x")));
+        assert!(!closes_connection(&err_payload(
+            1062,
+            "23000",
+            "Duplicate entry"
+        )));
+        assert!(!closes_connection(&err_payload(1152, "08S01", "x")));
+        assert!(!closes_connection(&[0x00, 0x81, 0x04]));
+    }
 
     #[test]
     fn kill_statements() {
