@@ -143,3 +143,46 @@ fn read_only_is_reapplied_after_reset_change_user_and_on_pooled_connections() {
     assert_eq!(code(&mut c, "SELECT f()"), 1792);
     assert_eq!(counts(&cluster), (3, 0));
 }
+
+#[test]
+fn a_read_only_account_holds_even_against_a_routine_that_lifts_read_only() {
+    let cluster = MariaDbCluster::start(2).unwrap();
+    setup(&cluster);
+    // A routine that lifts the session's read-only mode: SET SESSION
+    // TRANSACTION READ ONLY alone cannot stop what runs after it.
+    let mut root = cluster.conn(0).unwrap();
+    // (Called from a function, which the classifier takes for a read.)
+    for sql in [
+        "CREATE PROCEDURE app.lift() BEGIN SET SESSION TRANSACTION READ WRITE; END",
+        "CREATE FUNCTION app.lift_f() RETURNS INT DETERMINISTIC BEGIN CALL app.lift(); RETURN 1; END",
+    ] {
+        root.query_drop(sql).unwrap();
+    }
+    drop(root);
+    let extra = "    read_only_user: app_ro\n    read_only_password: app_ro\n";
+    let proxy = Proxy::start(&cluster, "primary", extra).unwrap();
+    let mut c = proxy.conn("reader", "reader", Some("app")).unwrap();
+    let who: String = c.query_first("SELECT CURRENT_USER()").unwrap().unwrap();
+    assert_eq!(who, "app_ro@%");
+    // No EXECUTE: neither the routine nor the function runs; no privilege
+    // to write either.
+    assert_eq!(code(&mut c, "SELECT lift_f()"), 1370);
+    // (f's tables are opened, read-only, before its EXECUTE is checked.)
+    assert!([1370, 1792].contains(&code(&mut c, "SELECT f()")));
+    assert!([1142, 1290, 1792].contains(&code(&mut c, "SELECT 1; DELETE FROM t")));
+    assert_eq!(counts(&cluster), (3, 0));
+    drop(c);
+    // The read-write user's connections are its own account's, pooled apart.
+    let mut app = proxy.conn("app", "app", Some("app")).unwrap();
+    let who: String = app.query_first("SELECT CURRENT_USER()").unwrap().unwrap();
+    assert_eq!(who, "app@%");
+    // Without the account, the routine would lift it (the warning --check gives).
+    let proxy = Proxy::start(&cluster, "primary", "").unwrap();
+    let mut c = proxy.conn("reader", "reader", Some("app")).unwrap();
+    assert_eq!(code(&mut c, "SELECT lift_f()"), 0);
+    let ro: u8 = c.query_first("SELECT @@tx_read_only").unwrap().unwrap();
+    assert_eq!(
+        ro, 0,
+        "the routine lifted read-only: why read_only_user exists"
+    );
+}

@@ -150,6 +150,11 @@ pub struct DataHost {
     /// user): it needs the application's privileges.
     pub user: String,
     pub password: Secret,
+    /// The account `read_only` users' traffic runs as, when set: one
+    /// with only read privileges (GRANT SELECT, SHOW VIEW ON app.*), so
+    /// the backends refuse their writes by privilege too.
+    pub read_only_user: Option<String>,
+    pub read_only_password: Option<Secret>,
     #[serde(default)]
     pub pool: Pool,
     /// After a write, the session's reads stay on the write node this long
@@ -502,6 +507,12 @@ impl DaemonConfig for Config {
                     "give both user and password, or neither (the data host's account is used)",
                 ));
             }
+            if h.read_only_user.is_some() != h.read_only_password.is_some() {
+                out.push(Invalid::new(
+                    at("read_only_user"),
+                    "give both read_only_user and read_only_password, or neither",
+                ));
+            }
             let f = &h.failover;
             if f.replication_user.is_some() != f.replication_password.is_some() {
                 out.push(Invalid::new(
@@ -559,6 +570,25 @@ impl DaemonConfig for Config {
                 .map(|(i, s)| (format!("schemas[{i}].name"), s.name.as_str())),
             "schema",
         );
+        out
+    }
+
+    fn warnings(&self) -> Vec<Invalid> {
+        let mut out = Vec::new();
+        let read_only_users = self.users.iter().any(|u| u.read_only);
+        for (i, h) in self.data_hosts.iter().enumerate() {
+            if read_only_users && h.read_only_user.is_none() {
+                out.push(Invalid::new(
+                    format!("data_hosts[{i}].read_only_user"),
+                    format!(
+                        "not set: read_only users run as '{}' with SET SESSION TRANSACTION READ ONLY, \
+                         which a stored routine that sets READ WRITE can lift; give them an account \
+                         with only SELECT (and SHOW VIEW) privileges",
+                        h.user
+                    ),
+                ));
+            }
+        }
         out
     }
 
@@ -629,6 +659,29 @@ mod tests {
         .unwrap();
         let reader = example.users.iter().find(|u| u.name == "reader").unwrap();
         assert_eq!(reader.max_user_connections, Some(100));
+    }
+
+    #[test]
+    fn read_only_users_without_a_read_only_account_are_warned_about() {
+        let lab = include_str!("../../../configs/lab/sqlproxyd-1.yaml");
+        let cfg = hastack_rt::config::parse::<Config>(Path::new("x.yaml"), lab).unwrap();
+        let w = cfg.warnings();
+        assert_eq!(w.len(), cfg.data_hosts.len(), "{w:?}");
+        assert_eq!(w[0].path, "data_hosts[0].read_only_user");
+        let example = hastack_rt::config::parse::<Config>(
+            Path::new("x.yaml"),
+            include_str!("../../../configs/sqlproxyd.yaml"),
+        )
+        .unwrap();
+        assert_eq!(example.warnings(), Vec::new());
+        let e = errors(&lab.replace(
+            "    password: app\n",
+            "    password: app\n    read_only_user: ro\n",
+        ));
+        assert!(
+            e.iter().any(|l| l.contains("read_only_user: give both")),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -917,9 +917,11 @@ impl Session {
     async fn connect(&mut self, node: usize, target: Target) -> Result<Backend> {
         let host = self.host.clone();
         let n = &host.nodes[node];
+        let read_only = self.login.user.read_only;
+        let (user, password) = host.account(read_only);
         let login = Credentials {
-            user: &host.user,
-            password: host.password.expose(),
+            user,
+            password: password.expose(),
             database: self.schema.as_deref(),
             capabilities: self.login.capabilities,
             collation: self.login.collation,
@@ -929,6 +931,7 @@ impl Session {
             node,
             capabilities: self.login.capabilities.bits(),
             collation: self.login.collation,
+            read_only,
         };
         // Expired and unusable pooled connections close as they drop (their
         // gauge guard counts them out).
@@ -1052,6 +1055,7 @@ impl Session {
                 node: b.node,
                 capabilities: b.capabilities,
                 collation: b.collation,
+                read_only: self.login.user.read_only,
             };
             // Given back when the pool is full: dropped, and so closed.
             let _ = self.host.pool.put(key, b, Instant::now());

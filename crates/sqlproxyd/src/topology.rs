@@ -55,6 +55,8 @@ pub struct DataHost {
     pub pool_min: u32,
     pub user: String,
     pub password: Secret,
+    /// `read_only_user` / `read_only_password`, when configured.
+    pub read_only_account: Option<(String, Secret)>,
     pub nodes: Vec<Node>,
     rr: Mutex<WeightedRoundRobin>,
     /// Idle logged-in connections to this data host's nodes.
@@ -71,6 +73,15 @@ pub struct DataHost {
 }
 
 impl DataHost {
+    /// The account a session's backend connections log in as: the
+    /// read-only account for a `read_only` user when there is one.
+    pub fn account(&self, read_only: bool) -> (&str, &Secret) {
+        match &self.read_only_account {
+            Some((user, password)) if read_only => (user, password),
+            _ => (&self.user, &self.password),
+        }
+    }
+
     /// The node writes go to now, if there is one.
     pub fn writer(&self) -> Option<usize> {
         self.view.borrow().primary
@@ -230,6 +241,7 @@ impl Topology {
                     pool_min: h.pool.min,
                     user: h.user.clone(),
                     password: h.password.clone(),
+                    read_only_account: h.read_only_user.clone().zip(h.read_only_password.clone()),
                     nodes: h
                         .nodes
                         .iter()
