@@ -10,7 +10,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use hastack_it::sqlproxy::{Proxy, RawClient};
+use hastack_it::sqlproxy::{mariadb_cli, Proxy, RawClient};
 use hastack_it::{wait_for, MariaDbCluster};
 use hastack_proto::mysql::packets::{parse_reply, Reply};
 use mysql::prelude::Queryable;
@@ -42,23 +42,53 @@ fn refused(proxy: &Proxy, reason: &str) -> String {
 }
 
 #[test]
-fn max_connections_answers_the_next_client_with_1040_instead_of_a_handshake() {
+fn past_max_connections_clients_get_1040_after_login_then_in_place_of_the_handshake() {
     let cluster = MariaDbCluster::start(1).unwrap();
     let proxy = Proxy::start_with(&cluster, "primary", "", "max_connections: 3\n").unwrap();
     let held: Vec<_> = (0..3)
         .map(|_| proxy.conn("app", "app", Some("app")).unwrap())
         .collect();
-    // A client library sees MariaDB's error.
+    // As from MariaDB: a handshake, the login, then 1040 in place of its OK.
     let e = proxy.conn("app", "app", Some("app")).unwrap_err();
     assert_eq!(server_code(e), 1040);
-    // On the wire: an ERR with sequence id 0 where the handshake would be, then close.
+    let err = RawClient::login(proxy.addr, "app", "app", Some("app"))
+        .err()
+        .unwrap();
+    assert!(
+        format!("{err:#}").contains("Too many connections"),
+        "{err:#}"
+    );
+    // The mariadb CLI, which refuses an error in place of the handshake
+    // (it cannot tell it from a forged one), reports MariaDB's error.
+    let out = mariadb_cli(proxy.addr, "app", "app")
+        .args(["-e", "SELECT 1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ERROR 1040 (08004)") && stderr.contains("Too many connections"),
+        "{stderr}"
+    );
+    assert_eq!(refused(&proxy, "max_connections"), "3");
+    // Clients that hold the overflow places in their login (3 past 3)...
+    let waiting: Vec<_> = (0..3)
+        .map(|_| {
+            let s = TcpStream::connect(proxy.addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut raw = RawClient(s);
+            assert_eq!(raw.read().unwrap().0, 0, "a handshake");
+            raw
+        })
+        .collect();
+    // ... leave the next one an ERR with sequence id 0 in place of the
+    // handshake, then a close: no login, no backend work.
     let s = TcpStream::connect(proxy.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let local = s.local_addr().unwrap();
-    let mut raw = RawClient(s.try_clone().unwrap());
+    let mut raw = RawClient(s);
     assert_eq!(err_code(&mut raw), (0, 1040));
     assert!(raw.closed());
-    assert_eq!(refused(&proxy, "max_connections"), "2");
+    assert_eq!(refused(&proxy, "max_connections"), "4");
     let logged = wait_for(Duration::from_secs(5), Duration::from_millis(50), || {
         let log = proxy.daemon.log();
         log.contains(&local.to_string()).then_some(log)
@@ -70,6 +100,7 @@ fn max_connections_answers_the_next_client_with_1040_instead_of_a_handshake() {
     );
     // A place given back is a place for the next client.
     drop(held);
+    drop(waiting);
     let mut c = wait_for(Duration::from_secs(5), Duration::from_millis(50), || {
         proxy.conn("app", "app", Some("app")).ok()
     })
@@ -174,6 +205,17 @@ fn many_large_session_sets_keep_remembered_state_and_rss_bounded() {
         "{:#}",
         proxy.daemon.status().unwrap()["state"]["sessions"]
     );
+    // The admin port shows the same.
+    let out = mariadb_cli(proxy.admin, "app", "app")
+        .args(["--batch", "-e", "show @@session"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines().map(|l| l.split('\t').collect::<Vec<_>>());
+    let header = lines.next().unwrap();
+    let col = header.iter().position(|c| *c == "STATE_BYTES").unwrap();
+    let row = lines.next().unwrap();
+    assert_eq!(row[col], want.to_string(), "{text}");
     // 50 remembered 4 MiB SETs would be 200 MiB.
     assert!(grown < 32 << 20, "VmRSS grew {grown} bytes");
     // The session still works, on its write connection, with its variables.

@@ -41,7 +41,7 @@ pub struct Config {
     #[serde(default = "default_max_allowed_packet")]
     pub max_allowed_packet: ByteSize,
     /// Client connections open at once, over all users (MariaDB's
-    /// max_connections); the next one gets ERR 1040 instead of a handshake.
+    /// max_connections); the next one gets ERR 1040 after its login.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
     /// Sessions one proxy user may have open (MariaDB's

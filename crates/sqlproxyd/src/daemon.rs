@@ -277,8 +277,8 @@ fn refresh_monitors(monitors: &mut HashMap<String, Monitor>, config: &Config, me
     }
 }
 
-/// ERR 1040 in place of the handshake, as MariaDB answers past its
-/// max_connections; no login, no backend work.
+/// ERR 1040 in place of the handshake, for connections past even the
+/// overflow (`limits::overflow`); no login, no backend work.
 async fn too_many(stream: tokio::net::TcpStream, why: Refusal) {
     use tokio::io::AsyncWriteExt;
     let (code, state, msg) = why.error("");

@@ -60,6 +60,23 @@ impl Refusal {
     }
 }
 
+/// Where a new connection stands against `max_connections`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// Within the limit: served.
+    Within,
+    /// Past it, within the overflow: greeted and, once logged in, told
+    /// 1040, as MariaDB does (clients trust an error after the handshake,
+    /// and the mariadb CLI refuses one in its place).
+    Over,
+}
+
+/// Connections past `max` that still get a handshake (and a 1040 after
+/// their login); past those, the 1040 comes in place of the handshake.
+pub fn overflow(max: usize) -> usize {
+    max.min(64)
+}
+
 /// Open client connections, in all and per logged-in user.
 #[derive(Debug, Default)]
 pub struct Counts {
@@ -68,13 +85,17 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// A new connection, unless `max` are open already.
-    pub fn connect(&mut self, max: usize) -> Result<(), Refusal> {
-        if self.total >= max {
+    /// A new connection: within `max`, in the overflow past it, or refused.
+    pub fn connect(&mut self, max: usize) -> Result<Place, Refusal> {
+        let place = if self.total < max {
+            Place::Within
+        } else if self.total < max + overflow(max) {
+            Place::Over
+        } else {
             return Err(Refusal::MaxConnections);
-        }
+        };
         self.total += 1;
-        Ok(())
+        Ok(place)
     }
 
     pub fn disconnect(&mut self) {
@@ -124,7 +145,10 @@ pub struct Admission {
 }
 
 /// A client connection's place; given back when dropped.
-pub struct ConnSlot(Arc<Admission>);
+pub struct ConnSlot {
+    admission: Arc<Admission>,
+    pub place: Place,
+}
 
 /// A logged-in session's place in its user's count; given back when dropped.
 pub struct UserSlot {
@@ -134,8 +158,11 @@ pub struct UserSlot {
 
 impl Admission {
     pub fn connect(self: &Arc<Self>, max: usize) -> Result<ConnSlot, Refusal> {
-        self.with(|c| c.connect(max))?;
-        Ok(ConnSlot(self.clone()))
+        let place = self.with(|c| c.connect(max))?;
+        Ok(ConnSlot {
+            admission: self.clone(),
+            place,
+        })
     }
 
     pub fn login(self: &Arc<Self>, user: &str, max: u32) -> Result<UserSlot, Refusal> {
@@ -161,7 +188,7 @@ impl Admission {
 impl ConnSlot {
     /// The counts this slot is in: a session logs its user in there.
     pub fn admission(&self) -> &Arc<Admission> {
-        &self.0
+        &self.admission
     }
 }
 
@@ -173,7 +200,7 @@ impl UserSlot {
 
 impl Drop for ConnSlot {
     fn drop(&mut self) {
-        self.0.with(Counts::disconnect);
+        self.admission.with(Counts::disconnect);
     }
 }
 
@@ -188,14 +215,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn max_connections_refuses_the_one_past_it_and_frees_on_disconnect() {
+    fn past_max_connections_come_the_overflow_then_refusal_and_disconnects_free_places() {
         let mut c = Counts::default();
-        assert_eq!(c.connect(2), Ok(()));
-        assert_eq!(c.connect(2), Ok(()));
+        assert_eq!(c.connect(2), Ok(Place::Within));
+        assert_eq!(c.connect(2), Ok(Place::Within));
+        // overflow(2) = 2: greeted, then told 1040.
+        assert_eq!(c.connect(2), Ok(Place::Over));
+        assert_eq!(c.connect(2), Ok(Place::Over));
         assert_eq!(c.connect(2), Err(Refusal::MaxConnections));
-        assert_eq!(c.total(), 2);
+        assert_eq!(c.total(), 4);
         c.disconnect();
-        assert_eq!(c.connect(2), Ok(()));
+        c.disconnect();
+        c.disconnect();
+        assert_eq!(c.connect(2), Ok(Place::Within));
+        assert_eq!(overflow(4096), 64);
     }
 
     #[test]
@@ -221,9 +254,12 @@ mod tests {
     fn slots_give_their_place_back_when_dropped() {
         let a = Arc::new(Admission::default());
         let s1 = a.connect(1).unwrap();
+        let over = a.connect(1).unwrap();
+        assert_eq!(over.place, Place::Over);
         assert!(a.connect(1).is_err());
         drop(s1);
-        let _s2 = a.connect(1).unwrap();
+        drop(over);
+        assert_eq!(a.connect(1).unwrap().place, Place::Within);
         let u = a.login("app", 1).unwrap();
         assert!(a.login("app", 1).is_err());
         drop(u);

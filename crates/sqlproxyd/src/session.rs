@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::{next, Backend, NodeMetrics, OpenGauge};
 use crate::client_stream::{ClientStream, ClientWire};
 use crate::frontend::{self, schema_refusal, send_err, Client};
-use crate::limits::{may_remember, ConnSlot, Refusal, UserSlot, LOGIN_MAX_PACKET};
+use crate::limits::{may_remember, ConnSlot, Place, Refusal, UserSlot, LOGIN_MAX_PACKET};
 use crate::metrics::{route_name, Metrics, NodeLabels, NodeRouteLabels, RouteLabels};
 use crate::monitor::InFlight;
 use crate::pool::PoolKey;
@@ -224,17 +224,24 @@ impl Session {
         parts.read_buf.extend_from_slice(&early);
         let mut client = ClientWire::from_parts(parts);
         let admission = slot.admission().clone();
+        let over = slot.place == Place::Over;
         let mut user_slot = None;
-        let admit = |user: &crate::topology::User| match admission
-            .login(&user.name, user.max_connections)
-        {
-            Ok(s) => {
-                user_slot = Some(s);
-                None
-            }
-            Err(why) => {
-                metrics.refused(why, peer, &user.name);
-                Some(why.error(&user.name))
+        // Past max_connections, the 1040 comes after the login, as from MariaDB.
+        let admit = |user: &crate::topology::User| {
+            let admitted = if over {
+                Err(Refusal::MaxConnections)
+            } else {
+                admission.login(&user.name, user.max_connections)
+            };
+            match admitted {
+                Ok(s) => {
+                    user_slot = Some(s);
+                    None
+                }
+                Err(why) => {
+                    metrics.refused(why, peer, &user.name);
+                    Some(why.error(&user.name))
+                }
             }
         };
         let login = tokio::select! {
