@@ -116,6 +116,40 @@ mod tests {
     }
 
     #[test]
+    fn no_case_comment_quoting_or_company_hides_a_refused_statement() {
+        let refused = [
+            "SET SESSION TRANSACTION READ WRITE",
+            "SET tx_read_only = 0",
+            "SET STATEMENT transaction_read_only=0 FOR DELETE FROM t",
+            "START TRANSACTION READ WRITE",
+            "PREPARE s FROM @q",
+            "EXECUTE IMMEDIATE @q",
+        ];
+        let disguises: [fn(&str) -> String; 8] = [
+            |s| s.to_lowercase(),
+            |s| s.to_uppercase(),
+            |s| format!("/*!100000 {s} */"),
+            |s| format!("/*M!100000 {s}*/"),
+            |s| format!("SELECT 1; {s}"),
+            |s| format!("{s} -- trailing"),
+            |s| s.replace(' ', "/**/"),
+            |s| s.replace(' ', "\n\t "),
+        ];
+        for sql in refused {
+            for d in &disguises {
+                let once = d(sql);
+                assert!(lifts_read_only(once.as_bytes()).is_some(), "{once}");
+                for d2 in &disguises {
+                    let twice = d2(&once);
+                    assert!(lifts_read_only(twice.as_bytes()).is_some(), "{twice}");
+                }
+            }
+        }
+        assert!(lifts_read_only(b"SET `tx_read_only`=0").is_some());
+        assert!(lifts_read_only(b"SET \"tx_read_only\"=0").is_some());
+    }
+
+    #[test]
     fn reads_and_harmless_session_settings_pass() {
         for sql in [
             "SELECT 1",
