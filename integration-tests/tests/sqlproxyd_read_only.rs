@@ -186,3 +186,54 @@ fn a_read_only_account_holds_even_against_a_routine_that_lifts_read_only() {
         "the routine lifted read-only: why read_only_user exists"
     );
 }
+
+const PYMYSQL: &str = r#"
+import sys, pymysql
+from pymysql.constants import CLIENT
+c = pymysql.connect(host="127.0.0.1", port=int(sys.argv[1]), user="reader", password="reader",
+                    database="app", client_flag=CLIENT.MULTI_STATEMENTS)
+cur = c.cursor()
+for sql in sys.argv[2:]:
+    try:
+        cur.execute(sql)
+        while cur.nextset():
+            pass
+        print("ok")
+    except pymysql.err.MySQLError as e:
+        print(e.args[0])
+"#;
+
+#[test]
+fn pymysql_with_multi_statements_as_a_read_only_user_changes_nothing() {
+    let cluster = MariaDbCluster::start(2).unwrap();
+    setup(&cluster);
+    let proxy = Proxy::start(&cluster, "primary", "").unwrap();
+    let statements = [
+        "/*!999999 SELECT 1 FROM */ TRUNCATE TABLE t",
+        "/*! SELECT '*/' */ ; DELETE FROM t -- '",
+        "DELETE FROM t",
+        "SELECT f()",
+        "SET @x := f()",
+        "SET SESSION TRANSACTION READ WRITE; DELETE FROM t",
+        "SELECT 1; SET tx_read_only = 0; DELETE FROM t",
+    ];
+    let out = std::process::Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(PYMYSQL)
+        .arg(proxy.addr.port().to_string())
+        .args(statements)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let codes: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        codes.len(),
+        statements.len(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (sql, got) in statements.iter().zip(&codes) {
+        assert!(["1290", "1792", "1227"].contains(got), "{sql}: {got}");
+    }
+    assert_eq!(counts(&cluster), (3, 0));
+}
