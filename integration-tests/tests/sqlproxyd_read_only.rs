@@ -109,7 +109,7 @@ fn read_only_users_change_nothing_even_past_the_classifier() {
 }
 
 #[test]
-fn read_only_is_reapplied_after_reset_change_user_and_on_pooled_connections() {
+fn read_only_is_reapplied_after_reset_change_user_reconnect_and_on_pooled_connections() {
     let cluster = MariaDbCluster::start(2).unwrap();
     setup(&cluster);
     let proxy = Proxy::start(&cluster, "primary", "").unwrap();
@@ -129,6 +129,21 @@ fn read_only_is_reapplied_after_reset_change_user_and_on_pooled_connections() {
             .with_db_name(Some("app".into())),
     )
     .unwrap();
+    assert_eq!(code(&mut c, "SELECT f()"), 1792);
+    // A backend connection lost (killed on the server): the one opened in
+    // its place is read-only before the next statement runs.
+    let thread: u64 = c.query_first("SELECT CONNECTION_ID()").unwrap().unwrap();
+    cluster
+        .conn(0)
+        .unwrap()
+        .query_drop(format!("KILL {thread}"))
+        .unwrap();
+    // The first statement after may get the loss (2013) or run anew.
+    let _ = code(&mut c, "SELECT 1");
+    let again: u64 = c.query_first("SELECT CONNECTION_ID()").unwrap().unwrap();
+    assert_ne!(again, thread, "a new backend connection");
+    let ro: u8 = c.query_first("SELECT @@tx_read_only").unwrap().unwrap();
+    assert_eq!(ro, 1, "after a reconnect");
     assert_eq!(code(&mut c, "SELECT f()"), 1792);
     drop(c);
     assert_eq!(counts(&cluster), (3, 0));
