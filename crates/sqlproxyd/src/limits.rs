@@ -6,8 +6,10 @@
 //! [`Counts`] decides (pure); [`Admission`] holds it for all sessions and
 //! hands out slots that give their place back when dropped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Largest packet a client may send before it is logged in (its handshake
 /// response, an auth switch answer): a real one is a few hundred bytes,
@@ -136,6 +138,46 @@ impl Counts {
 /// bigger than the bound is never kept.
 pub fn may_remember(count: usize, bytes: usize, len: usize, max_bytes: usize) -> bool {
     count < MAX_REMEMBERED_SETS && bytes.saturating_add(len) <= max_bytes
+}
+
+/// Which refusals are logged: the first of each reason from each client
+/// address in a window; the others are counted (the metric has them all)
+/// and reported in one line when the window ends, so that a flood of
+/// refused connections is not a flood of log lines.
+#[derive(Debug, Default)]
+pub struct RefusalLog {
+    since: Option<Instant>,
+    seen: HashSet<(&'static str, IpAddr)>,
+    quiet: u64,
+}
+
+/// How long a logged refusal keeps the same ones from the same address quiet.
+pub const REFUSAL_LOG_WINDOW: Duration = Duration::from_secs(10);
+
+/// Addresses remembered per window, at most; past that all are quiet.
+const REFUSAL_LOG_ADDRESSES: usize = 1024;
+
+impl RefusalLog {
+    /// Whether to log the refusal of `ip` for `reason` now, and how many
+    /// refusals a window that just ended kept quiet (when any).
+    pub fn note(&mut self, now: Instant, reason: &'static str, ip: IpAddr) -> (bool, Option<u64>) {
+        let mut ended = None;
+        let expired = self
+            .since
+            .is_none_or(|t| now.saturating_duration_since(t) >= REFUSAL_LOG_WINDOW);
+        if expired {
+            ended = (self.quiet > 0).then_some(self.quiet);
+            *self = RefusalLog {
+                since: Some(now),
+                ..RefusalLog::default()
+            };
+        }
+        let log = self.seen.len() < REFUSAL_LOG_ADDRESSES && self.seen.insert((reason, ip));
+        if !log {
+            self.quiet += 1;
+        }
+        (log, ended)
+    }
 }
 
 /// The counts of the whole proxy, across reloads.
@@ -276,6 +318,36 @@ mod tests {
         assert!(!may_remember(0, 0, 4 * mib, mib));
         assert!(!may_remember(MAX_REMEMBERED_SETS, 0, 1, mib));
         assert!(!may_remember(1, usize::MAX, 1, mib));
+    }
+
+    #[test]
+    fn a_flood_of_refusals_logs_once_per_address_and_reason_per_window() {
+        let t0 = Instant::now();
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        let mut log = RefusalLog::default();
+        assert_eq!(log.note(t0, "max_connections", a), (true, None));
+        for _ in 0..1000 {
+            assert_eq!(log.note(t0, "max_connections", a), (false, None));
+        }
+        assert_eq!(log.note(t0, "max_connections", b), (true, None));
+        assert_eq!(log.note(t0, "max_user_connections", a), (true, None));
+        // The next window logs again and says how many were kept quiet.
+        let t1 = t0 + REFUSAL_LOG_WINDOW;
+        assert_eq!(log.note(t1, "max_connections", a), (true, Some(1000)));
+        assert_eq!(
+            log.note(t1 + REFUSAL_LOG_WINDOW, "max_connections", a),
+            (true, None)
+        );
+        // Addresses beyond the bound are all quiet.
+        let mut log = RefusalLog::default();
+        for i in 0..REFUSAL_LOG_ADDRESSES as u32 {
+            assert!(
+                log.note(t0, "max_connections", IpAddr::from((i + 1).to_be_bytes()))
+                    .0
+            );
+        }
+        assert!(!log.note(t0, "max_connections", [192, 0, 2, 1].into()).0);
     }
 
     #[test]

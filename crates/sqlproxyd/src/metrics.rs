@@ -55,6 +55,8 @@ pub struct Metrics {
     pub client_connections_total: Counter,
     pub auth_failures: Counter,
     pub connections_refused: Family<RefusedLabels, Counter>,
+    /// Which refusals get a log line.
+    pub refusal_log: std::sync::Arc<std::sync::Mutex<crate::limits::RefusalLog>>,
     pub queries: Family<RouteLabels, Counter>,
     pub backend_connections: Family<NodeLabels, Gauge>,
     pub backend_commands: Family<NodeRouteLabels, Counter>,
@@ -74,6 +76,7 @@ impl Metrics {
             client_connections_total: Counter::default(),
             auth_failures: Counter::default(),
             connections_refused: Family::default(),
+            refusal_log: Default::default(),
             queries: Family::default(),
             backend_connections: Family::default(),
             backend_commands: Family::default(),
@@ -151,14 +154,27 @@ impl Metrics {
         m
     }
 
-    /// Counts a client turned away, and says so once, with its address.
+    /// Counts a client turned away, and says so with its address (once
+    /// per address and reason in a [`crate::limits::REFUSAL_LOG_WINDOW`]).
     pub fn refused(&self, why: crate::limits::Refusal, peer: std::net::SocketAddr, user: &str) {
+        let reason = why.reason();
         self.connections_refused
-            .get_or_create(&RefusedLabels {
-                reason: why.reason(),
-            })
+            .get_or_create(&RefusedLabels { reason })
             .inc();
-        tracing::warn!(%peer, user, reason = why.reason(), "client connection refused");
+        let (log, quiet) = self
+            .refusal_log
+            .lock()
+            .map(|mut l| l.note(std::time::Instant::now(), reason, peer.ip()))
+            .unwrap_or((true, None));
+        if let Some(n) = quiet {
+            tracing::warn!(
+                refused = n,
+                "more client connections refused, not logged one by one"
+            );
+        }
+        if log {
+            tracing::warn!(%peer, user, reason, "client connection refused");
+        }
     }
 
     pub fn ha_event(&self, data_host: &str, event: &'static str, result: &'static str) {
