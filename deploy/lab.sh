@@ -366,6 +366,8 @@ data_hosts:
     switch_type: replication
     user: app
     password: app
+    read_only_user: app_ro     # what the read_only users run as (SELECT, SHOW VIEW)
+    read_only_password: app_ro
     max_replica_lag: 5s
     heartbeat: {interval: 1s, fail_count: 3, user: monitor, password: monitor}
     failover: {replication_user: repl, replication_password: repl, min_switch_interval: 30s}
@@ -469,6 +471,9 @@ CREATE DATABASE IF NOT EXISTS sbtest;
 CREATE USER 'app'@'%' IDENTIFIED BY 'app';
 GRANT ALL ON app.* TO 'app'@'%';
 GRANT ALL ON sbtest.* TO 'app'@'%';
+CREATE USER 'app_ro'@'%' IDENTIFIED BY 'app_ro';
+GRANT SELECT, SHOW VIEW ON app.* TO 'app_ro'@'%';
+GRANT SELECT, SHOW VIEW ON sbtest.* TO 'app_ro'@'%';
 CREATE USER 'monitor'@'%' IDENTIFIED BY 'monitor';
 GRANT SUPER, SLAVE MONITOR, REPLICATION SLAVE ADMIN, READ_ONLY ADMIN, BINLOG ADMIN, PROCESS, RELOAD ON *.* TO 'monitor'@'%';
 CREATE USER 'repl'@'%' IDENTIFIED BY 'repl';

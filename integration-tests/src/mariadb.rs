@@ -4,7 +4,7 @@
 //! Node 0 starts as the primary; the others replicate from it with
 //! `MASTER_USE_GTID=slave_pos` and run `read_only=ON`. The users of
 //! DESIGN.md §2 exist on every node: `app`, `app_ro` (SELECT and SHOW VIEW
-//! on app), `monitor`, `repl` (password = name). The fixture talks to each node as root over its unix socket, so
+//! on app and sbtest), `monitor`, `repl` (password = name). The fixture talks to each node as root over its unix socket, so
 //! it keeps working while a test changes users, `read_only` or replication.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -37,6 +37,7 @@ const USERS_SQL: &[&str] = &[
     // What sqlproxyd's read_only users may run as (read_only_user).
     "CREATE USER 'app_ro'@'%' IDENTIFIED BY 'app_ro'",
     "GRANT SELECT, SHOW VIEW ON app.* TO 'app_ro'@'%'",
+    "GRANT SELECT, SHOW VIEW ON sbtest.* TO 'app_ro'@'%'",
     "CREATE USER 'repl'@'%' IDENTIFIED BY 'repl'",
     "GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'",
 ];
