@@ -179,7 +179,10 @@ daemon_cmd() {
         "--server-id=${OCTET[$host]}" --log-bin=mysql-bin --binlog-format=ROW
         --log-slave-updates --gtid-strict-mode=ON --skip-name-resolve
         --performance-schema=OFF --max-connections=500 "--relay-log=$dir/relay-bin"
+        --max-allowed-packet=64M
         "${MDB_SMALL[@]}" "${MDB_SEMISYNC[@]}" --user=root)
+      # max_allowed_packet as sqlproxyd's default (64M): a request the
+      # proxy lets through is one the backend takes.
       # The replicas start read-only; a restarted old primary comes back
       # writable and is fenced by sqlproxyd (DESIGN.md §5).
       [[ $host == db-1 ]] || CMD+=(--read-only=ON)
@@ -376,6 +379,8 @@ data_hosts:
     switch_type: replication
     user: app
     password: app
+    read_only_user: app_ro     # what the read_only users run as (SELECT, SHOW VIEW)
+    read_only_password: app_ro
     max_replica_lag: 5s
     heartbeat: {interval: 1s, fail_count: 3, user: monitor, password: monitor}
     failover: {replication_user: repl, replication_password: repl, min_switch_interval: 30s}
@@ -482,6 +487,9 @@ CREATE DATABASE IF NOT EXISTS sbtest;
 CREATE USER 'app'@'%' IDENTIFIED BY 'app';
 GRANT ALL ON app.* TO 'app'@'%';
 GRANT ALL ON sbtest.* TO 'app'@'%';
+CREATE USER 'app_ro'@'%' IDENTIFIED BY 'app_ro';
+GRANT SELECT, SHOW VIEW ON app.* TO 'app_ro'@'%';
+GRANT SELECT, SHOW VIEW ON sbtest.* TO 'app_ro'@'%';
 CREATE USER 'monitor'@'%' IDENTIFIED BY 'monitor';
 GRANT SUPER, SLAVE MONITOR, REPLICATION SLAVE ADMIN, READ_ONLY ADMIN, BINLOG ADMIN, PROCESS, RELOAD ON *.* TO 'monitor'@'%';
 CREATE USER 'repl'@'%' IDENTIFIED BY 'repl';

@@ -34,6 +34,9 @@ common=(
   --server-id="$DB_SERVER_ID" --log-bin=mariadb-bin --log-slave-updates=ON
   --binlog-format=ROW --gtid-strict-mode=ON --relay-log=relay-bin
   --skip-name-resolve --log-error=/dev/stderr
+  # As sqlproxyd's default max_allowed_packet: what the proxy lets through,
+  # the backend takes (MariaDB's own default is 16M).
+  --max-allowed-packet=64M
   # Lossless semi-sync on every node, as deploy/lab.sh (MDB_SEMISYNC): no
   # acknowledged write lost with the primary, and a killed primary's crash
   # recovery drops what no replica acknowledged, so it can rejoin.
@@ -66,6 +69,9 @@ CREATE DATABASE sbtest;
 CREATE USER 'app'@'%' IDENTIFIED BY 'app';
 GRANT ALL ON app.* TO 'app'@'%';
 GRANT ALL ON sbtest.* TO 'app'@'%';
+CREATE USER 'app_ro'@'%' IDENTIFIED BY 'app_ro';
+GRANT SELECT, SHOW VIEW ON app.* TO 'app_ro'@'%';
+GRANT SELECT, SHOW VIEW ON sbtest.* TO 'app_ro'@'%';
 CREATE USER 'monitor'@'%' IDENTIFIED BY 'monitor';
 GRANT SUPER, SLAVE MONITOR, REPLICATION SLAVE ADMIN, READ_ONLY ADMIN, BINLOG ADMIN, PROCESS, RELOAD ON *.* TO 'monitor'@'%';
 CREATE USER 'repl'@'%' IDENTIFIED BY 'repl';

@@ -3,8 +3,8 @@
 //!
 //! Node 0 starts as the primary; the others replicate from it with
 //! `MASTER_USE_GTID=slave_pos` and run `read_only=ON`. The users of
-//! DESIGN.md §2 exist on every node: `app`, `monitor`, `repl` (password =
-//! name). The fixture talks to each node as root over its unix socket, so
+//! DESIGN.md §2 exist on every node: `app`, `app_ro` (SELECT and SHOW VIEW
+//! on app and sbtest), `monitor`, `repl` (password = name). The fixture talks to each node as root over its unix socket, so
 //! it keeps working while a test changes users, `read_only` or replication.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -34,6 +34,10 @@ const USERS_SQL: &[&str] = &[
     "GRANT ALL ON sbtest.* TO 'app'@'%'",
     "CREATE USER 'monitor'@'%' IDENTIFIED BY 'monitor'",
     "GRANT SUPER, SLAVE MONITOR, REPLICATION SLAVE ADMIN, READ_ONLY ADMIN, BINLOG ADMIN, PROCESS, RELOAD ON *.* TO 'monitor'@'%'",
+    // What sqlproxyd's read_only users may run as (read_only_user).
+    "CREATE USER 'app_ro'@'%' IDENTIFIED BY 'app_ro'",
+    "GRANT SELECT, SHOW VIEW ON app.* TO 'app_ro'@'%'",
+    "GRANT SELECT, SHOW VIEW ON sbtest.* TO 'app_ro'@'%'",
     "CREATE USER 'repl'@'%' IDENTIFIED BY 'repl'",
     "GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'",
 ];
@@ -414,6 +418,9 @@ fn spawn_mariadbd(node: &Node, replica: bool) -> Result<Child> {
             "--skip-name-resolve",
             "--performance-schema=OFF",
             "--max-connections=500",
+            // max_allowed_packet stays at MariaDB's 16M default, below
+            // sqlproxyd's 64M (unlike the lab's): sqlproxyd_packet_sizes
+            // tests what a client gets when the two disagree.
         ])
         .arg(format!(
             "--relay-log={}",

@@ -195,6 +195,25 @@ impl RawClient {
         Ok(())
     }
 
+    /// Whether the server closes the connection (EOF or reset within the
+    /// read timeout), whatever it sent before.
+    pub fn closed(&mut self) -> bool {
+        use std::io::Read;
+        let mut b = [0u8; 4096];
+        loop {
+            match self.0.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) => {
+                    return !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    )
+                }
+            }
+        }
+    }
+
     pub fn read(&mut self) -> Result<(u8, Vec<u8>)> {
         use std::io::Read;
         let mut h = [0u8; 4];

@@ -120,11 +120,12 @@ fn exists(root: &Path, path: &str) -> bool {
 }
 
 /// The keys the packaged configs leave at the placeholder, by daemon.
-const PLACEHOLDER_KEYS: [(&str, &str); 7] = [
+const PLACEHOLDER_KEYS: [(&str, &str); 8] = [
     ("vrrpd", "instances.VI_MYSQL.authentication.auth_pass"),
     ("sqlproxyd", "users[0].password"),
     ("sqlproxyd", "users[1].password_hash"),
     ("sqlproxyd", "data_hosts[0].password"),
+    ("sqlproxyd", "data_hosts[0].read_only_password"),
     ("sqlproxyd", "data_hosts[0].heartbeat.password"),
     ("sqlproxyd", "data_hosts[0].failover.replication_password"),
     ("checkd", "services.mycat_status.probe.mysql.password"),

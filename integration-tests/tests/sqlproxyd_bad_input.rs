@@ -43,22 +43,8 @@ impl Raw {
         }
     }
 
-    /// Whether the server closes the connection (EOF or reset within the
-    /// read timeout), whatever it sent before.
     fn closed(&mut self) -> bool {
-        let mut b = [0u8; 4096];
-        loop {
-            match self.stream().read(&mut b) {
-                Ok(0) => return true,
-                Ok(_) => continue,
-                Err(e) => {
-                    return !matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    )
-                }
-            }
-        }
+        self.0.closed()
     }
 }
 

@@ -32,6 +32,12 @@ pub trait DaemonConfig: DeserializeOwned + Send + Sync + 'static {
     /// Problems serde cannot see. Empty when the config is usable.
     fn validate(&self) -> Vec<Invalid>;
 
+    /// What is usable but weaker than it could be: `--check` prints these
+    /// and the daemon logs them at start; they never stop it.
+    fn warnings(&self) -> Vec<Invalid> {
+        Vec::new()
+    }
+
     /// The admin HTTP section (same shape in every daemon).
     fn admin_http(&self) -> &AdminHttp;
 

@@ -181,7 +181,16 @@ fn run_with<D: Daemon>(subcommands: Vec<Subcommand>) -> ExitCode {
             return ExitCode::Config;
         }
     };
+    let warnings = config.warnings();
     if args.check {
+        for w in &warnings {
+            println!(
+                "{}: warning: {}: {}",
+                args.config.display(),
+                w.path,
+                w.message
+            );
+        }
         println!(
             "{}: configuration file {} is valid",
             D::NAME,
@@ -192,6 +201,9 @@ fn run_with<D: Daemon>(subcommands: Vec<Subcommand>) -> ExitCode {
     if let Err(e) = logging::init(args.log_format, &args.log_level) {
         eprintln!("{}: {e}", D::NAME);
         return ExitCode::Config;
+    }
+    for w in &warnings {
+        tracing::warn!(key = %w.path, "{}", w.message);
     }
     let mut builder = match config.threads() {
         Some(1) => tokio::runtime::Builder::new_current_thread(),

@@ -73,7 +73,14 @@ async fn session(
     let id = ADMIN_IDS.fetch_add(1, Ordering::Relaxed);
     let login = tokio::time::timeout(
         frontend::LOGIN_TIMEOUT,
-        frontend::login_among(&mut wire, id, &topology, &topology.admin_port_users, peer),
+        frontend::login_among(
+            &mut wire,
+            id,
+            &topology,
+            &topology.admin_port_users,
+            peer,
+            |_| None,
+        ),
     );
     let Some(client) = login
         .await
@@ -530,6 +537,8 @@ fn connections(admin: &Admin) -> Reply {
                 alive(v.started),
                 s(v.in_transaction),
                 s(v.autocommit),
+                s(v.memory.state_bytes),
+                s(v.memory.buffer_bytes),
             ]
         })
         .collect();
@@ -544,6 +553,8 @@ fn connections(admin: &Admin) -> Reply {
             "ALIVE_TIME(S)",
             "IN_TRANSACTION",
             "AUTOCOMMIT",
+            "STATE_BYTES",
+            "BUFFER_BYTES",
         ],
         rows,
     )
@@ -564,6 +575,8 @@ fn sessions(admin: &Admin) -> Reply {
                 node(&v.read_node),
                 s(v.in_transaction),
                 v.pinned.clone(),
+                s(v.memory.state_bytes),
+                s(v.memory.buffer_bytes),
             ]
         })
         .collect();
@@ -576,6 +589,8 @@ fn sessions(admin: &Admin) -> Reply {
             "READ_NODE",
             "IN_TRANSACTION",
             "PINNED",
+            "STATE_BYTES",
+            "BUFFER_BYTES",
         ],
         rows,
     )

@@ -39,6 +39,8 @@ pub struct Backend {
     pub in_reply: bool,
     /// Its autocommit mode, as its last reply's status said (on at login).
     pub autocommit: bool,
+    /// `SET SESSION TRANSACTION READ ONLY` ran on it (and no reset since).
+    pub read_only: bool,
     /// Counts it in `backend_connections` for as long as it lives, wherever
     /// it ends (a session, the pool, a pool dropped by a reload).
     pub gauge: Option<OpenGauge>,
@@ -121,6 +123,7 @@ impl Backend {
             collation: login.collation,
             in_reply: false,
             autocommit: true,
+            read_only: false,
             gauge: None,
         })
     }

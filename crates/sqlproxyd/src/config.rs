@@ -45,6 +45,19 @@ pub struct Config {
     /// bigger ones get ERR 1153 and the connection is closed.
     #[serde(default = "default_max_allowed_packet")]
     pub max_allowed_packet: ByteSize,
+    /// Client connections open at once, over all users (MariaDB's
+    /// max_connections); the next one gets ERR 1040 after its login.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// Sessions one proxy user may have open (MariaDB's
+    /// max_user_connections); 0: no limit. A user's own setting wins.
+    #[serde(default)]
+    pub max_user_connections: u32,
+    /// Bytes of session SET statements a session may have remembered for
+    /// replay on its other backend connections; past it the session stays
+    /// on its write connection (as past 256 statements).
+    #[serde(default = "default_max_session_state")]
+    pub max_session_state: ByteSize,
     /// Where the write-node index (`dnindex.properties`) is kept.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
@@ -76,6 +89,14 @@ fn default_admin_listen() -> SocketAddr {
 
 fn default_max_allowed_packet() -> ByteSize {
     ByteSize(64 << 20)
+}
+
+fn default_max_connections() -> u32 {
+    2048
+}
+
+fn default_max_session_state() -> ByteSize {
+    ByteSize(1 << 20)
 }
 
 fn default_state_dir() -> PathBuf {
@@ -125,6 +146,9 @@ pub struct User {
     pub schemas: Vec<String>,
     #[serde(default)]
     pub read_only: bool,
+    /// This user's own max_user_connections (0: no limit); default: the
+    /// top-level one.
+    pub max_user_connections: Option<u32>,
 }
 
 /// An account of the admin port (9066), apart from the application's.
@@ -172,6 +196,11 @@ pub struct DataHost {
     /// user): it needs the application's privileges.
     pub user: String,
     pub password: Secret,
+    /// The account `read_only` users' traffic runs as, when set: one
+    /// with only read privileges (GRANT SELECT, SHOW VIEW ON app.*), so
+    /// the backends refuse their writes by privilege too.
+    pub read_only_user: Option<String>,
+    pub read_only_password: Option<Secret>,
     #[serde(default)]
     pub pool: Pool,
     /// After a write, the session's reads stay on the write node this long
@@ -444,6 +473,20 @@ impl DaemonConfig for Config {
             )),
             _ => {}
         }
+        check::range(
+            &mut out,
+            "max_connections",
+            self.max_connections,
+            1,
+            1_000_000,
+        );
+        check::range(
+            &mut out,
+            "max_session_state",
+            self.max_session_state,
+            ByteSize(0),
+            ByteSize(1 << 30),
+        );
         if self.require_tls && self.tls.is_none() {
             out.push(Invalid::new(
                 "require_tls",
@@ -565,6 +608,12 @@ impl DaemonConfig for Config {
                     "give both user and password, or neither (the data host's account is used)",
                 ));
             }
+            if h.read_only_user.is_some() != h.read_only_password.is_some() {
+                out.push(Invalid::new(
+                    at("read_only_user"),
+                    "give both read_only_user and read_only_password, or neither",
+                ));
+            }
             let f = &h.failover;
             if f.replication_user.is_some() != f.replication_password.is_some() {
                 out.push(Invalid::new(
@@ -625,6 +674,25 @@ impl DaemonConfig for Config {
         out
     }
 
+    fn warnings(&self) -> Vec<Invalid> {
+        let mut out = Vec::new();
+        let read_only_users = self.users.iter().any(|u| u.read_only);
+        for (i, h) in self.data_hosts.iter().enumerate() {
+            if read_only_users && h.read_only_user.is_none() {
+                out.push(Invalid::new(
+                    format!("data_hosts[{i}].read_only_user"),
+                    format!(
+                        "not set: read_only users run as '{}' with SET SESSION TRANSACTION READ ONLY, \
+                         which a stored routine that sets READ WRITE can lift; give them an account \
+                         with only SELECT (and SHOW VIEW) privileges",
+                        h.user
+                    ),
+                ));
+            }
+        }
+        out
+    }
+
     fn admin_http(&self) -> &AdminHttp {
         &self.admin_http
     }
@@ -643,6 +711,16 @@ mod tests {
         hastack_rt::config::error_lines::<Config>("sqlproxyd.yaml", text)
     }
 
+    /// The packaged example with its placeholders filled in.
+    fn filled_example() -> String {
+        include_str!("../../../configs/sqlproxyd.yaml")
+            .replace(
+                "password_hash: __CHANGE_ME__",
+                "password_hash: '*FC69E042CE30D92E2952335F690CF2345C812E36'",
+            )
+            .replace("__CHANGE_ME__", "s3cret")
+    }
+
     #[test]
     fn example_configs_are_valid() {
         // The packaged one waits for its passwords, and only for them.
@@ -657,17 +735,12 @@ mod tests {
                 "users[0].password",
                 "users[1].password_hash",
                 "data_hosts[0].password",
+                "data_hosts[0].read_only_password",
                 "data_hosts[0].heartbeat.password",
                 "data_hosts[0].failover.replication_password",
             ]
         );
-        let set = include_str!("../../../configs/sqlproxyd.yaml")
-            .replace(
-                "password_hash: __CHANGE_ME__",
-                "password_hash: '*FC69E042CE30D92E2952335F690CF2345C812E36'",
-            )
-            .replace("__CHANGE_ME__", "s3cret");
-        assert_eq!(errors(&set), Vec::<String>::new());
+        assert_eq!(errors(&filled_example()), Vec::<String>::new());
         assert_eq!(
             errors(include_str!("../../../configs/lab/sqlproxyd-1.yaml")),
             Vec::<String>::new()
@@ -712,6 +785,53 @@ mod tests {
             "{lab}proxy_protocol: true\nproxy_protocol_from: [10.99.0.21, 10.99.0.0/24, '::1']\n"
         );
         assert_eq!(errors(&ok), Vec::<String>::new());
+    }
+
+    #[test]
+    fn connection_and_state_limits_have_dba_defaults_and_ranges() {
+        let lab = include_str!("../../../configs/lab/sqlproxyd-1.yaml");
+        let cfg = hastack_rt::config::parse::<Config>(Path::new("x.yaml"), lab).unwrap();
+        assert_eq!(cfg.max_connections, 2048);
+        assert_eq!(cfg.max_user_connections, 0);
+        assert_eq!(cfg.max_session_state, ByteSize(1 << 20));
+        let e = errors(&format!("{lab}max_connections: 0\n"));
+        assert!(
+            e[0].contains("max_connections: must be between 1 and"),
+            "{e:?}"
+        );
+        let e = errors(&format!("{lab}max_session_state: 2G\n"));
+        assert!(e[0].contains("max_session_state: must be between"), "{e:?}");
+        let example =
+            hastack_rt::config::parse::<Config>(Path::new("x.yaml"), &filled_example()).unwrap();
+        let reader = example.users.iter().find(|u| u.name == "reader").unwrap();
+        assert_eq!(reader.max_user_connections, Some(100));
+    }
+
+    #[test]
+    fn read_only_users_without_a_read_only_account_are_warned_about() {
+        let lab = include_str!("../../../configs/lab/sqlproxyd-1.yaml");
+        let lab_cfg = hastack_rt::config::parse::<Config>(Path::new("x.yaml"), lab).unwrap();
+        assert_eq!(lab_cfg.warnings(), Vec::new());
+        let without: String = lab
+            .lines()
+            .filter(|l| !l.contains("read_only_user") && !l.contains("read_only_password"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let cfg = hastack_rt::config::parse::<Config>(Path::new("x.yaml"), &without).unwrap();
+        let w = cfg.warnings();
+        assert_eq!(w.len(), cfg.data_hosts.len(), "{w:?}");
+        assert_eq!(w[0].path, "data_hosts[0].read_only_user");
+        let example =
+            hastack_rt::config::parse::<Config>(Path::new("x.yaml"), &filled_example()).unwrap();
+        assert_eq!(example.warnings(), Vec::new());
+        let e = errors(&without.replace(
+            "    password: app\n",
+            "    password: app\n    read_only_user: ro\n",
+        ));
+        assert!(
+            e.iter().any(|l| l.contains("read_only_user: give both")),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -16,10 +16,11 @@ use crate::admin::{self, Admin};
 use crate::cluster::View;
 use crate::config::Config;
 use crate::health;
+use crate::limits::{Admission, Refusal};
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 use crate::registry::Registry;
-use crate::session::Session;
+use crate::session::{Accepted, Session};
 use crate::topology::Topology;
 
 pub struct Sqlproxyd {
@@ -32,6 +33,9 @@ pub struct Sqlproxyd {
     /// One heartbeat per data host, by name; kept across reloads that do
     /// not change the data host.
     monitors: HashMap<String, Monitor>,
+    registry: Arc<Registry>,
+    /// Client connections per proxy and per user, across reloads.
+    admission: Arc<Admission>,
 }
 
 impl Daemon for Sqlproxyd {
@@ -41,10 +45,10 @@ impl Daemon for Sqlproxyd {
         "MySQL-protocol proxy with read/write splitting and safe write-node failover";
     const DEFAULT_ADMIN_PORT: u16 = 9166;
     const EXAMPLE_CONFIG: &'static str = include_str!("../../../configs/sqlproxyd.yaml");
-    const CONFIG_HELP: &'static str = "listen (default 127.0.0.1:8066) for applications; admin_listen (default 127.0.0.1:9066) for the MySQL-protocol admin commands (show @@help lists them); proxy_protocol and proxy_protocol_from (PROXY protocol v1/v2 headers: required from the balancers listed in proxy_protocol_from, refused from every other peer); tls (cert, key: PEM files; TLS is then offered to clients) and require_tls; default_auth_plugin (mysql_native_password or caching_sha2_password: the login plugin the handshake names; answers with either are accepted); max_allowed_packet (16M, 64MiB, 1G); state_dir.
-users: name, password or password_hash (a mysql_native_password hash, '*' and 40 hex digits; their caching_sha2_password logins need TLS), schemas (empty: all), read_only.
+    const CONFIG_HELP: &'static str = "listen (default 127.0.0.1:8066) for applications; admin_listen (default 127.0.0.1:9066) for the MySQL-protocol admin commands (show @@help lists them); proxy_protocol and proxy_protocol_from (PROXY protocol v1/v2 headers: required from the balancers listed in proxy_protocol_from, refused from every other peer); tls (cert, key: PEM files; TLS is then offered to clients) and require_tls; default_auth_plugin (mysql_native_password or caching_sha2_password: the login plugin the handshake names; answers with either are accepted); max_allowed_packet (16M, 64MiB, 1G); max_connections (default 2048: ERR 1040 past it), max_user_connections (default 0, no limit: ERR 1203 past it), max_session_state (default 1M: bytes of remembered session SETs); read_only_functions (stored functions that only read); state_dir.
+users: name, password or password_hash (a mysql_native_password hash, '*' and 40 hex digits; their caching_sha2_password logins need TLS), schemas (empty: all), read_only (enforced by the backends: SET SESSION TRANSACTION READ ONLY), max_user_connections.
 admin_users: the admin port's own accounts: name, password or password_hash, level (monitor: show @@...; admin: also switch, kill, reload). Application users (users) get 1227 for every admin command.
-data_hosts: name, balance (primary 0, replicas_and_standby 1, any 2, replicas 3 - Mycat's numbers accepted), switch_type (none -1, heartbeat 1, replication 2), user and password (the account client traffic runs as on the backends), pool (min, max), read_your_writes, connect_timeout, max_replica_lag (replicas further behind get no reads; Mycat's slaveThreshold), reads_fall_back_to_primary, heartbeat (query, interval, timeout, fail_count, user, password: the monitor account), failover (promote: promote the most advanced replica, or false for Mycat's move-to-the-next-write-node; min_switch_interval; auto_rejoin: point a fenced old primary without errant transactions at the new one; primary_wait; apply_timeout; replication_user, replication_password), nodes (name, address, role write or read, weight).
+data_hosts: name, balance (primary 0, replicas_and_standby 1, any 2, replicas 3 - Mycat's numbers accepted), switch_type (none -1, heartbeat 1, replication 2), user and password (the account client traffic runs as on the backends), read_only_user and read_only_password (the account read_only users run as: GRANT SELECT, SHOW VIEW only), pool (min, max), read_your_writes, connect_timeout, max_replica_lag (replicas further behind get no reads; Mycat's slaveThreshold), reads_fall_back_to_primary, heartbeat (query, interval, timeout, fail_count, user, password: the monitor account), failover (promote: promote the most advanced replica, or false for Mycat's move-to-the-next-write-node; min_switch_interval; auto_rejoin: point a fenced old primary without errant transactions at the new one; primary_wait; apply_timeout; replication_user, replication_password), nodes (name, address, role write or read, weight).
 High availability: the primary is the live node with read_only=OFF that replicates from nobody, as the backends report it. After fail_count failed heartbeats of the primary, one sqlproxyd (holding GET_LOCK on a majority of live nodes) promotes the replica that received the most, and re-points the others; the node index goes to state_dir/dnindex.properties (Mycat's format). A returning old primary is fenced with read_only=ON and, with auto_rejoin, made a replica once its GTIDs are a prefix of the new primary's. Admin port: show @@heartbeat, switch @@datasource HOST:INDEX (planned switchover, no write lost); the same over HTTP: POST /actions/switchover?data_host=NAME&node=NODE, with admin_http.auth's credential.
 schemas: name (the database of that name on the data host's nodes) and data_host.
 import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as a sqlproxyd config on stdout and lists what it could not convert on stderr.";
@@ -65,6 +69,7 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
         let stop = CancellationToken::new();
         let sessions = TaskTracker::new();
         let registry = Arc::new(Registry::default());
+        let admission = Arc::new(Admission::default());
         tokio::spawn(accept_loop(
             listener,
             topology.clone(),
@@ -72,6 +77,7 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
             stop.clone(),
             sessions.clone(),
             registry.clone(),
+            admission.clone(),
         ));
         tokio::spawn(crate::warm::keep_warm(
             topology.clone(),
@@ -81,7 +87,7 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
         let admin = Admin {
             topology: topology.clone(),
             metrics: metrics.clone(),
-            registry,
+            registry: registry.clone(),
         };
         if config.admin_users.is_empty() {
             tracing::warn!(
@@ -104,6 +110,8 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
             stop,
             sessions,
             monitors,
+            registry,
+            admission,
         })
     }
 
@@ -162,6 +170,16 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
             "admin_listen": c.admin_listen,
             "serving": !self.stop.is_cancelled(),
             "client_connections": self.metrics.client_connections.get(),
+            "limits": {
+                "max_connections": c.max_connections,
+                "max_user_connections": c.max_user_connections,
+                "max_session_state_bytes": c.max_session_state.0,
+                "open_connections": self.admission.open(),
+            },
+            "sessions": self.registry.snapshot().into_iter().map(|(id, v)| json!({
+                "id": id, "user": v.user, "peer": v.peer,
+                "state_bytes": v.memory.state_bytes, "buffer_bytes": v.memory.buffer_bytes,
+            })).collect::<Vec<_>>(),
             "users": c.users.iter().map(|u| json!({ "name": u.name, "read_only": u.read_only })).collect::<Vec<_>>(),
             "data_hosts": data_hosts,
             "schemas": c.schemas.iter().map(|s| json!({ "name": s.name, "data_host": s.data_host })).collect::<Vec<_>>(),
@@ -266,6 +284,22 @@ fn refresh_monitors(monitors: &mut HashMap<String, Monitor>, config: &Config, me
     }
 }
 
+/// ERR 1040 in place of the handshake, for connections past even the
+/// overflow (`limits::overflow`); no login, no backend work.
+async fn too_many(stream: tokio::net::TcpStream, why: Refusal) {
+    use tokio::io::AsyncWriteExt;
+    let (code, state, msg) = why.error("");
+    let payload = hastack_proto::mysql::packets::err_payload(code, state, &msg);
+    let mut buf = bytes::BytesMut::new();
+    hastack_proto::mysql::encode(&hastack_proto::mysql::Packet::new(0, payload), &mut buf);
+    let mut stream = stream;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let _ = stream.write_all(&buf).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
 async fn accept_loop(
     listener: TcpListener,
     topology: Arc<RwLock<Arc<Topology>>>,
@@ -273,6 +307,7 @@ async fn accept_loop(
     stop: CancellationToken,
     sessions: TaskTracker,
     registry: Arc<Registry>,
+    admission: Arc<Admission>,
 ) {
     let ids = AtomicU32::new(1);
     loop {
@@ -284,6 +319,14 @@ async fn accept_loop(
             Ok(t) => t.clone(),
             Err(_) => continue,
         };
+        let slot = match admission.connect(topo.max_connections) {
+            Ok(slot) => slot,
+            Err(why) => {
+                metrics.refused(why, peer, "");
+                sessions.spawn(too_many(stream, why));
+                continue;
+            }
+        };
         let id = ids.fetch_add(1, Ordering::Relaxed);
         let metrics = metrics.clone();
         let stop = stop.clone();
@@ -292,9 +335,12 @@ async fn accept_loop(
         metrics.client_connections_total.inc();
         sessions.spawn(async move {
             Session::run(
-                id,
-                stream,
-                peer,
+                Accepted {
+                    id,
+                    stream,
+                    peer,
+                    slot,
+                },
                 topo,
                 metrics.clone(),
                 stop.child_token(),

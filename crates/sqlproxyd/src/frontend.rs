@@ -74,14 +74,17 @@ pub fn nonce() -> [u8; 20] {
 }
 
 /// Greets the client and checks its login. `Ok(None)`: refused, the client
-/// got its ERR and the connection should close.
+/// got its ERR and the connection should close. `admit` has the last word
+/// on an authenticated user (its connection limit): an error it returns is
+/// sent instead of the OK, and the login fails.
 pub async fn login(
     wire: &mut ClientWire,
     conn_id: u32,
     topology: &Topology,
     peer: SocketAddr,
+    admit: impl FnOnce(&User) -> Option<(u16, &'static str, String)>,
 ) -> Result<Option<Client>> {
-    login_among(wire, conn_id, topology, &topology.users, peer).await
+    login_among(wire, conn_id, topology, &topology.users, peer, admit).await
 }
 
 /// As [`login`], checking the login against `users` (the admin port's).
@@ -91,6 +94,7 @@ pub async fn login_among(
     topology: &Topology,
     users: &std::collections::HashMap<String, std::sync::Arc<User>>,
     peer: SocketAddr,
+    admit: impl FnOnce(&User) -> Option<(u16, &'static str, String)>,
 ) -> Result<Option<Client>> {
     let nonce = nonce();
     let mut offered = offered_capabilities();
@@ -209,6 +213,10 @@ pub async fn login_among(
             send_err(wire, seq, code, state, &msg).await?;
             return Ok(None);
         }
+    }
+    if let Some((code, state, msg)) = admit(user) {
+        send_err(wire, seq, code, state, &msg).await?;
+        bail!("{msg}");
     }
     let ok = OkPacket {
         status: Status::SERVER_STATUS_AUTOCOMMIT,
@@ -474,6 +482,7 @@ mod tests {
             schemas: Vec::new(),
             read_only: false,
             admin_level: None,
+            max_connections: 0,
         }
     }
 

@@ -10,6 +10,7 @@
 //! - [`session`]: one client's commands, routed and streamed.
 //! - [`route`]: which connection a statement runs on (pure).
 //! - [`balance`]: which read node (pure).
+//! - [`readonly`]: what a read_only user may not send (pure).
 //! - [`backend`]: a logged-in connection to one node.
 //! - [`probe`]: what one heartbeat saw (pure).
 //! - [`cluster`]: who is primary, who may read, what to repair (pure).
@@ -19,6 +20,7 @@
 //! - [`dnindex`]: the persisted write node (Mycat's dnindex.properties).
 //! - [`admin`]: the MySQL-protocol admin port (Mycat-style `show @@...`).
 //! - [`registry`]: the sessions open now.
+//! - [`limits`]: connections per proxy and per user, pre-login packets, session state.
 //! - [`pool`]: idle logged-in backend connections.
 //! - [`warm`]: keeps `pool.min` of them ready.
 //! - [`metrics`]: the `hastack_sqlproxyd_*` series.
@@ -38,11 +40,13 @@ pub mod failover;
 pub mod frontend;
 pub mod health;
 pub mod import_mycat;
+pub mod limits;
 pub mod metrics;
 pub mod monitor;
 pub mod pool;
 pub mod probe;
 pub mod proxy_header;
+pub mod readonly;
 pub mod registry;
 pub mod route;
 pub mod session;

@@ -50,6 +50,12 @@ pub struct ProxyHeaderLabels {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabels {
+    /// `max_connections`, `max_user_connections`, `login_packet_too_large`.
+    pub reason: &'static str,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     pub client_connections: Gauge,
@@ -57,6 +63,9 @@ pub struct Metrics {
     pub auth_failures: Counter,
     /// Connections closed over their PROXY protocol header.
     pub proxy_headers: Family<ProxyHeaderLabels, Counter>,
+    pub connections_refused: Family<RefusedLabels, Counter>,
+    /// Which refusals get a log line.
+    pub refusal_log: std::sync::Arc<std::sync::Mutex<crate::limits::RefusalLog>>,
     pub queries: Family<RouteLabels, Counter>,
     pub backend_connections: Family<NodeLabels, Gauge>,
     pub backend_commands: Family<NodeRouteLabels, Counter>,
@@ -83,6 +92,8 @@ impl Metrics {
             client_connections_total: Counter::default(),
             auth_failures: Counter::default(),
             proxy_headers: Family::default(),
+            connections_refused: Family::default(),
+            refusal_log: Default::default(),
             queries: Family::default(),
             backend_connections: Family::default(),
             backend_commands: Family::default(),
@@ -115,6 +126,11 @@ impl Metrics {
             "proxy_headers_refused",
             "Client connections closed over their PROXY protocol header, by reason",
             m.proxy_headers.clone(),
+        );
+        r.register(
+            "connections_refused",
+            "Client connections turned away by a limit, by the limit",
+            m.connections_refused.clone(),
         );
         r.register("queries", "Client statements by route", m.queries.clone());
         r.register(
@@ -158,6 +174,29 @@ impl Metrics {
             m.ha_events.clone(),
         );
         m
+    }
+
+    /// Counts a client turned away, and says so with its address (once
+    /// per address and reason in a [`crate::limits::REFUSAL_LOG_WINDOW`]).
+    pub fn refused(&self, why: crate::limits::Refusal, peer: std::net::SocketAddr, user: &str) {
+        let reason = why.reason();
+        self.connections_refused
+            .get_or_create(&RefusedLabels { reason })
+            .inc();
+        let (log, quiet) = self
+            .refusal_log
+            .lock()
+            .map(|mut l| l.note(std::time::Instant::now(), reason, peer.ip()))
+            .unwrap_or((true, None));
+        if let Some(n) = quiet {
+            tracing::warn!(
+                refused = n,
+                "more client connections refused, not logged one by one"
+            );
+        }
+        if log {
+            tracing::warn!(%peer, user, reason, "client connection refused");
+        }
     }
 
     pub fn ha_event(&self, data_host: &str, event: &'static str, result: &'static str) {

@@ -5,7 +5,8 @@
 //! A connection is only pooled after `COM_RESET_CONNECTION` succeeded on it
 //! (no transaction, temporary table, lock or variable survives), and it is
 //! only reused by a session that logged in with the same capabilities and
-//! collation (they change what the server sends).
+//! collation (they change what the server sends), and of the same kind,
+//! read-only or not (they may log in as different accounts).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,6 +20,8 @@ pub struct PoolKey {
     pub node: usize,
     pub capabilities: u32,
     pub collation: u8,
+    /// For sessions of `read_only` users.
+    pub read_only: bool,
 }
 
 /// Pooled connections idle longer than this are closed rather than reused
@@ -29,9 +32,9 @@ pub struct Pool {
     idle: Mutex<HashMap<PoolKey, Vec<(Instant, Backend)>>>,
     /// Most idle connections kept per node (the data host's `pool.max`).
     max_idle: usize,
-    /// The (capabilities, collation) pairs sessions asked for, and when
-    /// last: what pre-warming makes connections for.
-    seen: Mutex<HashMap<(u32, u8), Instant>>,
+    /// The (capabilities, collation, read-only) kinds sessions asked for,
+    /// and when last: what pre-warming makes connections for.
+    seen: Mutex<HashMap<(u32, u8, bool), Instant>>,
 }
 
 impl Pool {
@@ -47,7 +50,7 @@ impl Pool {
     /// idle connections to `node` are missing to reach `min` (expired ones
     /// are closed first, so a warm pool renews itself).
     pub fn missing(&self, node: usize, min: usize, now: Instant) -> Vec<(PoolKey, usize)> {
-        let kinds: Vec<(u32, u8)> = match self.seen.lock() {
+        let kinds: Vec<(u32, u8, bool)> = match self.seen.lock() {
             Ok(mut seen) => {
                 seen.retain(|_, at| now.saturating_duration_since(*at) < IDLE_TIMEOUT);
                 seen.keys().copied().collect()
@@ -59,11 +62,12 @@ impl Pool {
         };
         kinds
             .into_iter()
-            .filter_map(|(capabilities, collation)| {
+            .filter_map(|(capabilities, collation, read_only)| {
                 let key = PoolKey {
                     node,
                     capabilities,
                     collation,
+                    read_only,
                 };
                 let have = idle.get_mut(&key).map_or(0, |list| {
                     list.retain(|(at, _)| now.saturating_duration_since(*at) < IDLE_TIMEOUT);
@@ -78,7 +82,7 @@ impl Pool {
     /// ones are dropped on the way (which closes them).
     pub fn take(&self, key: PoolKey, now: Instant) -> Option<Backend> {
         if let Ok(mut seen) = self.seen.lock() {
-            seen.insert((key.capabilities, key.collation), now);
+            seen.insert((key.capabilities, key.collation, key.read_only), now);
         }
         let mut idle = self.idle.lock().ok()?;
         let list = idle.get_mut(&key)?;

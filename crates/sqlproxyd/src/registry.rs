@@ -21,6 +21,8 @@ pub struct SessionView {
     /// (node name, address) of the session's backend connections.
     pub write_node: Option<(String, SocketAddr)>,
     pub read_node: Option<(String, SocketAddr)>,
+    /// Remembered state and buffers, in bytes.
+    pub memory: crate::session::Memory,
 }
 
 struct Entry {

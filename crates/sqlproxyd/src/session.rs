@@ -25,10 +25,12 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::{next, Backend, NodeMetrics, OpenGauge};
 use crate::client_stream::{ClientStream, ClientWire};
 use crate::frontend::{self, schema_refusal, send_err, Client};
+use crate::limits::{may_remember, ConnSlot, Place, Refusal, UserSlot, LOGIN_MAX_PACKET};
 use crate::metrics::{route_name, Metrics, NodeLabels, NodeRouteLabels, RouteLabels};
 use crate::monitor::InFlight;
 use crate::pool::PoolKey;
 use crate::proxy_header;
+use crate::readonly::lifts_read_only;
 use crate::registry::{Registry, SessionView};
 use crate::route::{PinReason, SessionRoute, Target};
 use crate::topology::{DataHost, Topology};
@@ -50,11 +52,6 @@ const COM_SET_OPTION: u8 = 0x1b;
 const COM_STMT_FETCH: u8 = 0x1c;
 const COM_RESET_CONNECTION: u8 = 0x1f;
 
-/// Session SET statements remembered for replay; past this the session is
-/// pinned to its write connection instead (a client looping over
-/// `SET @x = n` must not grow the proxy without bound).
-const MAX_REMEMBERED_SETS: usize = 256;
-
 pub struct Session {
     id: u32,
     peer: SocketAddr,
@@ -72,6 +69,12 @@ pub struct Session {
     /// character (gbk, sjis, ...): the classifier then fails closed on
     /// non-ASCII text. From the login's collation, then `SET NAMES`.
     unsafe_charset: bool,
+    /// Bytes held in `sets`, bounded by `max_session_state`.
+    set_bytes: usize,
+    /// This session's place in its user's `max_user_connections`.
+    user_slot: UserSlot,
+    /// Its place in `max_connections`, given back when the session ends.
+    _conn_slot: ConnSlot,
     counted: RouteCounters,
     registry: Arc<Registry>,
     /// Cancelled by `kill @@connection`: ends the session at once, even in
@@ -91,6 +94,7 @@ struct Fingerprint {
     pinned: Option<PinReason>,
     write: Option<usize>,
     read: Option<usize>,
+    memory: Memory,
 }
 
 /// The two `queries_total` series, looked up once per session.
@@ -136,27 +140,77 @@ async fn linger(client: &mut ClientWire) {
     .await;
 }
 
+/// Whether a read failed on a packet over the codec's limit.
+fn is_oversized(e: &anyhow::Error) -> bool {
+    use hastack_proto::mysql::codec::CodecError;
+    use hastack_proto::mysql::framing::FrameError;
+    matches!(
+        e.downcast_ref::<CodecError>(),
+        Some(CodecError::Frame(FrameError::Oversized { .. }))
+    )
+}
+
+/// How long a backend that failed a request's send has to show its ERR.
+const SENT_ERR_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A request as sent to a backend, for the error that answers it.
+#[derive(Clone, Copy)]
+struct Sent {
+    /// The client's next sequence id: its request's last frame's + 1.
+    reply_seq: u8,
+    size: usize,
+}
+
+/// A network error after which the server closes the connection
+/// (ER_NET_PACKET_TOO_LARGE 1153 to ER_NET_WRITE_INTERRUPTED 1161).
+fn closes_connection(payload: &[u8]) -> bool {
+    payload.first() == Some(&0xFF)
+        && payload
+            .get(1..3)
+            .is_some_and(|c| (1153..=1161).contains(&u16::from_le_bytes([c[0], c[1]])))
+}
+
 /// ERR 1290 (ER_OPTION_PREVENTS_STATEMENT), which is what a statement gets
 /// from a server running with read_only.
 fn is_read_only_refusal(payload: &[u8]) -> bool {
     payload.first() == Some(&0xFF) && payload.get(1..3) == Some(&1290u16.to_le_bytes()[..])
 }
 
+/// A client connection the accept loop let in.
+pub struct Accepted {
+    pub id: u32,
+    pub stream: tokio::net::TcpStream,
+    pub peer: SocketAddr,
+    /// Its place in `max_connections`.
+    pub slot: ConnSlot,
+}
+
+/// What a session holds in memory that it can account for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Memory {
+    /// Remembered SET statements and the schema name.
+    pub state_bytes: usize,
+    /// Capacity of its client and backend read and write buffers.
+    pub buffer_bytes: usize,
+}
+
 impl Session {
     /// Runs a session from accept to close.
     pub async fn run(
-        id: u32,
-        stream: tokio::net::TcpStream,
-        peer: SocketAddr,
+        conn: Accepted,
         topology: Arc<Topology>,
         metrics: Metrics,
         stop: CancellationToken,
         registry: Arc<Registry>,
     ) {
-        let mut stream = stream;
+        let Accepted {
+            id,
+            mut stream,
+            mut peer,
+            slot,
+        } = conn;
         let _ = stream.set_nodelay(true);
         let socket_peer = peer;
-        let mut peer = peer;
         let mut early = Vec::new();
         let expect = proxy_header::expect(
             topology.proxy_protocol,
@@ -179,12 +233,34 @@ impl Session {
         }
         let mut parts = tokio_util::codec::FramedParts::new::<Packet>(
             ClientStream::Plain(stream),
-            hastack_proto::mysql::codec::PacketCodec::new(topology.max_allowed_packet),
+            // The login's own packets are small; max_allowed_packet holds after it.
+            hastack_proto::mysql::codec::PacketCodec::new(LOGIN_MAX_PACKET),
         );
         parts.read_buf.extend_from_slice(&early);
         let mut client = ClientWire::from_parts(parts);
+        let admission = slot.admission().clone();
+        let over = slot.place == Place::Over;
+        let mut user_slot = None;
+        // Past max_connections, the 1040 comes after the login, as from MariaDB.
+        let admit = |user: &crate::topology::User| {
+            let admitted = if over {
+                Err(Refusal::MaxConnections)
+            } else {
+                admission.login(&user.name, user.max_connections)
+            };
+            match admitted {
+                Ok(s) => {
+                    user_slot = Some(s);
+                    None
+                }
+                Err(why) => {
+                    metrics.refused(why, peer, &user.name);
+                    Some(why.error(&user.name))
+                }
+            }
+        };
         let login = tokio::select! {
-            r = tokio::time::timeout(frontend::LOGIN_TIMEOUT, frontend::login(&mut client, id, &topology, peer)) => {
+            r = tokio::time::timeout(frontend::LOGIN_TIMEOUT, frontend::login(&mut client, id, &topology, peer, admit)) => {
                 r.unwrap_or_else(|_| Err(anyhow::anyhow!("no login within {:?}", frontend::LOGIN_TIMEOUT)))
             }
             _ = stop.cancelled() => return,
@@ -201,10 +277,25 @@ impl Session {
                 return;
             }
             Err(e) => {
+                if is_oversized(&e) {
+                    let why = Refusal::LoginPacketTooLarge;
+                    metrics.refused(why, peer, "");
+                    let (code, state, msg) = why.error("");
+                    // The handshake response is packet 1; its reply, 2.
+                    let _ = send_err(&mut client, 2, code, state, &msg).await;
+                    linger(&mut client).await;
+                }
                 tracing::debug!(session = id, %peer, "login failed: {e:#}");
                 return;
             }
         };
+        let Some(user_slot) = user_slot else {
+            tracing::warn!(session = id, %peer, "logged in without a user slot");
+            return;
+        };
+        client
+            .codec_mut()
+            .set_max_packet(topology.max_allowed_packet);
         let host = login
             .database
             .as_deref()
@@ -248,6 +339,9 @@ impl Session {
             route: SessionRoute::default(),
             sets: Vec::new(),
             unsafe_charset,
+            set_bytes: 0,
+            user_slot,
+            _conn_slot: slot,
             counted,
             registry,
             started: Instant::now(),
@@ -308,9 +402,15 @@ impl Session {
                 }
                 COM_STMT_PREPARE => {
                     let sql = String::from_utf8_lossy(&packet.payload[1..]).into_owned();
-                    if self.login.user.read_only && writes_data_in(&sql, &self.sql_context()) {
-                        self.refuse_read_only(&packet).await?;
-                        continue;
+                    if self.login.user.read_only {
+                        if let Some(why) = lifts_read_only(&packet.payload[1..]) {
+                            self.refuse_lifting(&packet, why).await?;
+                            continue;
+                        }
+                        if writes_data_in(&sql, &self.sql_context()) {
+                            self.refuse_read_only(&packet).await?;
+                            continue;
+                        }
                     }
                     // Statement ids belong to one connection: stay on it.
                     self.route
@@ -332,7 +432,7 @@ impl Session {
                     self.release(Target::Write).await;
                     self.release(Target::Read).await;
                     self.route = SessionRoute::default();
-                    self.sets.clear();
+                    self.forget_sets();
                     self.unsafe_charset = collation_is_unsafe(u16::from(self.login.collation));
                     self.ok(&packet).await?;
                 }
@@ -358,8 +458,15 @@ impl Session {
             hint,
             writes_data,
         } = analyze(&sql, &self.sql_context());
-        if self.login.user.read_only && writes_data {
-            return self.refuse_read_only(&packet).await;
+        if self.login.user.read_only {
+            // The server enforces read-only (readonly::APPLY); the proxy
+            // refuses what would lift it, then what it sees as a write.
+            if let Some(why) = lifts_read_only(&payload[1..]) {
+                return self.refuse_lifting(&packet, why).await;
+            }
+            if writes_data {
+                return self.refuse_read_only(&packet).await;
+            }
         }
         let charset = charset_after(&sql);
         if let Class::Use(db) = &class {
@@ -415,17 +522,45 @@ impl Session {
         Ok(())
     }
 
+    fn forget_sets(&mut self) {
+        self.sets.clear();
+        self.set_bytes = 0;
+    }
+
+    /// What this session holds now, as far as it can tell.
+    fn memory(&self) -> Memory {
+        use tokio_util::codec::Framed;
+        fn buffers<T, C>(w: &Framed<T, C>) -> usize {
+            w.read_buffer().capacity() + w.write_buffer().capacity()
+        }
+        let backends: usize = [&self.write, &self.read]
+            .into_iter()
+            .flatten()
+            .map(|b| buffers(&b.wire))
+            .sum();
+        Memory {
+            state_bytes: self.set_bytes + self.schema.as_ref().map_or(0, String::len),
+            buffer_bytes: buffers(&self.client) + backends,
+        }
+    }
+
     /// A session SET ran on the write connection: replay it on the others.
     fn remember_set(&mut self, payload: Bytes) {
         // Always appended, repeats included: replay order must end where the
         // writer is (`SET time_zone` A, B, A leaves A in force).
         let arg = payload.slice(1..);
-        if self.sets.len() >= MAX_REMEMBERED_SETS {
+        if !may_remember(
+            self.sets.len(),
+            self.set_bytes,
+            arg.len(),
+            self.topology.max_session_state,
+        ) {
             self.route.pinned.get_or_insert(PinReason::Statement(
                 hastack_proto::sql::Pin::MultiStatement,
             ));
             return;
         }
+        self.set_bytes += arg.len();
         self.sets.push(arg);
         if let Some(w) = self.write.as_mut() {
             w.applied_sets = self.sets.len();
@@ -531,7 +666,12 @@ impl Session {
         expect: Expect,
         may_retry: bool,
     ) -> Result<Forwarded> {
-        let seq = packet.seq;
+        // What the client expects on the reply: the request's last frame + 1.
+        let reply_seq = packet.next_seq();
+        let sent = Sent {
+            reply_seq,
+            size: packet.payload.len(),
+        };
         let target = match self.ensure_backend(target).await {
             Ok(t) => t,
             Err(e) => {
@@ -550,12 +690,29 @@ impl Session {
         backend.in_reply = true;
         let started = Instant::now();
         if let Err(e) = backend.wire.send(packet).await {
-            return self
-                .lost_backend(target, seq, false, may_retry, &e.into())
-                .await;
+            // A server refusing a request (one over its max_allowed_packet)
+            // answers ERR and closes while the rest is still being written:
+            // its answer may be there to read.
+            let answer = tokio::time::timeout(SENT_ERR_WAIT, next(&mut backend.wire)).await;
+            if let Ok(Ok(mut err)) = answer {
+                if err.payload.first() != Some(&0xFF) {
+                    let e = anyhow::anyhow!("{e}; then a reply that is not an ERR");
+                    return self.lost_backend(target, sent, false, may_retry, &e).await;
+                }
+                err.seq = reply_seq;
+                self.lost_connection(target);
+                self.client.send(err).await?;
+                return Ok(Forwarded::Done { ok: false });
+            }
+            let e = e.into();
+            return self.lost_backend(target, sent, false, may_retry, &e).await;
         }
         let mut reply = Reply::new(expect);
         let mut forwarded = false;
+        // Replies go out numbered after the client's request, whatever
+        // the backend numbered them (they differ after a request the
+        // backend refused part way).
+        let mut renumber: Option<u8> = None;
         loop {
             let kill = self.kill.clone();
             let backend = self.backend_mut(target)?;
@@ -567,15 +724,18 @@ impl Session {
                     anyhow::bail!("killed by the admin port");
                 }
             };
-            let p = match next_packet {
+            let mut p = match next_packet {
                 Ok(p) => p,
                 Err(e) => {
                     return self
-                        .lost_backend(target, seq, forwarded, may_retry, &e)
+                        .lost_backend(target, sent, forwarded, may_retry, &e)
                         .await
                 }
             };
+            let shift = *renumber.get_or_insert(reply_seq.wrapping_sub(p.seq));
+            p.seq = p.seq.wrapping_add(shift);
             let step = reply.step(&p.payload);
+            let closes = closes_connection(&p.payload);
             if !forwarded
                 && target == Target::Write
                 && is_read_only_refusal(&p.payload)
@@ -611,11 +771,16 @@ impl Session {
                             status.contains(Status::SERVER_STATUS_AUTOCOMMIT),
                         );
                     }
+                    if closes {
+                        // The server hangs up after this error: the next
+                        // statement gets a new connection, in step again.
+                        self.lost_connection(target);
+                    }
                     return Ok(Forwarded::Done { ok: !error });
                 }
                 Ok(Step::LocalInfile) => {
                     self.client.flush().await?;
-                    self.relay_local_infile(target).await?;
+                    self.relay_local_infile(target, shift).await?;
                 }
                 Err(e) => {
                     // The backend broke protocol: neither side can go on.
@@ -627,9 +792,10 @@ impl Session {
     }
 
     /// LOAD DATA LOCAL INFILE: the client's file packets, up to an empty one, go to the backend.
-    async fn relay_local_infile(&mut self, target: Target) -> Result<()> {
+    async fn relay_local_infile(&mut self, target: Target, shift: u8) -> Result<()> {
         loop {
-            let p = next(&mut self.client).await?;
+            let mut p = next(&mut self.client).await?;
+            p.seq = p.seq.wrapping_sub(shift);
             let last = p.payload.is_empty();
             self.backend_mut(target)?.wire.feed(p).await?;
             if last {
@@ -639,10 +805,21 @@ impl Session {
         }
     }
 
+    /// The connection for `target` is gone (or going): closed, and what the
+    /// session held there forgotten.
+    fn lost_connection(&mut self, target: Target) {
+        self.drop_backend(target);
+        if target == Target::Write {
+            // Whatever was open there (transaction, locks, temp tables) is
+            // gone; the session's autocommit setting is not.
+            self.route = self.route.after_connection_lost();
+        }
+    }
+
     async fn lost_backend(
         &mut self,
         target: Target,
-        seq: u8,
+        sent: Sent,
         forwarded: bool,
         may_retry: bool,
         e: &anyhow::Error,
@@ -662,13 +839,18 @@ impl Session {
         if may_retry && target == Target::Read {
             return Ok(Forwarded::Retry);
         }
-        if target == Target::Write {
-            // Whatever was open there (transaction, locks, temp tables) is
-            // gone; the session's autocommit setting is not.
-            self.route = self.route.after_connection_lost();
-        }
-        let msg = format!("Lost connection to backend node '{name}' during query");
-        send_err(&mut self.client, seq.wrapping_add(1), 2013, "HY000", &msg).await?;
+        self.lost_connection(target);
+        let msg = if sent.size >= hastack_proto::mysql::MAX_FRAME_PAYLOAD {
+            format!(
+                "Lost connection to backend node '{name}' while sending a {}-byte request: \
+                 more than that node's max_allowed_packet? (MariaDB's default is 16M, \
+                 sqlproxyd's max_allowed_packet is {})",
+                sent.size, self.topology.max_allowed_packet
+            )
+        } else {
+            format!("Lost connection to backend node '{name}' during query")
+        };
+        send_err(&mut self.client, sent.reply_seq, 2013, "HY000", &msg).await?;
         Ok(Forwarded::Refused)
     }
 
@@ -780,9 +962,11 @@ impl Session {
     async fn connect(&mut self, node: usize, target: Target) -> Result<Backend> {
         let host = self.host.clone();
         let n = &host.nodes[node];
+        let read_only = self.login.user.read_only;
+        let (user, password) = host.account(read_only);
         let login = Credentials {
-            user: &host.user,
-            password: host.password.expose(),
+            user,
+            password: password.expose(),
             database: self.schema.as_deref(),
             capabilities: self.login.capabilities,
             collation: self.login.collation,
@@ -792,6 +976,7 @@ impl Session {
             node,
             capabilities: self.login.capabilities.bits(),
             collation: self.login.collation,
+            read_only,
         };
         // Expired and unusable pooled connections close as they drop (their
         // gauge guard counts them out).
@@ -844,6 +1029,16 @@ impl Session {
             Target::Read => self.read.as_mut(),
         }
         .ok_or_else(|| anyhow::anyhow!("no {target:?} backend connection open"))?;
+        // First, before anything of the client's runs there.
+        if b.read_only != self.login.user.read_only {
+            let sql: &[u8] = if self.login.user.read_only {
+                crate::readonly::APPLY
+            } else {
+                b"SET SESSION TRANSACTION READ WRITE"
+            };
+            b.run(COM_QUERY, sql).await?;
+            b.read_only = self.login.user.read_only;
+        }
         if let Some(db) = self
             .schema
             .as_ref()
@@ -898,11 +1093,14 @@ impl Session {
         if reset {
             b.applied_sets = 0;
             b.autocommit = true;
+            // The reset took the session back to the server's defaults.
+            b.read_only = false;
             b.metrics = None;
             let key = PoolKey {
                 node: b.node,
                 capabilities: b.capabilities,
                 collation: b.collation,
+                read_only: self.login.user.read_only,
             };
             // Given back when the pool is full: dropped, and so closed.
             let _ = self.host.pool.put(key, b, Instant::now());
@@ -968,7 +1166,23 @@ impl Session {
         self.release(Target::Write).await;
         self.release(Target::Read).await;
         self.route = SessionRoute::default();
-        self.sets.clear();
+        self.forget_sets();
+        if user.name != self.login.user.name {
+            // The new user's count, before the old one's place is given up.
+            match self
+                .user_slot
+                .admission()
+                .login(&user.name, user.max_connections)
+            {
+                Ok(slot) => self.user_slot = slot,
+                Err(why) => {
+                    self.metrics.refused(why, self.peer, &user.name);
+                    let (code, state, msg) = why.error(&user.name);
+                    send_err(&mut self.client, seq, code, state, &msg).await?;
+                    anyhow::bail!("COM_CHANGE_USER refused: {msg}");
+                }
+            }
+        }
         self.login.user = user;
         if let Some(c) = cu.collation {
             self.login.collation = c;
@@ -1033,8 +1247,10 @@ impl Session {
     fn publish(&mut self) {
         let write = self.write.as_ref().map(|b| b.node);
         let read = self.read.as_ref().map(|b| b.node);
+        let memory = self.memory();
         let unchanged = self.published.as_ref().is_some_and(|p| {
-            p.schema == self.schema
+            p.memory == memory
+                && p.schema == self.schema
                 && p.in_transaction == self.route.in_transaction
                 && p.autocommit == self.route.autocommit
                 && p.pinned == self.route.pinned
@@ -1050,6 +1266,7 @@ impl Session {
                 pinned: self.route.pinned,
                 write,
                 read,
+                memory,
             });
         }
     }
@@ -1071,6 +1288,7 @@ impl Session {
             pinned: self.route.pinned.map(|p| format!("{p:?}")),
             write_node: node(&self.write),
             read_node: node(&self.read),
+            memory: self.memory(),
         }
     }
 
@@ -1081,6 +1299,14 @@ impl Session {
             schema: self.schema.as_deref(),
             unsafe_charset: self.unsafe_charset,
         }
+    }
+
+    async fn refuse_lifting(&mut self, packet: &Packet, why: &str) -> Result<()> {
+        let msg = format!(
+            "Access denied; sqlproxyd user '{}' is read_only and this statement is refused: {why}",
+            self.login.user.name
+        );
+        self.err(packet, 1227, "42000", &msg).await
     }
 
     async fn refuse_read_only(&mut self, packet: &Packet) -> Result<()> {
@@ -1135,7 +1361,26 @@ fn kill_target(sql: &str) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
-    use super::kill_target;
+    use super::{closes_connection, kill_target};
+    use hastack_proto::mysql::packets::err_payload;
+
+    #[test]
+    fn network_errors_close_the_backend_connection_others_do_not() {
+        let too_large = err_payload(
+            1153,
+            "08S01",
+            "Got a packet bigger than 'max_allowed_packet' bytes",
+        );
+        assert!(closes_connection(&too_large));
+        assert!(closes_connection(&err_payload(1161, "08S01", "x")));
+        assert!(!closes_connection(&err_payload(
+            1062,
+            "23000",
+            "Duplicate entry"
+        )));
+        assert!(!closes_connection(&err_payload(1152, "08S01", "x")));
+        assert!(!closes_connection(&[0x00, 0x81, 0x04]));
+    }
 
     #[test]
     fn kill_statements() {

@@ -30,6 +30,8 @@ pub struct User {
     /// An account of the admin port (`admin_users`), and its level; `None`
     /// for an application user.
     pub admin_level: Option<AdminLevel>,
+    /// Sessions this user may have open; 0: no limit.
+    pub max_connections: u32,
 }
 
 impl User {
@@ -56,6 +58,8 @@ pub struct DataHost {
     pub pool_min: u32,
     pub user: String,
     pub password: Secret,
+    /// `read_only_user` / `read_only_password`, when configured.
+    pub read_only_account: Option<(String, Secret)>,
     pub nodes: Vec<Node>,
     rr: Mutex<WeightedRoundRobin>,
     /// Idle logged-in connections to this data host's nodes.
@@ -72,6 +76,15 @@ pub struct DataHost {
 }
 
 impl DataHost {
+    /// The account a session's backend connections log in as: the
+    /// read-only account for a `read_only` user when there is one.
+    pub fn account(&self, read_only: bool) -> (&str, &Secret) {
+        match &self.read_only_account {
+            Some((user, password)) if read_only => (user, password),
+            _ => (&self.user, &self.password),
+        }
+    }
+
     /// The node writes go to now, if there is one.
     pub fn writer(&self) -> Option<usize> {
         self.view.borrow().primary
@@ -185,6 +198,10 @@ pub struct Topology {
     pub max_allowed_packet: usize,
     /// Stored functions that only read (`read_only_functions`).
     pub read_only_functions: Vec<String>,
+    /// Client connections open at once.
+    pub max_connections: usize,
+    /// Bytes of remembered session SETs per session.
+    pub max_session_state: usize,
 }
 
 /// The mysql_native_password hash a login is checked against.
@@ -218,6 +235,7 @@ impl Topology {
                     schemas: u.schemas.clone(),
                     read_only: u.read_only,
                     admin_level: None,
+                    max_connections: u.max_user_connections.unwrap_or(c.max_user_connections),
                 };
                 (u.name.clone(), Arc::new(user))
             })
@@ -231,6 +249,8 @@ impl Topology {
                 schemas: Vec::new(),
                 read_only: true,
                 admin_level: Some(u.level),
+                // The admin port has no per-user limit of its own.
+                max_connections: 0,
             };
             admin_port_users.insert(u.name.clone(), Arc::new(user));
         }
@@ -250,6 +270,7 @@ impl Topology {
                     pool_min: h.pool.min,
                     user: h.user.clone(),
                     password: h.password.clone(),
+                    read_only_account: h.read_only_user.clone().zip(h.read_only_password.clone()),
                     nodes: h
                         .nodes
                         .iter()
@@ -299,6 +320,8 @@ impl Topology {
             default_auth_plugin: c.default_auth_plugin,
             max_allowed_packet: usize::try_from(c.max_allowed_packet.0).unwrap_or(usize::MAX),
             read_only_functions: c.read_only_functions.clone(),
+            max_connections: c.max_connections as usize,
+            max_session_state: usize::try_from(c.max_session_state.0).unwrap_or(usize::MAX),
         })
     }
 

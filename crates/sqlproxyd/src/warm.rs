@@ -49,9 +49,10 @@ async fn warm_host(host: &DataHost, metrics: &Metrics) {
             .missing(node, host.pool_min as usize, Instant::now())
         {
             let n = &host.nodes[node];
+            let (user, password) = host.account(key.read_only);
             let login = Credentials {
-                user: &host.user,
-                password: host.password.expose(),
+                user,
+                password: password.expose(),
                 database: None,
                 capabilities: Capabilities::from_bits_truncate(key.capabilities),
                 collation: key.collation,

@@ -15,6 +15,12 @@ impl PacketCodec {
     pub fn new(max_packet: usize) -> Self {
         PacketCodec { max_packet }
     }
+
+    /// Changes the limit for the packets decoded from now on (a server
+    /// allows less before login than after).
+    pub fn set_max_packet(&mut self, max_packet: usize) {
+        self.max_packet = max_packet;
+    }
 }
 
 impl Default for PacketCodec {
