@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use hastack_bench::baseline::older_sqlproxyd_config;
 use hastack_it::daemon::bin_path;
 use hastack_it::ports::free_port;
 use hastack_it::sqlproxy::config;
@@ -34,7 +35,7 @@ struct Callgrind {
 }
 
 impl Callgrind {
-    fn start(bin: &Path, cluster: &MariaDbCluster) -> Result<Callgrind> {
+    fn start(bin: &Path, older: bool, cluster: &MariaDbCluster) -> Result<Callgrind> {
         let port = || SocketAddr::from(([127, 0, 0, 1], free_port()));
         let (addr, http, admin) = (port(), port(), port());
         let dir = tempfile::Builder::new().prefix("hs-callgrind-").tempdir()?;
@@ -46,6 +47,14 @@ impl Callgrind {
             "schemas: [app], read_only: true",
             "schemas: [app, sbtest], read_only: true",
         );
+        let yaml = if older {
+            older_sqlproxyd_config(&yaml)
+        } else {
+            yaml.replace(
+                "    nodes:\n",
+                "    read_only_user: app_ro\n    read_only_password: app_ro\n    nodes:\n",
+            )
+        };
         let cfg = dir.path().join("sqlproxyd.yaml");
         std::fs::write(&cfg, yaml)?;
         let out = dir.path().join("callgrind.out");
@@ -157,9 +166,9 @@ fn main() -> Result<()> {
         .unwrap_or(2000);
     let cluster = MariaDbCluster::start(1)?;
     hastack_bench::sysbench::prepare(cluster.addr(0))?;
-    let mut builds = vec![("this build", bin_path("sqlproxyd")?)];
+    let mut builds = vec![("this build", bin_path("sqlproxyd")?, false)];
     if let Some(dir) = std::env::var_os("BENCH_BASELINE_BIN_DIR") {
-        builds.push(("baseline", PathBuf::from(dir).join("sqlproxyd")));
+        builds.push(("baseline", PathBuf::from(dir).join("sqlproxyd"), true));
     }
     println!(
         "Instructions per `{QUERY}` in sqlproxyd (callgrind), {n} queries on one warm session."
@@ -168,8 +177,8 @@ fn main() -> Result<()> {
     println!("| build | app (read-write) | reader (read_only) | reader / app |");
     println!("|---|---|---|---|");
     let mut app_of = Vec::new();
-    for (name, bin) in &builds {
-        let mut cg = Callgrind::start(bin, &cluster)?;
+    for (name, bin, older) in &builds {
+        let mut cg = Callgrind::start(bin, *older, &cluster)?;
         let app = cg.per_query("app", n)?;
         let reader = cg.per_query("reader", n)?;
         println!("| {name} | {app:.0} | {reader:.0} | {:.3}× |", reader / app);

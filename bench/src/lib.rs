@@ -1,5 +1,6 @@
 //! Code the benchmark binaries share.
 
+pub mod baseline;
 pub mod classic;
 pub mod fault_table;
 pub mod sysbench;

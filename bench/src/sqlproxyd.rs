@@ -6,13 +6,16 @@
 //! Prints a markdown table for bench/RESULTS.md.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use hastack_bench::baseline::older_sqlproxyd_config;
 use hastack_bench::sysbench::{self, cpu_seconds, median, Sample};
+use hastack_it::daemon::DaemonProcess;
 use hastack_it::ports::free_port;
-use hastack_it::sqlproxy::{Proxy, RawClient};
+use hastack_it::sqlproxy::{config, Proxy, RawClient};
 use hastack_it::{wait_for, MariaDbCluster};
 
 struct Haproxy {
@@ -71,8 +74,20 @@ fn measured(
     threads: u32,
     seconds: u32,
 ) -> Result<Sample> {
+    measured_as(addr, proxy_pid, workload, threads, seconds, &[])
+}
+
+/// [`measured`] with extra sysbench options (another user's login).
+fn measured_as(
+    addr: SocketAddr,
+    proxy_pid: Option<u32>,
+    workload: &str,
+    threads: u32,
+    seconds: u32,
+    extra: &[&str],
+) -> Result<Sample> {
     let before = proxy_pid.map(cpu_seconds).transpose()?;
-    let mut s = sysbench::run(addr, workload, threads, seconds, &[])?;
+    let mut s = sysbench::run(addr, workload, threads, seconds, extra)?;
     if let (Some(pid), Some(before)) = (proxy_pid, before) {
         let used = cpu_seconds(pid)? - before;
         s.cpu_us_per_query = used * 1e6 / (s.qps * f64::from(seconds)).max(1.0);
@@ -90,6 +105,43 @@ fn rss_kib(pid: u32) -> Result<u64> {
         .context("VmRSS not found")
 }
 
+/// A sqlproxyd of another build (`BENCH_BASELINE_BIN_DIR`), on the same
+/// cluster with the same config less the keys it may not know yet.
+struct Baseline {
+    daemon: DaemonProcess,
+    addr: SocketAddr,
+}
+
+impl Baseline {
+    fn start(dir: &Path, cluster: &MariaDbCluster) -> Result<Baseline> {
+        let port = || SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let (addr, http, admin) = (port(), port(), port());
+        let yaml = config(cluster, addr, http, admin, "primary", "", "");
+        let daemon =
+            DaemonProcess::start_from(dir, "sqlproxyd", &older_sqlproxyd_config(&yaml), http)?;
+        Ok(Baseline { daemon, addr })
+    }
+}
+
+/// This build's sqlproxyd, where the read_only user `reader` may also read
+/// sbtest, its backend connections logging in as the read-only account
+/// (`app_ro`): its path is the application's but for the enforcement.
+fn start_with_reader(cluster: &MariaDbCluster) -> Result<Proxy> {
+    let port = || SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let (addr, http, admin) = (port(), port(), port());
+    let ro = "    read_only_user: app_ro\n    read_only_password: app_ro\n";
+    let yaml = config(cluster, addr, http, admin, "primary", ro, "").replace(
+        "schemas: [app], read_only: true",
+        "schemas: [app, sbtest], read_only: true",
+    );
+    let daemon = DaemonProcess::start("sqlproxyd", &yaml, http)?;
+    Ok(Proxy {
+        daemon,
+        addr,
+        admin,
+    })
+}
+
 fn main() -> Result<()> {
     let seconds: u32 = std::env::args()
         .nth(1)
@@ -105,7 +157,10 @@ fn main() -> Result<()> {
     };
     let cluster = MariaDbCluster::start(3)?;
     // balance 0: every query to the primary, so all three paths reach the same server.
-    let proxy = Proxy::start(&cluster, "primary", "")?;
+    let proxy = start_with_reader(&cluster)?;
+    let baseline = std::env::var_os("BENCH_BASELINE_BIN_DIR")
+        .map(|d| Baseline::start(Path::new(&d), &cluster))
+        .transpose()?;
     let haproxy = Haproxy::start(cluster.addr(0))?;
     sysbench::prepare(cluster.addr(0))?;
     cluster.wait_caught_up(Duration::from_secs(60))?;
@@ -114,6 +169,9 @@ fn main() -> Result<()> {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(3);
+    // The read_only user's path, when its workload only reads.
+    let readers = std::env::var("BENCH_READER").is_ok_and(|v| v == "1");
+    let mut costs = Vec::new();
     println!("Medians of {rounds} interleaved rounds of {seconds} s each.");
     println!();
     println!("| workload | threads | direct QPS | HAProxy-TCP QPS | sqlproxyd QPS | sqlproxyd / HAProxy | sqlproxyd / direct | p95 ms direct / HAProxy / sqlproxyd | proxy CPU µs per query HAProxy / sqlproxyd | deadlocks d/h/s |");
@@ -121,6 +179,7 @@ fn main() -> Result<()> {
     for &workload in &workloads {
         for threads in [8, 64] {
             let (mut d, mut h, mut s) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut b, mut r) = (Vec::new(), Vec::new());
             for _ in 0..rounds {
                 d.push(measured(cluster.addr(0), None, workload, threads, seconds)?);
                 h.push(measured(
@@ -137,6 +196,28 @@ fn main() -> Result<()> {
                     threads,
                     seconds,
                 )?);
+                if readers {
+                    r.push(measured_as(
+                        proxy.addr,
+                        Some(proxy.daemon.pid()),
+                        workload,
+                        threads,
+                        seconds,
+                        &["--mysql-user=reader", "--mysql-password=reader"],
+                    )?);
+                }
+                if let Some(base) = &baseline {
+                    b.push(measured(
+                        base.addr,
+                        Some(base.daemon.pid()),
+                        workload,
+                        threads,
+                        seconds,
+                    )?);
+                }
+            }
+            if !b.is_empty() || !r.is_empty() {
+                costs.push((workload, threads, b, s.clone(), r));
             }
             let errors = |v: &[Sample]| v.iter().map(|x| x.errors).sum::<u64>();
             let (de, he, se) = (errors(&d), errors(&h), errors(&s));
@@ -153,6 +234,39 @@ fn main() -> Result<()> {
                 median(&s, p95),
                 median(&h, cpu),
                 median(&s, cpu),
+            );
+        }
+    }
+
+    if !costs.is_empty() {
+        println!();
+        println!("This build against the baseline build (`BENCH_BASELINE_BIN_DIR`), and as the read_only user, same rounds:");
+        println!();
+        println!("| workload | threads | baseline QPS | sqlproxyd QPS | sqlproxyd / baseline | reader QPS | reader / app | p95 ms baseline / sqlproxyd / reader | CPU µs per query baseline / sqlproxyd / reader |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for (workload, threads, b, s, r) in &costs {
+            let qps: fn(&Sample) -> f64 = |x| x.qps;
+            let p95: fn(&Sample) -> f64 = |x| x.p95_ms;
+            let cpu: fn(&Sample) -> f64 = |x| x.cpu_us_per_query;
+            // A path not measured reads NaN, not 0.
+            let m = |v: &[Sample], f: fn(&Sample) -> f64| {
+                if v.is_empty() {
+                    f64::NAN
+                } else {
+                    median(v, f)
+                }
+            };
+            let (bq, sq, rq) = (m(b, qps), m(s, qps), m(r, qps));
+            println!(
+                "| {workload} | {threads} | {bq:.0} | {sq:.0} | {:.3}× | {rq:.0} | {:.3}× | {:.2} / {:.2} / {:.2} | {:.1} / {:.1} / {:.1} |",
+                sq / bq,
+                rq / sq,
+                m(b, p95),
+                m(s, p95),
+                m(r, p95),
+                m(b, cpu),
+                m(s, cpu),
+                m(r, cpu),
             );
         }
     }

@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -125,7 +125,7 @@ impl DaemonProcess {
         admin: SocketAddr,
         args: &[&str],
     ) -> Result<Self> {
-        Self::spawn(name, config, admin, args, None, None, &[])
+        Self::spawn(name, bin_path(name)?, config, admin, args, None, None, &[])
     }
 
     /// As [`DaemonProcess::start`], inside network namespace `netns` (a
@@ -136,13 +136,31 @@ impl DaemonProcess {
         admin: SocketAddr,
         netns: &str,
     ) -> Result<Self> {
-        Self::spawn(name, config, admin, &[], None, Some(netns), &[])
+        Self::spawn(
+            name,
+            bin_path(name)?,
+            config,
+            admin,
+            &[],
+            None,
+            Some(netns),
+            &[],
+        )
     }
 
     /// As [`DaemonProcess::start`], running as user and group `uid` (so a
     /// firewall rule on `meta skuid` can cut this process alone off).
     pub fn start_as(name: &str, config: &str, admin: SocketAddr, uid: u32) -> Result<Self> {
-        Self::spawn(name, config, admin, &[], Some(uid), None, &[])
+        Self::spawn(
+            name,
+            bin_path(name)?,
+            config,
+            admin,
+            &[],
+            Some(uid),
+            None,
+            &[],
+        )
     }
 
     /// As [`DaemonProcess::start`], with these environment variables set
@@ -153,11 +171,28 @@ impl DaemonProcess {
         admin: SocketAddr,
         env: &[(&str, &str)],
     ) -> Result<Self> {
-        Self::spawn(name, config, admin, &[], None, None, env)
+        Self::spawn(name, bin_path(name)?, config, admin, &[], None, None, env)
     }
 
+    /// As [`DaemonProcess::start`], with the binary in `bin_dir` (another
+    /// build's, for a benchmark against it).
+    pub fn start_from(bin_dir: &Path, name: &str, config: &str, admin: SocketAddr) -> Result<Self> {
+        Self::spawn(
+            name,
+            bin_dir.join(name),
+            config,
+            admin,
+            &[],
+            None,
+            None,
+            &[],
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn spawn(
         name: &str,
+        bin: PathBuf,
         config: &str,
         admin: SocketAddr,
         args: &[&str],
@@ -177,10 +212,10 @@ impl DaemonProcess {
             // `ip netns exec` execs the daemon: same PID, same parent-death signal.
             Some(ns) => {
                 let mut c = command_dying_with_parent("ip");
-                c.args(["netns", "exec", ns]).arg(bin_path(name)?);
+                c.args(["netns", "exec", ns]).arg(&bin);
                 c
             }
-            None => command_dying_with_parent(bin_path(name)?),
+            None => command_dying_with_parent(&bin),
         };
         if let Some(uid) = uid {
             // The config must be readable by that user; the log is our fd.
@@ -190,7 +225,7 @@ impl DaemonProcess {
                 .arg(format!("--reuid={uid}"))
                 .arg(format!("--regid={uid}"))
                 .args(["--clear-groups", "--"])
-                .arg(bin_path(name)?);
+                .arg(&bin);
         }
         let child = cmd
             .arg("-f")
