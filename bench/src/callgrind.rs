@@ -28,6 +28,7 @@ use mysql::{Conn, OptsBuilder};
 const QUERY: &str = "SELECT c FROM sbtest.sbtest1 WHERE id = 42";
 
 struct Callgrind {
+    label: &'static str,
     child: Child,
     out: PathBuf,
     addr: SocketAddr,
@@ -35,7 +36,12 @@ struct Callgrind {
 }
 
 impl Callgrind {
-    fn start(bin: &Path, older: bool, cluster: &MariaDbCluster) -> Result<Callgrind> {
+    fn start(
+        label: &'static str,
+        bin: &Path,
+        older: bool,
+        cluster: &MariaDbCluster,
+    ) -> Result<Callgrind> {
         let port = || SocketAddr::from(([127, 0, 0, 1], free_port()));
         let (addr, http, admin) = (port(), port(), port());
         let dir = tempfile::Builder::new().prefix("hs-callgrind-").tempdir()?;
@@ -75,6 +81,7 @@ impl Callgrind {
             bail!("sqlproxyd under callgrind did not answer on {addr}");
         }
         Ok(Callgrind {
+            label,
             child,
             out,
             addr,
@@ -106,7 +113,12 @@ impl Callgrind {
         }
         self.control("--instr=off")?;
         self.control("--dump")?;
-        let ir = last_dump_ir(&self.out)?;
+        let (ir, dump) = last_dump_ir(&self.out)?;
+        // BENCH_CALLGRIND_OUT=DIR keeps each dump, for callgrind_annotate.
+        if let Some(dir) = std::env::var_os("BENCH_CALLGRIND_OUT") {
+            let name = format!("{}-{user}.callgrind", self.label);
+            std::fs::copy(&dump, Path::new(&dir).join(name))?;
+        }
         Ok(ir as f64 / f64::from(n))
     }
 }
@@ -131,7 +143,7 @@ fn opts(addr: SocketAddr, user: &str, password: &str) -> OptsBuilder {
 /// The `totals:` Ir of the newest dump file of `out` (its `summary:`
 /// line reads 0 when instrumentation was switched on by callgrind_control)
 /// (callgrind writes `out.N` for each `--dump`).
-fn last_dump_ir(out: &Path) -> Result<u64> {
+fn last_dump_ir(out: &Path) -> Result<(u64, PathBuf)> {
     let dir = out.parent().context("dump dir")?;
     let stem = out
         .file_name()
@@ -154,8 +166,8 @@ fn last_dump_ir(out: &Path) -> Result<u64> {
         .find_map(|l| l.strip_prefix("totals:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .context("no summary line in the callgrind dump")?;
-    Ok(ir)
+        .context("no totals line in the callgrind dump")?;
+    Ok((ir, path.clone()))
 }
 
 fn main() -> Result<()> {
@@ -178,7 +190,8 @@ fn main() -> Result<()> {
     println!("|---|---|---|---|");
     let mut app_of = Vec::new();
     for (name, bin, older) in &builds {
-        let mut cg = Callgrind::start(bin, *older, &cluster)?;
+        let label = if *older { "baseline" } else { "this-build" };
+        let mut cg = Callgrind::start(label, bin, *older, &cluster)?;
         let app = cg.per_query("app", n)?;
         let reader = cg.per_query("reader", n)?;
         println!("| {name} | {app:.0} | {reader:.0} | {:.3}× |", reader / app);

@@ -229,9 +229,9 @@ fn proxy_protocol_headers_carry_the_client_address_and_are_required_when_on() {
     );
 }
 
-/// Rows of an admin (9066) command run as app, tab-separated.
+/// Rows of an admin (9066) command run as the monitor account, tab-separated.
 fn admin_rows(proxy: &Proxy, sql: &str) -> Vec<Vec<String>> {
-    let out = hastack_it::sqlproxy::mariadb_cli(proxy.admin, "app", "app")
+    let out = hastack_it::sqlproxy::mariadb_cli(proxy.admin, "watcher", "watcher")
         .args(["--batch", "--skip-column-names", "-e", sql])
         .output()
         .unwrap();

@@ -205,7 +205,7 @@ fn many_large_session_sets_keep_remembered_state_and_rss_bounded() {
         proxy.daemon.status().unwrap()["state"]["sessions"]
     );
     // The admin port shows the same.
-    let out = mariadb_cli(proxy.admin, "app", "app")
+    let out = mariadb_cli(proxy.admin, "watcher", "watcher")
         .args(["--batch", "-e", "show @@session"])
         .output()
         .unwrap();

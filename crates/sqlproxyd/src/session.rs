@@ -468,7 +468,11 @@ impl Session {
                 return self.refuse_read_only(&packet).await;
             }
         }
-        let charset = charset_after(&sql);
+        // Only a SET (alone or in a multi-statement) changes the charset.
+        let charset = match class {
+            Class::Read { .. } => None,
+            _ => charset_after(&sql),
+        };
         if let Class::Use(db) = &class {
             return self.use_schema(packet, db.clone()).await;
         }
@@ -1248,8 +1252,13 @@ impl Session {
         let write = self.write.as_ref().map(|b| b.node);
         let read = self.read.as_ref().map(|b| b.node);
         let memory = self.memory();
+        // Buffer capacities move with every read; a change of their size
+        // class is news, one within it is not (the view says "as of the
+        // session's last change").
         let unchanged = self.published.as_ref().is_some_and(|p| {
-            p.memory == memory
+            p.memory.state_bytes == memory.state_bytes
+                && p.memory.buffer_bytes.next_power_of_two()
+                    == memory.buffer_bytes.next_power_of_two()
                 && p.schema == self.schema
                 && p.in_transaction == self.route.in_transaction
                 && p.autocommit == self.route.autocommit

@@ -43,8 +43,12 @@ pub enum CharsetChange {
 /// `SET CHARACTER SET`, `SET character_set_client = ...`), or `None` if it
 /// makes none.
 pub fn charset_after(sql: &str) -> Option<CharsetChange> {
-    let upper = sql.to_ascii_uppercase();
-    if !upper.contains("NAMES") && !upper.contains("CHARSET") && !upper.contains("CHARACTER") {
+    let mentions = |word: &str| {
+        sql.as_bytes()
+            .windows(word.len())
+            .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+    };
+    if !mentions("NAMES") && !mentions("CHARSET") && !mentions("CHARACTER") {
         return None;
     }
     let lexed = lex(sql, Dialect::default());

@@ -188,16 +188,28 @@ pub struct Analysis {
 /// class wins (a multi-statement pin, else a write), and it writes data if
 /// any reading does.
 pub fn analyze(sql: &str, ctx: &Context) -> Analysis {
-    let Some(dialects) = dialects(sql, ctx) else {
-        return Analysis {
-            class: Class::Write,
-            hint: None,
-            writes_data: true,
-        };
+    // Most statements hold nothing whose reading depends on sql_mode, the
+    // server's version or the character set: one reading, no allocation.
+    let plain =
+        sql.is_ascii() && !sql.bytes().any(|b| b == b'\\' || b == b'"') && !sql.contains("/*");
+    let many = if plain {
+        None
+    } else {
+        match dialects(sql, ctx) {
+            Some(d) => Some(d),
+            None => {
+                return Analysis {
+                    class: Class::Write,
+                    hint: None,
+                    writes_data: true,
+                }
+            }
+        }
     };
+    let one = [Dialect::default()];
     let mut result: Option<Analysis> = None;
     let mut disagree = false;
-    for d in dialects {
+    for &d in many.as_deref().unwrap_or(&one) {
         let lexed = lex(sql, d);
         let hint = lexed.hints.first().copied();
         let reading = if lexed.unsure.is_some() {
