@@ -1,21 +1,19 @@
-//! Which connection character sets the classifier can lex. In gbk, big5,
-//! sjis, cp932 and gb18030 the second byte of a multi-byte character can be
-//! `\`, `'`, `"` or `` ` ``, so the server and a byte-wise lexer disagree on
-//! where a string ends. The classifier does not lex by character set: on
-//! such a connection it treats any non-ASCII text as a write.
+//! Which connection character sets the classifier can lex. It reads text as
+//! UTF-8 (the client's bytes, lossily decoded). In gbk, big5, sjis, cp932
+//! and gb18030 the second byte of a multi-byte character can be `\`, `'`,
+//! `"` or `` ` ``, so the server and a byte-wise lexer disagree on where a
+//! string ends; in latin1 and the other single-byte sets a byte such as 0xA0
+//! is white space to the server (`t<A0>INTO<A0>OUTFILE`) and part of a word
+//! to a UTF-8 reading. The classifier does not lex by character set: on any
+//! connection whose set is not UTF-8 it treats non-ASCII text as a write.
 
 use mysql_common::collations::{Collation, CollationId};
 
-use super::lexer::{lex, Dialect, Token};
+use super::lexer::{lex, Dialect, Server, Token};
 
-/// Character sets whose multi-byte characters never hold a byte below 0x80
-/// (or that have none): byte-wise lexing reads them as the server does.
-const SAFE_CHARSETS: &[&str] = &[
-    "utf8", "utf8mb3", "utf8mb4", "latin1", "latin2", "latin5", "latin7", "ascii", "binary",
-    "cp1250", "cp1251", "cp1256", "cp1257", "cp850", "cp852", "cp866", "koi8r", "koi8u", "greek",
-    "hebrew", "armscii8", "hp8", "dec8", "swe7", "keybcs2", "macce", "macroman", "geostd8",
-    "tis620", "euckr", "ujis", "eucjpms", "gb2312",
-];
+/// Character sets the classifier reads exactly as the server does: UTF-8,
+/// whose non-ASCII bytes are never white space, quotes or backslashes.
+const SAFE_CHARSETS: &[&str] = &["utf8", "utf8mb3", "utf8mb4"];
 
 /// Whether a character set (by name, any case) may hide a quote, backslash
 /// or backtick in a multi-byte character — or is unknown, which counts the same.
@@ -51,9 +49,32 @@ pub fn charset_after(sql: &str) -> Option<CharsetChange> {
     if !mentions("NAMES") && !mentions("CHARSET") && !mentions("CHARACTER") {
         return None;
     }
-    let lexed = lex(sql, Dialect::default());
+    // Read as each server would (a gated `/*!50700 SET NAMES gbk */` runs on
+    // MySQL only): a reading that switches to an unsafe set wins.
+    let mut seen = None;
+    for server in [
+        Server::MariaDb(u32::MAX),
+        Server::MariaDb(100_000),
+        Server::MySql(u32::MAX),
+        Server::MySql(50_700),
+    ] {
+        let dialect = Dialect {
+            server,
+            ..Dialect::default()
+        };
+        match change_in(&lex(sql, dialect).tokens) {
+            Some(CharsetChange::Unsafe) => return Some(CharsetChange::Unsafe),
+            Some(c) => seen = Some(c),
+            None => {}
+        }
+    }
+    seen
+}
+
+/// The last change of `character_set_client` in one reading's tokens.
+fn change_in(tokens: &[Token]) -> Option<CharsetChange> {
     let mut last = None;
-    for stmt in lexed.tokens.split(|t| *t == Token::Semicolon) {
+    for stmt in tokens.split(|t| *t == Token::Semicolon) {
         if !matches!(stmt.first(), Some(Token::Word(w)) if w == "SET") {
             // Only SET changes the client character set; SET STATEMENT's
             // FOR part is lexed before it applies.
@@ -65,7 +86,9 @@ pub fn charset_after(sql: &str) -> Option<CharsetChange> {
                 Token::Word(w) if w == "CHARACTER" => {
                     matches!(stmt.get(i + 1), Some(Token::Word(s)) if s == "SET").then_some(i + 2)
                 }
-                Token::Word(w) | Token::Var(w) if w.ends_with("CHARACTER_SET_CLIENT") => {
+                Token::Word(w) | Token::Var(w) | Token::Quoted(w)
+                    if w.to_ascii_uppercase().ends_with("CHARACTER_SET_CLIENT") =>
+                {
                     // name = value, name := value
                     let eq = stmt.get(i + 1);
                     Some(
@@ -98,20 +121,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn multibyte_charsets_that_hide_quotes_are_unsafe() {
+    fn only_utf8_is_read_as_the_server_reads_it() {
         for cs in [
-            "gbk", "BIG5", "sjis", "cp932", "gb18030", "utf16", "nonsense",
+            "gbk", "BIG5", "sjis", "cp932", "gb18030", "utf16", "nonsense", "latin1", "binary",
         ] {
             assert!(charset_is_unsafe(cs), "{cs}");
         }
-        for cs in ["utf8mb4", "UTF8", "latin1", "binary", "euckr"] {
+        for cs in ["utf8mb4", "UTF8", "utf8mb3"] {
             assert!(!charset_is_unsafe(cs), "{cs}");
         }
         assert!(collation_is_unsafe(28)); // gbk_chinese_ci
         assert!(collation_is_unsafe(13)); // sjis_japanese_ci
         assert!(!collation_is_unsafe(45)); // utf8mb4_general_ci
-        assert!(!collation_is_unsafe(8)); // latin1_swedish_ci
+        assert!(!collation_is_unsafe(33)); // utf8mb3_general_ci
+        assert!(collation_is_unsafe(8)); // latin1_swedish_ci: 0xA0 is white space there
         assert!(collation_is_unsafe(0)); // unknown
+    }
+
+    /// The review's findings: a quoted name, a switch only MySQL runs.
+    #[test]
+    fn hidden_switches_are_seen() {
+        for sql in [
+            "SET `character_set_client` = gbk",
+            "SET @@session.`character_set_client` = gbk",
+            "/*!50700 SET NAMES gbk */",
+            "SET NAMES latin1",
+        ] {
+            assert_eq!(charset_after(sql), Some(CharsetChange::Unsafe), "{sql}");
+        }
     }
 
     #[test]
@@ -131,7 +168,7 @@ mod tests {
             Some(CharsetChange::Unsafe)
         );
         assert_eq!(
-            charset_after("SET @@session.character_set_client := 'latin1'"),
+            charset_after("SET @@session.character_set_client := 'utf8'"),
             Some(CharsetChange::Safe)
         );
         assert_eq!(

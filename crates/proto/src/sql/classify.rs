@@ -85,6 +85,10 @@ const LAST_INSERT_VARS: &[&str] = &[
     "@@SESSION.INSERT_ID",
     "@@LOCAL.IDENTITY",
     "@@LOCAL.LAST_INSERT_ID",
+    "@@LOCAL.INSERT_ID",
+    "@@LAST_GTID",
+    "@@SESSION.LAST_GTID",
+    "@@LOCAL.LAST_GTID",
 ];
 
 /// Session variables that read the statement before (`@@warning_count`).
@@ -93,6 +97,8 @@ const PREVIOUS_STATEMENT_VARS: &[&str] = &[
     "@@ERROR_COUNT",
     "@@SESSION.WARNING_COUNT",
     "@@SESSION.ERROR_COUNT",
+    "@@LOCAL.WARNING_COUNT",
+    "@@LOCAL.ERROR_COUNT",
 ];
 
 /// More readings than this (version-gated comments of many versions) and
@@ -367,6 +373,28 @@ fn has_pair(tokens: &[Token], w1: &str, w2: &str) -> bool {
         .any(|p| word(p.first()) == Some(w1) && word(p.get(1)) == Some(w2))
 }
 
+/// A name among `names`, bare or quoted (`` `GET_LOCK`( `` calls the
+/// built-in as `GET_LOCK(` does).
+fn has_name(tokens: &[Token], names: &[&str]) -> bool {
+    tokens.iter().any(|t| match t {
+        Token::Word(w) => names.contains(&w.as_str()),
+        Token::Quoted(q) => names.iter().any(|n| q.eq_ignore_ascii_case(n)),
+        _ => false,
+    })
+}
+
+/// Whether a statement advances or sets a sequence, wherever it stands
+/// (`SET @x = NEXT VALUE FOR s`, `DO NEXTVAL(s)`, Oracle mode's
+/// `s.nextval`, quoted or not).
+fn writes_sequence(t: &[Token]) -> bool {
+    has_name(t, &["NEXTVAL", "SETVAL"])
+        || has_pair(t, "NEXT", "VALUE")
+        || t.windows(2).any(|w| {
+            w[0] == Token::Dot
+                && matches!(&w[1], Token::Word(n) | Token::Quoted(n) if n.eq_ignore_ascii_case("NEXTVAL"))
+        })
+}
+
 fn has_var(tokens: &[Token], vars: &[&str]) -> bool {
     tokens
         .iter()
@@ -429,13 +457,14 @@ fn classify_one(t: &[Token], ctx: &Context) -> Verdict {
             class: Class::Pin(Pin::Lock),
             writes: true,
         },
-        "DO" if has_word(t, LOCK_FUNCTIONS) && stored_calls(t, ctx).is_empty() => {
+        "DO" if has_name(t, LOCK_FUNCTIONS) && stored_calls(t, ctx).is_empty() => {
             Verdict::of(Class::Pin(Pin::Lock))
         }
         _ => Verdict::write(),
     };
-    if !verdict.writes && !stored_calls(t, ctx).is_empty() {
-        // A stored function may write whatever the statement around it is.
+    if !verdict.writes && (writes_sequence(t) || !stored_calls(t, ctx).is_empty()) {
+        // A stored function may write whatever the statement around it is,
+        // and so does a sequence's next value.
         return Verdict::write();
     }
     verdict
@@ -521,24 +550,24 @@ fn classify_read(first: &str, t: &[Token]) -> Verdict {
             writes: false,
         };
     }
-    if has_word(t, LOCK_FUNCTIONS) {
+    if has_name(t, LOCK_FUNCTIONS) {
         return Verdict::of(Class::Pin(Pin::Lock));
     }
     // LAST_INSERT_ID(expr) sets the value later calls read.
     let sets_last_insert = t.windows(3).any(|w| {
-        word(w.first()) == Some("LAST_INSERT_ID")
+        has_name(&w[..1], &["LAST_INSERT_ID"])
             && matches!(w.get(1), Some(Token::Open { .. }))
             && w.get(2) != Some(&Token::Close)
     });
     if sets_last_insert {
         return Verdict::on_writer();
     }
-    let session_result = if has_word(t, &["LAST_INSERT_ID", "LASTVAL"])
+    let session_result = if has_name(t, &["LAST_INSERT_ID", "LASTVAL", "CURRVAL"])
         || has_pair(t, "PREVIOUS", "VALUE")
         || has_var(t, LAST_INSERT_VARS)
     {
         Some(SessionResult::LastInsertId)
-    } else if has_word(t, &["FOUND_ROWS", "ROW_COUNT"]) || has_var(t, PREVIOUS_STATEMENT_VARS) {
+    } else if has_name(t, &["FOUND_ROWS", "ROW_COUNT"]) || has_var(t, PREVIOUS_STATEMENT_VARS) {
         Some(SessionResult::PreviousStatement)
     } else {
         None
@@ -554,8 +583,20 @@ fn classify_set(t: &[Token]) -> Verdict {
     // touches a global.
     if matches!(word(t.first()), Some("STATEMENT" | "PASSWORD" | "ROLE" | "DEFAULT" | "PERSIST" | "PERSIST_ONLY" | "GLOBAL"))
         || has_word(t, &["GLOBAL", "PERSIST", "PERSIST_ONLY"])
-        || t.iter().any(|tok| matches!(tok, Token::Var(v) if v.starts_with("@@GLOBAL.") || v.starts_with("@@PERSIST")))
+        // `@@global .x` (a space or comment before the dot) is the global too.
+        || t.iter().any(|tok| matches!(tok, Token::Var(v) if v == "@@" || v.starts_with("@@GLOBAL") || v.starts_with("@@PERSIST")))
     {
+        // SET STATEMENT ... FOR <stmt> keeps what <stmt> ties to the session.
+        if word(t.first()) == Some("STATEMENT") {
+            if let Some(at) = t.iter().position(|x| word(Some(x)) == Some("FOR")) {
+                if let Class::Pin(pin) = classify_one(&t[at + 1..], &Context::default()).class {
+                    return Verdict {
+                        class: Class::Pin(pin),
+                        writes: true,
+                    };
+                }
+            }
+        }
         return Verdict::write();
     }
     // Turning a read-only session's guard off is a write, however spelled.
@@ -800,6 +841,21 @@ mod tests {
             "SET `transaction_read_only` = 0",
             "START TRANSACTION READ WRITE",
             "SELECT 1 /*! , 2 /*! , 3 */ , 4 */",
+            // The review's findings.
+            "SET @@global .init_connect = 'DELETE FROM t'",
+            "SET @@global/**/.init_connect = 'x'",
+            "SET @a = 1, @@GLOBAL .general_log = 1",
+            "SET @x = NEXT VALUE FOR s",
+            "SET @x = NEXTVAL(s)",
+            "SET @x = (SELECT SETVAL(s, 9))",
+            "DO GET_LOCK('l', 0), NEXTVAL(s)",
+            "DO IS_FREE_LOCK('l'), (SELECT NEXT VALUE FOR s)",
+            "SELECT s.`nextval`",
+            "SELECT db.s.\"NEXTVAL\" FROM dual",
+            "SELECT 1f()",
+            "SELECT app.1f(2)",
+            "SELECT app.123()",
+            "SELECT json_table(1)",
             r#"SELECT 'a\'', "b\"; DELETE FROM t; -- "'"#,
         ] {
             assert!(writes_data(sql), "{sql:?}");

@@ -58,6 +58,9 @@ pub fn stored_calls(t: &[Token], ctx: &Context) -> Vec<String> {
     let mut calls = Vec::new();
     // Which `(`s are JSON_TABLE's, inside which COLUMNS( is grammar.
     let mut json_table: Vec<bool> = Vec::new();
+    // Tokens the CTE look-ahead may scan in all: bounded, so no text costs
+    // more than a few linear passes (past it, a column list is taken for a call).
+    let mut budget = 4 * t.len().min(1 << 16);
     for (i, tok) in t.iter().enumerate() {
         let adjacent = match tok {
             Token::Open { adjacent } => *adjacent,
@@ -70,6 +73,13 @@ pub fn stored_calls(t: &[Token], ctx: &Context) -> Vec<String> {
         let name = match i.checked_sub(1).map(|p| &t[p]) {
             Some(Token::Word(w)) => Some((w.as_str(), false)),
             Some(Token::Quoted(q)) => Some((q.as_str(), true)),
+            // `1f()` or `db.123()`: a name that starts with a digit (a bare
+            // number before `(` is no SQL).
+            Some(Token::Number(n))
+                if !n.bytes().all(|b| b.is_ascii_digit()) || (i >= 2 && t[i - 2] == Token::Dot) =>
+            {
+                Some((n.as_str(), true))
+            }
             _ => None,
         };
         let Some((name, quoted)) = name else {
@@ -79,7 +89,10 @@ pub fn stored_calls(t: &[Token], ctx: &Context) -> Vec<String> {
         let upper = name.to_ascii_uppercase();
         let qualified = i >= 2 && t[i - 2] == Token::Dot;
         let in_json_table = json_table.last() == Some(&true);
-        json_table.push(upper == "JSON_TABLE" || (upper == "COLUMNS" && in_json_table));
+        let from_clause =
+            i >= 2 && matches!(&t[i - 2], Token::Word(w) if w == "FROM" || w == "JOIN");
+        json_table
+            .push((upper == "JSON_TABLE" && from_clause) || (upper == "COLUMNS" && in_json_table));
         if qualified {
             let schema = match t.get(i.wrapping_sub(3)) {
                 Some(Token::Word(w)) => w.clone(),
@@ -101,7 +114,7 @@ pub fn stored_calls(t: &[Token], ctx: &Context) -> Vec<String> {
                 f.spaced
             }
         });
-        if builtin || (!quoted && grammar(t, i, &upper, in_json_table)) {
+        if builtin || (!quoted && grammar(t, i, &upper, in_json_table, &mut budget)) {
             continue;
         }
         let full = ctx
@@ -117,9 +130,13 @@ pub fn stored_calls(t: &[Token], ctx: &Context) -> Vec<String> {
 /// `name(` at `t[i]` that is syntax rather than a call: JSON_TABLE and its
 /// COLUMNS, MATCH ... AGAINST (...), a CTE's column list
 /// (`WITH c (a, b) AS (...)`).
-fn grammar(t: &[Token], i: usize, name: &str, in_json_table: bool) -> bool {
+fn grammar(t: &[Token], i: usize, name: &str, in_json_table: bool, budget: &mut usize) -> bool {
     match name {
-        "JSON_TABLE" => return true,
+        // JSON_TABLE is a table: after FROM or JOIN; elsewhere `json_table(`
+        // reaches a stored function.
+        "JSON_TABLE" => {
+            return i >= 2 && matches!(&t[i - 2], Token::Word(w) if w == "FROM" || w == "JOIN")
+        }
         "COLUMNS" if in_json_table => return true,
         "AGAINST" if i >= 2 && t[i - 2] == Token::Close => return true,
         _ => {}
@@ -135,6 +152,10 @@ fn grammar(t: &[Token], i: usize, name: &str, in_json_table: bool) -> bool {
     }
     let mut depth = 0usize;
     for (j, tok) in t.iter().enumerate().skip(i) {
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
         match tok {
             Token::Open { .. } => depth += 1,
             Token::Close => {
@@ -238,5 +259,18 @@ mod tests {
         assert!(calls("WITH x AS (SELECT 1), c (a) AS (SELECT 2) SELECT * FROM c").is_empty());
         // Outside JSON_TABLE, COLUMNS( is a call.
         assert_eq!(calls("SELECT columns(1)"), ["COLUMNS"]);
+        assert_eq!(calls("SELECT json_table(1)"), ["JSON_TABLE"]);
+        assert_eq!(calls("SELECT 1f()"), ["1F"]);
+        assert_eq!(calls("SELECT app.123()"), ["APP.123"]);
+        assert!(calls("SELECT 1 + (2)").is_empty());
+    }
+
+    /// A CTE-shaped text as long as a packet costs a bounded scan (it was
+    /// quadratic: 38 s for 96 KB).
+    #[test]
+    fn many_cte_like_names_cost_a_bounded_scan() {
+        let sql = format!("WITH {}", ",f(".repeat(200_000));
+        let t = lex(&sql, Dialect::default()).tokens;
+        assert!(!stored_calls(&t, &Context::default()).is_empty());
     }
 }
