@@ -24,6 +24,7 @@ pub mod net;
 pub mod notify;
 pub mod secret;
 pub mod size;
+pub mod state_file;
 
 pub use admin::{ActionError, ActionFuture, Page, PageRequest};
 pub use admin_auth::{AdminAuth, AdminUser};
