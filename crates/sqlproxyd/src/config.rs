@@ -285,6 +285,25 @@ pub struct Failover {
     /// needed for promotion and rejoin.
     pub replication_user: Option<String>,
     pub replication_password: Option<Secret>,
+    /// Which nodes a promotion must lock, and which a proxy must reach to
+    /// keep writing.
+    pub quorum: Quorum,
+}
+
+/// How many nodes stand behind a change of primary (docs/sqlproxyd.md,
+/// "Quorum").
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Quorum {
+    /// A promotion locks a majority of the configured nodes, so a minority
+    /// side of any partition never promotes; a proxy writes only while the
+    /// nodes it cannot reach could not form such a majority.
+    #[default]
+    Majority,
+    /// A promotion locks a majority of the nodes this proxy reaches, and a
+    /// proxy writes whatever it reaches: a data host of two nodes fails
+    /// over, at the risk of two primaries when a partition splits it.
+    Reachable,
 }
 
 impl Default for Failover {
@@ -297,6 +316,7 @@ impl Default for Failover {
             apply_timeout: Duration::from_secs(30),
             replication_user: None,
             replication_password: None,
+            quorum: Quorum::Majority,
         }
     }
 }
@@ -687,6 +707,32 @@ impl DaemonConfig for Config {
                          with only SELECT (and SHOW VIEW) privileges",
                         h.user
                     ),
+                ));
+            }
+            let switches = h.switch_type != SwitchType::None;
+            if switches && h.failover.quorum == Quorum::Majority && h.nodes.len() == 2 {
+                out.push(Invalid::new(
+                    format!("data_hosts[{i}].nodes"),
+                    "two nodes cannot fail over under quorum: majority (the survivor alone is not a \
+                     majority of two): writes stay on the primary while it lives and wait for it \
+                     when it dies; add a third node, or set failover.quorum: reachable and accept \
+                     two primaries if a partition splits the two",
+                ));
+            }
+            if switches && h.failover.quorum == Quorum::Reachable {
+                out.push(Invalid::new(
+                    format!("data_hosts[{i}].failover.quorum"),
+                    "reachable: a proxy cut off with a minority of the nodes can promote one of \
+                     them while the others still write to the old primary (split brain)",
+                ));
+            }
+            if switches && !h.failover.promote && h.nodes.len() > 1 {
+                out.push(Invalid::new(
+                    format!("data_hosts[{i}].failover.promote"),
+                    "false (Mycat's mode): each sqlproxyd keeps its own write node in its \
+                     dnindex.properties; the switch is taken under the same majority lock, but \
+                     several sqlproxyds can still disagree once a partition heals; run one \
+                     sqlproxyd per data host in this mode, or promote: true (the backends decide)",
                 ));
             }
         }

@@ -1,20 +1,33 @@
 //! Carrying out what [`crate::cluster`] decided, on the backends: fencing a
-//! node, promoting a replica, pointing a replica at the primary.
+//! node, and running [`Plan`]s (promotion, switchover, rejoin) under a lock.
 //!
-//! Promotion and re-pointing run under a lock held on a majority of the
-//! live nodes (`GET_LOCK` on each, taken in node order and given up at the
-//! first refusal, so two proxies never both hold a majority and never
-//! deadlock). Under the lock the backends are asked again whether a primary
-//! appeared meanwhile: another proxy may have just promoted one.
+//! The promotion lock is `GET_LOCK` on every configured node at once (never
+//! waiting): a plan runs only while this proxy holds it on a majority of
+//! the configured nodes (`quorum: majority`), so two proxies never both
+//! hold it and a minority side of a partition never gets it. Every
+//! heartbeat reads `IS_USED_LOCK` of it, so a proxy stops writing as soon as
+//! it sees the lock held; a promotion (whose old primary cannot be reached
+//! to make it read-only) waits a whole write lease under the lock before it
+//! changes anything, so that every proxy has seen the lock or lost its
+//! lease. Rejoins take a second lock of their own, which stops no writes.
+//!
+//! While a plan runs it is journaled in the state dir; a proxy that died
+//! half way rolls it back (or forward, if the new primary already took
+//! writes) on its next start.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use hastack_proto::mysql::gtid::GtidPos;
 use hastack_proto::mysql::packets::Capabilities;
+use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::cluster::NodeSpec;
+use crate::config::Quorum;
+use crate::plan::{Op, Outcome, Plan, Recovery, Step};
 use hastack_proto::mysql::client::Credentials;
 
 const UTF8MB4_GENERAL_CI: u8 = 45;
@@ -29,6 +42,52 @@ pub struct Actor {
     pub repl_password: String,
     pub timeout: Duration,
     pub apply_timeout: Duration,
+    pub quorum: Quorum,
+    /// How long a promotion holds the lock before it changes anything:
+    /// the write lease of the other proxies, and one round.
+    pub lease_wait: Duration,
+    /// The plan running now (`plan.<data host>.json` in the state dir).
+    pub journal: PathBuf,
+}
+
+/// The journal's content.
+#[derive(Serialize, Deserialize)]
+struct Journal {
+    plan: Plan,
+    /// The step about to run.
+    next: usize,
+}
+
+/// The lock a promotion, a switchover and Mycat's switch take (MariaDB
+/// allows 64 characters).
+pub fn promotion_lock(data_host: &str) -> String {
+    lock_name("hastack_promote", data_host)
+}
+
+fn rejoin_lock(data_host: &str) -> String {
+    lock_name("hastack_rejoin", data_host)
+}
+
+fn lock_name(what: &str, data_host: &str) -> String {
+    format!("{what}.{data_host}").chars().take(64).collect()
+}
+
+/// The locks held (they last as long as these connections).
+pub struct Locks {
+    name: String,
+    held: Vec<Backend>,
+}
+
+impl Locks {
+    /// Gives the locks back now: closing the connections would too, but
+    /// the server may notice that a moment later, and until then every
+    /// proxy's heartbeat sees the lock held and withholds writes.
+    async fn release(mut self) {
+        let sql = format!("DO RELEASE_LOCK('{}')", sql_escape(&self.name));
+        for b in &mut self.held {
+            let _ = b.run(COM_QUERY, sql.as_bytes()).await;
+        }
+    }
 }
 
 impl Actor {
@@ -53,128 +112,362 @@ impl Actor {
             .context("SET GLOBAL read_only = ON")
     }
 
-    /// Points `node` at `primary` (under the lock). `Ok(false)`: another
-    /// proxy holds the lock and is doing it.
-    pub async fn follow(
-        &self,
-        live: &[usize],
-        node: usize,
-        primary: usize,
-        current_pos: bool,
-    ) -> Result<bool> {
-        let Some(_locks) = self.lock_majority(live).await? else {
-            return Ok(false);
+    /// `GET_LOCK(name, 0)` on every configured node at once. `Err` says why
+    /// not held: another proxy has it somewhere, or too few nodes granted
+    /// it for the quorum.
+    async fn lock(&self, name: &str) -> std::result::Result<Locks, String> {
+        let sql = format!("SELECT GET_LOCK('{}', 0)", sql_escape(name));
+        let tries = (0..self.specs.len()).map(|i| {
+            let sql = sql.clone();
+            async move {
+                let mut b = self.connect(i).await.ok()?;
+                let got = b.query_rows(&sql).await.ok()?;
+                Some((got.scalar() == Some("1"), b))
+            }
+        });
+        let results = futures::future::join_all(tries).await;
+        let reached = results.iter().flatten().count();
+        let mut held = Vec::new();
+        let mut refused = Vec::new();
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Some((true, b)) => held.push(b),
+                Some((false, _)) => refused.push(self.specs[i].name.clone()),
+                None => {}
+            }
+        }
+        let n = self.specs.len();
+        if !refused.is_empty() {
+            return Err(format!(
+                "another sqlproxyd holds the lock {name} on {}",
+                refused.join(", ")
+            ));
+        }
+        let enough = match self.quorum {
+            Quorum::Majority => held.len() * 2 > n,
+            Quorum::Reachable => held.len() * 2 > reached,
         };
-        let mut b = self.connect(node).await?;
-        self.change_master(&mut b, primary, current_pos).await?;
-        Ok(true)
+        if !enough {
+            return Err(format!(
+                "the lock {name} is held on {} of the {n} configured nodes: not a majority",
+                held.len()
+            ));
+        }
+        Ok(Locks {
+            name: name.to_owned(),
+            held,
+        })
+    }
+
+    /// Points `node` at `primary` under the rejoin lock.
+    pub async fn follow(&self, node: usize, primary: usize, current_pos: bool) -> Outcome {
+        let plan = Plan::rejoin(node, primary, current_pos);
+        let locks = match self.lock(&rejoin_lock(&self.data_host)).await {
+            Ok(l) => l,
+            Err(why) => return outcome(&plan, "skipped", None, Some(why), vec![]),
+        };
+        let o = self.execute(&plan).await;
+        locks.release().await;
+        o
     }
 
     /// Promotes `node` in place of the failed `old` and points `repoint`
-    /// at it. `Ok(None)`: not done, and why (lock held elsewhere, or a
-    /// primary appeared meanwhile); `Ok(Some(failures))`: promoted, with
-    /// the re-points that failed.
-    pub async fn promote(
-        &self,
-        live: &[usize],
-        node: usize,
-        repoint: &[usize],
-    ) -> Result<Result<Vec<String>, String>> {
-        let Some(_locks) = self.lock_majority(live).await? else {
-            return Ok(Err(
-                "another sqlproxyd holds the failover lock on the nodes".into(),
-            ));
+    /// at it, under the promotion lock held for a lease first. Skipped (and
+    /// why) when the lock is elsewhere or the backends changed meanwhile.
+    pub async fn promote(&self, node: usize, old: usize, repoint: &[usize]) -> Outcome {
+        let plan = Plan::promotion(node, repoint);
+        let skip = |why: String| outcome(&plan, "skipped", None, Some(why), vec![]);
+        let locks = match self.lock(&promotion_lock(&self.data_host)).await {
+            Ok(l) => l,
+            Err(why) => return skip(why),
         };
-        // Under the lock: did someone else promote already?
-        for &i in live {
-            let mut b = self.connect(i).await?;
-            let vars = b
-                .query_rows("SELECT @@read_only")
-                .await
-                .with_context(|| format!("{}: SELECT @@read_only", self.specs[i].name))?;
-            let links = b.query_rows("SHOW ALL SLAVES STATUS").await?;
-            let replicating = (0..links.rows.len()).any(|r| {
-                links.get(r, "Slave_IO_Running") != Some("No")
-                    || links.get(r, "Slave_SQL_Running") == Some("Yes")
-            });
-            if vars.get(0, "@@read_only") == Some("0") && !replicating {
-                return Ok(Err(format!(
-                    "{} is already writable and replicating from nobody",
-                    self.specs[i].name
-                )));
-            }
+        if self.quorum == Quorum::Majority {
+            tracing::warn!(data_host = %self.data_host, candidate = %self.specs[node].name, wait = ?self.lease_wait, "promotion lock held on a majority; waiting out the other proxies' write leases");
+            tokio::time::sleep(self.lease_wait).await;
         }
-        let name = &self.specs[node].name;
-        let mut b = self.connect(node).await?;
-        // Everything it received must be applied before it takes writes.
-        let status = b.query_rows("SHOW ALL SLAVES STATUS").await?;
-        let received = GtidPos::parse(status.get(0, "Gtid_IO_Pos").unwrap_or(""))?;
-        self.wait_applied(&mut b, &received)
-            .await
-            .context("not promoted")?;
-        make_primary(&mut b, name).await?;
-        tracing::warn!(data_host = %self.data_host, node = %name, applied = %received, "promoted: read_only=OFF, replication reset");
-        let mut failed = Vec::new();
-        for &r in repoint {
-            let result = async {
-                let mut c = self.connect(r).await?;
-                self.change_master(&mut c, node, false).await
+        let o = match self.still_failed(node, old).await {
+            Err(why) => skip(why),
+            Ok(()) => self.execute(&plan).await,
+        };
+        locks.release().await;
+        o
+    }
+
+    /// Under the lock, after the wait: the old primary still does not
+    /// answer, nobody became primary, and `node` still lost it too.
+    async fn still_failed(&self, node: usize, old: usize) -> std::result::Result<(), String> {
+        if self.connect(old).await.is_ok() {
+            return Err(format!(
+                "the old primary {} answers again",
+                self.specs[old].name
+            ));
+        }
+        for i in (0..self.specs.len()).filter(|&i| i != old) {
+            let Ok(mut b) = self.connect(i).await else {
+                continue;
+            };
+            let state = async {
+                let ro = b.query_rows("SELECT @@read_only").await?;
+                let links = b.query_rows("SHOW ALL SLAVES STATUS").await?;
+                anyhow::Ok((ro.scalar() == Some("0"), links))
             }
             .await;
-            match result {
-                Ok(()) => {
-                    tracing::warn!(data_host = %self.data_host, node = %self.specs[r].name, primary = %name, "replica pointed at the new primary")
-                }
-                Err(e) => failed.push(format!("{}: {e:#}", self.specs[r].name)),
+            let Ok((writable, links)) = state else {
+                continue;
+            };
+            let running = |r: usize, c: &str| links.get(r, c) == Some("Yes");
+            let replicating = (0..links.rows.len()).any(|r| {
+                links.get(r, "Slave_IO_Running") != Some("No") || running(r, "Slave_SQL_Running")
+            });
+            if writable && !replicating {
+                return Err(format!(
+                    "{} is already writable and replicating from nobody",
+                    self.specs[i].name
+                ));
+            }
+            if i == node && (0..links.rows.len()).any(|r| running(r, "Slave_IO_Running")) {
+                return Err(format!(
+                    "{} receives from its primary again",
+                    self.specs[i].name
+                ));
             }
         }
-        Ok(Ok(failed))
+        Ok(())
     }
 
     /// A planned switch of the primary from `old` to `target` with no
-    /// write lost: `old` goes read-only, `target` applies everything `old`
-    /// wrote, is promoted, and `old` and `others` follow it. If `target`
-    /// does not catch up within `apply_timeout`, `old` is made writable
-    /// again and nothing else changed.
-    pub async fn switchover(
-        &self,
-        live: &[usize],
-        old: usize,
-        target: usize,
-        others: &[usize],
-    ) -> Result<std::result::Result<(), String>> {
-        let Some(_locks) = self.lock_majority(live).await? else {
-            return Ok(Err(
-                "another sqlproxyd holds the failover lock on the nodes".into(),
-            ));
+    /// write lost, under the promotion lock. `old` is reachable and goes
+    /// read-only first, so no lease needs waiting out.
+    pub async fn switchover(&self, old: usize, target: usize, others: &[usize]) -> Outcome {
+        let plan = Plan::switchover(old, target, others);
+        let locks = match self.lock(&promotion_lock(&self.data_host)).await {
+            Ok(l) => l,
+            Err(why) => return outcome(&plan, "skipped", None, Some(why), vec![]),
         };
-        let (old_name, name) = (&self.specs[old].name, &self.specs[target].name);
-        let mut o = self.connect(old).await?;
-        o.run(COM_QUERY, b"SET GLOBAL read_only = ON")
-            .await
-            .with_context(|| format!("{old_name}: SET GLOBAL read_only = ON"))?;
-        let written = o.query_rows("SELECT @@gtid_binlog_pos").await?;
-        let written = GtidPos::parse(written.scalar().unwrap_or(""))?;
-        let mut t = self.connect(target).await?;
-        let caught_up = self.wait_applied(&mut t, &written).await;
-        if let Err(e) = caught_up {
-            // Back as it was: the old primary takes writes again.
-            let undo = o.run(COM_QUERY, b"SET GLOBAL read_only = OFF").await;
-            if let Err(u) = undo {
-                tracing::error!(data_host = %self.data_host, node = %old_name, "cannot make the old primary writable again: {u:#}");
+        let o = self.execute(&plan).await;
+        locks.release().await;
+        o
+    }
+
+    /// Mycat's mode: takes the promotion lock and holds it for a lease, so
+    /// that no other proxy writes to the failed node meanwhile; the caller
+    /// then moves its writes.
+    pub async fn switch_write_node(&self) -> std::result::Result<(), String> {
+        let locks = self.lock(&promotion_lock(&self.data_host)).await?;
+        if self.quorum == Quorum::Majority {
+            tokio::time::sleep(self.lease_wait).await;
+        }
+        locks.release().await;
+        Ok(())
+    }
+
+    /// Runs `plan`, journaled: on a failure before its point of no return
+    /// the done steps are undone (newest first); after it, the failure is
+    /// reported and the remaining steps still run.
+    async fn execute(&self, plan: &Plan) -> Outcome {
+        let mut conns = HashMap::new();
+        let mut degraded: Option<(String, String)> = None;
+        for (k, step) in plan.steps.iter().enumerate() {
+            if k <= plan.commit {
+                if let Err(e) = self.journal(plan, k) {
+                    // Without a journal a crash could leave the nodes half
+                    // way: do not start (or go on) blind.
+                    let why = format!("cannot write {}: {e}", self.journal.display());
+                    let undo = self
+                        .undo(&plan.rollback(k.saturating_sub(1)), &mut conns)
+                        .await;
+                    let result = match (k, undo.is_empty()) {
+                        (0, _) => "skipped",
+                        (_, true) => "rolled_back",
+                        (_, false) => "rollback_failed",
+                    };
+                    return outcome(plan, result, None, Some(why), undo);
+                }
             }
-            return Err(e.context(format!(
-                "switchover to {name} abandoned; {old_name} stays primary"
-            )));
+            if let Err(e) = self.run_step(step, &mut conns).await {
+                let shown = self.shown(step);
+                tracing::error!(data_host = %self.data_host, plan = plan.kind.name(), step = %shown, "plan step failed: {e:#}");
+                if k < plan.commit {
+                    let undo = self.undo(&plan.rollback(k), &mut conns).await;
+                    self.clear_journal();
+                    let result = if undo.is_empty() {
+                        "rolled_back"
+                    } else {
+                        "rollback_failed"
+                    };
+                    return outcome(plan, result, Some(shown), Some(format!("{e:#}")), undo);
+                }
+                degraded.get_or_insert((shown, format!("{e:#}")));
+            }
         }
-        make_primary(&mut t, name).await?;
-        tracing::warn!(data_host = %self.data_host, old = %old_name, primary = %name, applied = %written, "switchover: promoted");
-        self.change_master(&mut o, target, true).await?;
-        for &r in others {
-            let mut c = self.connect(r).await?;
-            self.change_master(&mut c, target, false).await?;
+        self.clear_journal();
+        match degraded {
+            None => outcome(plan, "ok", None, None, vec![]),
+            Some((step, e)) => outcome(plan, "degraded", Some(step), Some(e), vec![]),
         }
-        Ok(Ok(()))
+    }
+
+    /// Runs undo steps, each whatever the others did; the errors.
+    async fn undo(&self, steps: &[Step], conns: &mut HashMap<usize, Backend>) -> Vec<String> {
+        let mut errors = Vec::new();
+        for s in steps {
+            // A connection that failed the step may be broken: fresh one.
+            conns.remove(&s.node);
+            match self.run_step(s, conns).await {
+                Ok(()) => {
+                    tracing::warn!(data_host = %self.data_host, step = %self.shown(s), "undone")
+                }
+                Err(e) => {
+                    tracing::error!(data_host = %self.data_host, step = %self.shown(s), "undo failed: {e:#}");
+                    errors.push(format!("{}: {e:#}", self.shown(s)));
+                }
+            }
+        }
+        errors
+    }
+
+    /// A plan left in the journal by a proxy that stopped half way, rolled
+    /// back or forward. `None`: no journal, or the nodes cannot be reached
+    /// or locked yet (tried again next round).
+    pub async fn recover(&self) -> Option<Outcome> {
+        let text = match std::fs::read_to_string(&self.journal) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::error!(data_host = %self.data_host, "cannot read {}: {e}", self.journal.display());
+                return None;
+            }
+        };
+        let Ok(j) = serde_json::from_str::<Journal>(&text) else {
+            tracing::error!(data_host = %self.data_host, "{} is not a plan journal; moved aside", self.journal.display());
+            let _ = std::fs::rename(&self.journal, self.journal.with_extension("json.bad"));
+            return None;
+        };
+        let Ok(locks) = self.lock(&promotion_lock(&self.data_host)).await else {
+            return None;
+        };
+        let result = self.recover_plan(j).await;
+        locks.release().await;
+        result
+    }
+
+    async fn recover_plan(&self, j: Journal) -> Option<Outcome> {
+        let plan = j.plan;
+        let target_writable = match self.connect(plan.target).await {
+            Ok(mut b) => match b.query_rows("SELECT @@read_only").await {
+                Ok(r) => r.scalar() == Some("0"),
+                Err(_) => return None,
+            },
+            Err(_) => return None,
+        };
+        let recovery = plan.recover(j.next, target_writable);
+        tracing::warn!(data_host = %self.data_host, plan = plan.kind.name(), step = j.next, ?recovery, "found an interrupted plan in the journal");
+        let result = match recovery {
+            Recovery::Forward => outcome(&plan, "recovered_forward", None, None, vec![]),
+            Recovery::Rollback(steps) => {
+                let errors = self.undo(&steps, &mut HashMap::new()).await;
+                let result = if errors.is_empty() {
+                    "rolled_back"
+                } else {
+                    "rollback_failed"
+                };
+                outcome(&plan, result, None, None, errors)
+            }
+        };
+        self.clear_journal();
+        Some(result)
+    }
+
+    fn journal(&self, plan: &Plan, next: usize) -> std::io::Result<()> {
+        let j = Journal {
+            plan: plan.clone(),
+            next,
+        };
+        let text = serde_json::to_vec_pretty(&j).map_err(std::io::Error::other)?;
+        hastack_rt::state_file::replace(&self.journal, &text)
+    }
+
+    fn clear_journal(&self) {
+        if let Err(e) = hastack_rt::state_file::remove(&self.journal) {
+            tracing::error!(data_host = %self.data_host, "cannot remove {}: {e}; the next start will recover the plan again", self.journal.display());
+        }
+    }
+
+    /// A step as the logs and `show @@datasource` show it.
+    fn shown(&self, s: &Step) -> String {
+        let name = &self.specs[s.node].name;
+        let sql = match s.op {
+            Op::ReadOnly(true) => "SET GLOBAL read_only = ON".to_owned(),
+            Op::ReadOnly(false) => "SET GLOBAL read_only = OFF".to_owned(),
+            Op::StopReplication => "STOP ALL SLAVES".to_owned(),
+            Op::StartReplication => "START ALL SLAVES".to_owned(),
+            Op::ResetReplication => "RESET SLAVE ALL".to_owned(),
+            Op::WaitOwnReceived => "MASTER_GTID_WAIT(its Gtid_IO_Pos)".to_owned(),
+            Op::WaitApplied { of } => {
+                format!(
+                    "MASTER_GTID_WAIT(@@gtid_binlog_pos of {})",
+                    self.specs[of].name
+                )
+            }
+            Op::Follow { primary, .. } => {
+                format!("CHANGE MASTER TO {}", self.specs[primary].name)
+            }
+        };
+        format!("{name}: {sql}")
+    }
+
+    async fn run_step(&self, s: &Step, conns: &mut HashMap<usize, Backend>) -> Result<()> {
+        let result = self.run_op(s, conns).await;
+        if result.is_err() {
+            conns.remove(&s.node);
+        }
+        result
+    }
+
+    async fn run_op(&self, s: &Step, conns: &mut HashMap<usize, Backend>) -> Result<()> {
+        // Read before the node's connection is borrowed.
+        let pos = match s.op {
+            Op::WaitApplied { of } => {
+                let b = self.conn(of, conns).await?;
+                let rows = b.query_rows("SELECT @@gtid_binlog_pos").await?;
+                Some(GtidPos::parse(rows.scalar().unwrap_or(""))?)
+            }
+            _ => None,
+        };
+        let b = self.conn(s.node, conns).await?;
+        match s.op {
+            Op::ReadOnly(true) => b.run(COM_QUERY, b"SET GLOBAL read_only = ON").await,
+            Op::ReadOnly(false) => b.run(COM_QUERY, b"SET GLOBAL read_only = OFF").await,
+            Op::StopReplication => b.run(COM_QUERY, b"STOP ALL SLAVES").await,
+            Op::StartReplication => b.run(COM_QUERY, b"START ALL SLAVES").await,
+            Op::ResetReplication => b.run(COM_QUERY, b"RESET SLAVE ALL").await,
+            Op::WaitOwnReceived => {
+                let status = b.query_rows("SHOW ALL SLAVES STATUS").await?;
+                let received = GtidPos::parse(status.get(0, "Gtid_IO_Pos").unwrap_or(""))?;
+                self.wait_applied(b, &received).await
+            }
+            Op::WaitApplied { .. } => {
+                let pos = pos.unwrap_or_default();
+                self.wait_applied(b, &pos).await
+            }
+            Op::Follow {
+                primary,
+                current_pos,
+            } => self.change_master(b, primary, current_pos).await,
+        }
+    }
+
+    async fn conn<'a>(
+        &self,
+        node: usize,
+        conns: &'a mut HashMap<usize, Backend>,
+    ) -> Result<&'a mut Backend> {
+        if let std::collections::hash_map::Entry::Vacant(e) = conns.entry(node) {
+            e.insert(self.connect(node).await?);
+        }
+        conns
+            .get_mut(&node)
+            .ok_or_else(|| anyhow!("no connection to node {node}"))
     }
 
     /// `MASTER_GTID_WAIT` on `b` for `pos`, bounded by `apply_timeout`.
@@ -230,47 +523,23 @@ impl Actor {
         }
         Ok(())
     }
-
-    /// `GET_LOCK` on the live nodes in order, stopping at the first
-    /// refusal; `None` when that leaves less than a majority. The locks
-    /// last as long as the returned connections.
-    async fn lock_majority(&self, live: &[usize]) -> Result<Option<Vec<Backend>>> {
-        let name = lock_name(&self.data_host);
-        let mut held = Vec::new();
-        for &i in live {
-            let Ok(mut b) = self.connect(i).await else {
-                break;
-            };
-            let got = b
-                .query_rows(&format!("SELECT GET_LOCK('{}', 0)", sql_escape(&name)))
-                .await
-                .ok()
-                .and_then(|r| r.scalar().map(str::to_owned));
-            if got.as_deref() != Some("1") {
-                break;
-            }
-            held.push(b);
-        }
-        if held.len() * 2 > live.len() {
-            Ok(Some(held))
-        } else {
-            Ok(None)
-        }
-    }
 }
 
-/// Turns a caught-up replica into a primary: no replication, writable.
-async fn make_primary(b: &mut Backend, name: &str) -> Result<()> {
-    for sql in [
-        "STOP ALL SLAVES",
-        "RESET SLAVE ALL",
-        "SET GLOBAL read_only = OFF",
-    ] {
-        b.run(COM_QUERY, sql.as_bytes())
-            .await
-            .with_context(|| format!("{name}: {sql}"))?;
+fn outcome(
+    plan: &Plan,
+    result: &'static str,
+    failed_step: Option<String>,
+    error: Option<String>,
+    rollback_errors: Vec<String>,
+) -> Outcome {
+    Outcome {
+        kind: plan.kind.name(),
+        result,
+        failed_step,
+        error,
+        rollback_errors,
+        at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     }
-    Ok(())
 }
 
 /// A connection to `spec` for the proxy's own queries.
@@ -293,14 +562,6 @@ pub async fn connect_as(
 
 const COM_QUERY: u8 = 0x03;
 
-/// The name of the failover lock of a data host (MariaDB allows 64 chars).
-fn lock_name(data_host: &str) -> String {
-    format!("hastack_failover.{data_host}")
-        .chars()
-        .take(64)
-        .collect()
-}
-
 /// A value for a single-quoted SQL string literal.
 fn sql_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('\'', "\\'")
@@ -313,7 +574,8 @@ mod tests {
     #[test]
     fn quoting_and_lock_names() {
         assert_eq!(sql_escape(r"it's \ok"), r"it\'s \\ok");
-        assert_eq!(lock_name("dh1"), "hastack_failover.dh1");
-        assert_eq!(lock_name(&"x".repeat(100)).len(), 64);
+        assert_eq!(promotion_lock("dh1"), "hastack_promote.dh1");
+        assert_eq!(promotion_lock(&"x".repeat(100)).len(), 64);
+        assert_ne!(promotion_lock("dh1"), rejoin_lock("dh1"));
     }
 }

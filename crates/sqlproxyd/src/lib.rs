@@ -16,7 +16,8 @@
 //! - [`cluster`]: who is primary, who may read, what to repair (pure).
 //! - [`health`]: whether a load balancer should send us clients (pure).
 //! - [`monitor`]: the heartbeat of a data host, driving [`cluster`].
-//! - [`failover`]: fencing, promotion and re-pointing on the backends.
+//! - [`plan`]: promotion, switchover and rejoin as steps with undos (pure).
+//! - [`failover`]: fencing, the promotion lock, and plans run on the backends.
 //! - [`dnindex`]: the persisted write node (Mycat's dnindex.properties).
 //! - [`admin`]: the MySQL-protocol admin port (Mycat-style `show @@...`).
 //! - [`registry`]: the sessions open now.
@@ -43,6 +44,7 @@ pub mod import_mycat;
 pub mod limits;
 pub mod metrics;
 pub mod monitor;
+pub mod plan;
 pub mod pool;
 pub mod probe;
 pub mod proxy_header;

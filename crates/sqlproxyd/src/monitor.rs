@@ -20,7 +20,8 @@ use crate::cluster::{Action, Cluster, NodeSpec, Policy, State, View};
 use crate::config;
 use crate::failover::{connect_as, Actor};
 use crate::metrics::{Metrics, NodeLabels};
-use crate::probe::{Report, VARS};
+use crate::plan::Outcome;
+use crate::probe::{vars_query, Report};
 
 /// A running heartbeat: its published view, and what it was started from
 /// (a reload keeps it when that did not change).
@@ -95,6 +96,12 @@ struct Task {
     timeout: Duration,
     cluster: Cluster,
     actor: Arc<Actor>,
+    /// The heartbeat's variables query (with the promotion lock's name).
+    vars: String,
+    /// How the last plan ended, shown with every view.
+    last_operation: Option<Outcome>,
+    /// A plan journal was left by an earlier run: recover it first.
+    recovering: bool,
     state_file: PathBuf,
     metrics: Metrics,
     tx: watch::Sender<View>,
@@ -137,6 +144,8 @@ impl Task {
             max_replica_lag: h.max_replica_lag.get(),
             min_switch_interval: h.failover.min_switch_interval.get(),
             reads_fall_back_to_primary: h.reads_fall_back_to_primary,
+            quorum: h.failover.quorum,
+            lease: lease(h),
         };
         let (user, password) = match (&h.heartbeat.user, &h.heartbeat.password) {
             (Some(u), Some(p)) => (u.clone(), p.expose().to_owned()),
@@ -156,7 +165,11 @@ impl Task {
                 .unwrap_or_default(),
             timeout: h.heartbeat.timeout.get().max(h.connect_timeout.get()),
             apply_timeout: h.failover.apply_timeout.get(),
+            quorum: h.failover.quorum,
+            lease_wait: lease(h) + round(h),
+            journal: state_dir.join(journal_name(&h.name)),
         };
+        let recovering = actor.journal.exists();
         Task {
             name: h.name.clone(),
             query: h.heartbeat.query.clone(),
@@ -164,6 +177,9 @@ impl Task {
             timeout: h.heartbeat.timeout.get(),
             cluster: Cluster::new(specs, policy, persisted),
             actor: Arc::new(actor),
+            vars: vars_query(&crate::failover::promotion_lock(&h.name)),
+            last_operation: None,
+            recovering,
             state_file,
             metrics,
             tx,
@@ -179,6 +195,8 @@ impl Task {
         let mut answer: Option<(Reply, Result<String, String>)> = None;
         loop {
             let started = tokio::time::Instant::now();
+            // Leases count from the round's start: every answer came after.
+            let round_started = Instant::now();
             let timed = tokio::select! {
                 r = self.probe_all(&mut conns) => r,
                 _ = stop.cancelled() => return,
@@ -192,7 +210,8 @@ impl Task {
                 took.push(t);
                 round.push(result);
             }
-            let (mut view, actions) = self.cluster.observe(round, Instant::now());
+            let (mut view, actions) = self.cluster.observe(round, round_started);
+            view.last_operation = self.last_operation.clone();
             for (i, v) in view.nodes.iter_mut().enumerate() {
                 v.probe_ms = Some(u64::try_from(took[i].as_millis()).unwrap_or(u64::MAX));
                 v.last_ok = last_ok[i].map(|t| humantime::format_rfc3339_seconds(t).to_string());
@@ -203,6 +222,12 @@ impl Task {
             // A switchover answers once routing has the new primary.
             if let Some((reply, result)) = answer.take() {
                 let _ = reply.send(result);
+            }
+            if self.recovering {
+                if let Some(o) = self.actor.recover().await {
+                    self.recovering = false;
+                    self.finished(o);
+                }
             }
             let acted = !actions.is_empty();
             for action in actions {
@@ -260,7 +285,7 @@ impl Task {
                 anyhow::bail!("no connection");
             };
             b.query_rows(&self.query).await?;
-            let vars = b.query_rows(VARS).await?;
+            let vars = b.query_rows(&self.vars).await?;
             let links = match b.query_rows("SHOW ALL SLAVES STATUS").await {
                 Ok(rows) => Some(rows),
                 Err(e) if is_denied(&e) => None,
@@ -393,45 +418,46 @@ impl Task {
             tracing::warn!(data_host = %self.name, "writes still in flight after {DRAIN_LIMIT:?}; switching anyway (they get the old primary's read-only error)");
         }
         tracing::warn!(data_host = %self.name, old = %specs[old].name, new = %target.name, "switchover: writes paused");
-        match self.actor.switchover(&live, old, to, &others).await {
-            Ok(Ok(())) => {
-                let took = Instant::now().saturating_duration_since(started);
-                tracing::warn!(data_host = %self.name, primary = %target.name, took = ?took, "switchover done");
-                Ok(format!(
-                    "{} is the primary; {} replicates from it (writes paused {took:.2?})",
-                    target.name, specs[old].name
-                ))
+        let o = self.actor.switchover(old, to, &others).await;
+        let took = Instant::now().saturating_duration_since(started);
+        let ok = matches!(o.result, "ok" | "degraded");
+        let said = describe(&o);
+        self.finished(o);
+        if ok {
+            tracing::warn!(data_host = %self.name, primary = %target.name, took = ?took, "switchover done");
+            Ok(format!(
+                "{} is the primary; {} replicates from it (writes paused {took:.2?}){said}",
+                target.name, specs[old].name
+            ))
+        } else {
+            self.tx.send_replace(view.clone());
+            Err(said.trim_start_matches("; ").to_owned())
+        }
+    }
+
+    /// Records how a plan ended: the log, the counter, every view after.
+    fn finished(&mut self, o: Outcome) {
+        let line = describe(&o);
+        match o.result {
+            "ok" | "skipped" | "recovered_forward" => {
+                tracing::info!(data_host = %self.name, plan = o.kind, result = o.result, "plan {}{line}", o.result)
             }
-            Ok(Err(why)) => {
-                self.tx.send_replace(view.clone());
-                Err(why)
+            _ => {
+                tracing::error!(data_host = %self.name, plan = o.kind, result = o.result, "plan {}{line}", o.result)
             }
-            Err(e) => {
-                self.tx.send_replace(view.clone());
-                Err(format!("{e:#}"))
-            }
+        }
+        self.metrics.ha_event(&self.name, o.kind, o.result);
+        // A skipped plan (the lock elsewhere) is routine: keep the last
+        // real outcome on show.
+        if o.result != "skipped" {
+            self.last_operation = Some(o);
         }
     }
 
     async fn act(&mut self, action: Action) {
         let specs = self.cluster.specs().to_vec();
-        let live: Vec<usize> = (0..specs.len())
-            .filter(|&i| self.cluster.alive(i))
-            .collect();
         match action {
-            Action::Persist { index } => {
-                let result = crate::dnindex::write(&self.state_file, &self.name, index);
-                match &result {
-                    Ok(()) => {
-                        tracing::info!(data_host = %self.name, index, file = %self.state_file.display(), "write node index persisted")
-                    }
-                    Err(e) => {
-                        tracing::error!(data_host = %self.name, index, "cannot persist the write node index: {e:#}")
-                    }
-                }
-                self.metrics
-                    .ha_event(&self.name, "persist", outcome(result.is_ok()));
-            }
+            Action::Persist { index } => self.persist(index),
             Action::Fence { node } => {
                 let result = self.actor.fence(node).await;
                 match &result {
@@ -450,48 +476,98 @@ impl Task {
                 primary,
                 current_pos,
             } => {
-                let result = self.actor.follow(&live, node, primary, current_pos).await;
-                let (name, p) = (&specs[node].name, &specs[primary].name);
-                let r = match result {
-                    Ok(true) => {
-                        tracing::warn!(data_host = %self.name, node = %name, primary = %p, gtid = if current_pos { "current_pos" } else { "slave_pos" }, "pointed at the primary; readmitted once caught up");
-                        "ok"
-                    }
-                    Ok(false) => "skipped",
-                    Err(e) => {
-                        tracing::error!(data_host = %self.name, node = %name, primary = %p, "cannot point it at the primary: {e:#}");
-                        "failed"
-                    }
-                };
-                self.metrics.ha_event(&self.name, "follow", r);
+                let o = self.actor.follow(node, primary, current_pos).await;
+                if o.result == "ok" {
+                    tracing::warn!(data_host = %self.name, node = %specs[node].name, primary = %specs[primary].name, gtid = if current_pos { "current_pos" } else { "slave_pos" }, "pointed at the primary; readmitted once caught up");
+                }
+                self.finished(o);
             }
             Action::Promote { node, old, repoint } => {
                 let (name, old_name) = (&specs[node].name, &specs[old].name);
                 tracing::warn!(data_host = %self.name, failed = %old_name, candidate = %name, "primary failed: promoting");
                 let started = Instant::now();
-                let result = self.actor.promote(&live, node, &repoint).await;
+                let o = self.actor.promote(node, old, &repoint).await;
                 let took = Instant::now().saturating_duration_since(started);
-                let r = match result {
-                    Ok(Ok(failed)) => {
-                        tracing::warn!(data_host = %self.name, primary = %name, took = ?took, "promotion done");
-                        for f in failed {
-                            tracing::error!(data_host = %self.name, "replica not pointed at the new primary (retried): {f}");
-                        }
-                        "ok"
+                if matches!(o.result, "ok" | "degraded") {
+                    tracing::warn!(data_host = %self.name, primary = %name, took = ?took, "promotion done");
+                }
+                self.finished(o);
+            }
+            Action::Switch { index, old } => {
+                let (name, old_name) = (&specs[index].name, &specs[old].name);
+                match self.actor.switch_write_node().await {
+                    Ok(()) => {
+                        tracing::warn!(data_host = %self.name, failed = %old_name, write_node = %name, "write node switched (Mycat's mode)");
+                        self.cluster.switched(index, Instant::now());
+                        self.persist(index);
+                        self.metrics.ha_event(&self.name, "switch", "ok");
                     }
-                    Ok(Err(why)) => {
-                        tracing::info!(data_host = %self.name, candidate = %name, "promotion not done here: {why}");
-                        "skipped"
+                    Err(why) => {
+                        tracing::info!(data_host = %self.name, write_node = %name, "write node not switched here: {why}");
+                        self.metrics.ha_event(&self.name, "switch", "skipped");
                     }
-                    Err(e) => {
-                        tracing::error!(data_host = %self.name, candidate = %name, "promotion failed: {e:#}");
-                        "failed"
-                    }
-                };
-                self.metrics.ha_event(&self.name, "promote", r);
+                }
             }
         }
     }
+
+    fn persist(&self, index: usize) {
+        let result = crate::dnindex::write(&self.state_file, &self.name, index);
+        match &result {
+            Ok(()) => {
+                tracing::info!(data_host = %self.name, index, file = %self.state_file.display(), "write node index persisted")
+            }
+            Err(e) => {
+                tracing::error!(data_host = %self.name, index, "cannot persist the write node index: {e:#}")
+            }
+        }
+        self.metrics
+            .ha_event(&self.name, "persist", outcome(result.is_ok()));
+    }
+}
+
+/// A plan's outcome after its kind and result: "; step ...: error".
+fn describe(o: &Outcome) -> String {
+    let mut out = String::new();
+    if let Some(step) = &o.failed_step {
+        out.push_str(&format!("; failed at {step}"));
+    }
+    if let Some(e) = &o.error {
+        out.push_str(&format!("; {e}"));
+    }
+    if !o.rollback_errors.is_empty() {
+        out.push_str(&format!(
+            "; NOT undone (fix by hand): {}",
+            o.rollback_errors.join("; ")
+        ));
+    }
+    out
+}
+
+/// How long a round that reached enough nodes lets writes go on:
+/// `fail_count` rounds (a round lasts the interval, or the timeout when a
+/// node does not answer).
+fn lease(h: &config::DataHost) -> Duration {
+    round(h) * h.heartbeat.fail_count.max(1)
+}
+
+fn round(h: &config::DataHost) -> Duration {
+    h.heartbeat.interval.get().max(h.heartbeat.timeout.get())
+}
+
+/// The plan journal's file name in the state dir.
+fn journal_name(data_host: &str) -> String {
+    let safe: String = data_host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("plan.{safe}.json")
 }
 
 fn outcome(ok: bool) -> &'static str {
@@ -516,12 +592,19 @@ pub async fn wait_primary(
     view: &mut watch::Receiver<View>,
     wait: Duration,
 ) -> Result<usize, String> {
-    let waited = tokio::time::timeout(wait, view.wait_for(|v| v.primary.is_some()))
+    let waited = tokio::time::timeout(wait, view.wait_for(|v| v.writer(Instant::now()).is_some()))
         .await
-        .map(|r| r.map(|v| v.primary));
+        .map(|r| r.map(|v| v.writer(Instant::now())));
     match waited {
         Ok(Ok(Some(p))) => Ok(p),
-        Ok(Ok(None)) | Err(_) => Err(view.borrow().no_primary.clone()),
+        Ok(Ok(None)) | Err(_) => {
+            let v = view.borrow();
+            Err(if v.primary.is_some() {
+                "this proxy's write lease ran out (it reached too few nodes for a round; see /status)".into()
+            } else {
+                v.no_primary.clone()
+            })
+        }
         Ok(Err(_)) => Err("the heartbeat of this data host stopped".into()),
     }
 }

@@ -8,9 +8,16 @@ use std::net::SocketAddr;
 use hastack_proto::mysql::gtid::{GtidPos, GtidState};
 use hastack_proto::mysql::rows::Rows;
 
-/// The variables a heartbeat reads, in the order [`Report::from_rows`] expects.
-pub const VARS: &str =
-    "SELECT @@read_only, @@server_id, @@gtid_binlog_pos, @@gtid_current_pos, @@gtid_binlog_state";
+/// The variables a heartbeat reads, in the order [`Report::from_rows`]
+/// expects, ending with whether someone holds `lock` (the data host's
+/// promotion lock, [`crate::failover::promotion_lock`]): a proxy that sees it
+/// held stops writing at once, because a promotion may be under way.
+pub fn vars_query(lock: &str) -> String {
+    format!(
+        "SELECT @@read_only, @@server_id, @@gtid_binlog_pos, @@gtid_current_pos, @@gtid_binlog_state, IS_USED_LOCK('{}')",
+        lock.replace('\\', "\\\\").replace('\'', "\\'")
+    )
+}
 
 /// A heartbeat that answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +32,8 @@ pub struct Report {
     pub gtid_binlog_state: GtidState,
     /// `None` when the monitor account may not read replication status.
     pub links: Option<Vec<Link>>,
+    /// Someone holds the data host's promotion lock on this node.
+    pub promotion_locked: bool,
 }
 
 /// One replication connection of a node.
@@ -76,6 +85,7 @@ impl Report {
             gtid_current_pos: gtid(3)?,
             gtid_binlog_state: GtidState::parse(v(4).unwrap_or("")).map_err(|e| e.to_string())?,
             links: links.map(parse_links).transpose()?,
+            promotion_locked: v(5).is_some(),
         })
     }
 

@@ -738,6 +738,22 @@ impl Session {
             };
             let shift = *renumber.get_or_insert(reply_seq.wrapping_sub(p.seq));
             p.seq = p.seq.wrapping_add(shift);
+            if !forwarded && target == Target::Write && !self.host.lease_holds() {
+                // The primary answered after this proxy's write lease ran
+                // out: another proxy may have promoted a node meanwhile, so
+                // this write (if it was one) must not count as acknowledged.
+                // The connection goes: what it held is not ours to vouch for.
+                self.lost_connection(target);
+                send_err(
+                    &mut self.client,
+                    reply_seq,
+                    2013,
+                    "HY000",
+                    "sqlproxyd: the outcome of this statement is unknown: this proxy's write lease on the primary ran out while it ran (it reached too few nodes; a promotion may be under way elsewhere); check its effect, then retry",
+                )
+                .await?;
+                return Ok(Forwarded::Done { ok: false });
+            }
             let step = reply.step(&p.payload);
             let closes = closes_connection(&p.payload);
             if !forwarded

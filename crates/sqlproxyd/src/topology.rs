@@ -87,7 +87,13 @@ impl DataHost {
 
     /// The node writes go to now, if there is one.
     pub fn writer(&self) -> Option<usize> {
-        self.view.borrow().primary
+        self.view.borrow().writer(std::time::Instant::now())
+    }
+
+    /// Whether this proxy's write lease holds now (a reply to a write that
+    /// arrives after it ran out is not passed on as a success).
+    pub fn lease_holds(&self) -> bool {
+        self.view.borrow().lease.allows(std::time::Instant::now())
     }
 
     /// The node writes go to, waiting up to `primary_wait` while there is
@@ -138,7 +144,7 @@ impl DataHost {
     /// the other readable candidates, then (when allowed) the primary.
     pub fn read_order(&self) -> Vec<usize> {
         let view = self.view.borrow();
-        let writer = view.primary;
+        let writer = view.writer(std::time::Instant::now());
         let roles: Vec<Role> = self.nodes.iter().map(|n| n.role).collect();
         let weights: Vec<u32> = self.nodes.iter().map(|n| n.weight).collect();
         let candidates: Vec<usize> = read_candidates(self.balance, &roles, writer)

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::config::{Role, SwitchType};
+use crate::config::{Quorum, Role, SwitchType};
 use crate::probe::{IoThread, Report};
 
 /// A configured node.
@@ -35,6 +35,11 @@ pub struct Policy {
     pub max_replica_lag: Duration,
     pub min_switch_interval: Duration,
     pub reads_fall_back_to_primary: bool,
+    pub quorum: Quorum,
+    /// How long a round that reached enough nodes lets writes go on
+    /// ([`Lease`]): `fail_count` rounds, so one slow round does not stop
+    /// writes but a proxy cut off from the majority stops within it.
+    pub lease: Duration,
 }
 
 /// A node's state, as `show @@datasource` and `/status` show it.
@@ -85,6 +90,47 @@ pub struct View {
     /// still replicates from it): only this proxy's path to it failed, so
     /// clients are better served by another proxy (`GET /health` answers 503).
     pub cut_off: Option<String>,
+    /// Until when `primary` may take writes from this proxy.
+    #[serde(skip)]
+    pub lease: Lease,
+    /// How the last promotion, switchover or rejoin run by this proxy
+    /// ended (filled in by the monitor).
+    pub last_operation: Option<crate::plan::Outcome>,
+}
+
+/// Until when writes may go to the primary. Under `quorum: majority` a
+/// promotion holds the promotion lock on a majority of the configured nodes
+/// for a whole lease before it changes anything, and a proxy renews its
+/// lease only from a round in which the nodes it could not reach were too
+/// few to form that majority and none it reached showed the lock held. So
+/// by the time a node is promoted, every proxy that could still write to
+/// the old primary has either seen the lock or let its lease run out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Lease {
+    /// Not granted (lost quorum, or a promotion lock was seen).
+    #[default]
+    None,
+    Until(Instant),
+    /// `quorum: reachable`: writes are not bounded by a lease.
+    Unbounded,
+}
+
+impl Lease {
+    pub fn allows(self, now: Instant) -> bool {
+        match self {
+            Lease::None => false,
+            Lease::Until(t) => now < t,
+            Lease::Unbounded => true,
+        }
+    }
+}
+
+impl View {
+    /// The node writes may go to at `now`: the primary, while the lease
+    /// holds.
+    pub fn writer(&self, now: Instant) -> Option<usize> {
+        self.primary.filter(|_| self.lease.allows(now))
+    }
 }
 
 impl View {
@@ -107,6 +153,8 @@ impl View {
             ],
             round: 0,
             cut_off: None,
+            lease: Lease::None,
+            last_operation: None,
         }
     }
 }
@@ -132,6 +180,10 @@ pub enum Action {
     },
     /// Write `index` to dnindex.properties.
     Persist { index: usize },
+    /// Mycat's mode: move writes from the failed write node `old` to
+    /// `index`, under the promotion lock held for a lease; reported back
+    /// with [`Cluster::switched`].
+    Switch { index: usize, old: usize },
 }
 
 /// How long a failed `Follow` waits before it is tried again.
@@ -153,6 +205,11 @@ pub struct Cluster {
     round: u64,
     /// This round's [`View::cut_off`].
     cut_off: Option<String>,
+    lease: Lease,
+    /// Why the lease was not renewed this round.
+    no_lease: Option<String>,
+    /// The configured node each node was last seen replicating from.
+    last_master: Vec<Option<usize>>,
 }
 
 impl Cluster {
@@ -173,6 +230,9 @@ impl Cluster {
             followed_at: vec![None; n],
             round: 0,
             cut_off: None,
+            lease: Lease::None,
+            no_lease: None,
+            last_master: vec![None; n],
         }
     }
 
@@ -198,9 +258,11 @@ impl Cluster {
     ) -> (View, Vec<Action>) {
         self.round += 1;
         self.cut_off = None;
+        let mut answered = Vec::new();
         for (i, r) in round.into_iter().enumerate().take(self.specs.len()) {
             match r {
                 Ok(report) => {
+                    answered.push(i);
                     self.failures[i] = 0;
                     self.last[i] = Some(report);
                     self.errors[i] = None;
@@ -211,11 +273,58 @@ impl Cluster {
                 }
             }
         }
+        for &i in &answered {
+            let source = self.last[i].as_ref().and_then(|r| {
+                let l = r.active_links().next()?;
+                self.specs.iter().position(|s| l.follows(&s.name, s.addr))
+            });
+            if source.is_some() {
+                self.last_master[i] = source;
+            }
+        }
+        self.renew_lease(&answered, now);
         if self.policy.promote {
             self.decide_from_backends(now)
         } else {
             self.decide_by_index(now)
         }
+    }
+
+    /// Renews, keeps or revokes the write lease from who answered this
+    /// round (`now` is when the round started: answers came after it).
+    fn renew_lease(&mut self, answered: &[usize], now: Instant) {
+        self.no_lease = None;
+        if self.policy.quorum == Quorum::Reachable {
+            self.lease = Lease::Unbounded;
+            return;
+        }
+        let n = self.specs.len();
+        if let Some(&i) = answered
+            .iter()
+            .find(|&&i| self.last[i].as_ref().is_some_and(|r| r.promotion_locked))
+        {
+            self.lease = Lease::None;
+            self.no_lease = Some(format!(
+                "a promotion lock is held on {}: writes stop until it is released",
+                self.specs[i].name
+            ));
+        } else if answered.len() * 2 >= n {
+            // The nodes that did not answer are too few to be a majority
+            // that another proxy could lock.
+            self.lease = Lease::Until(now + self.policy.lease);
+        } else if !self.lease.allows(now) {
+            self.no_lease = Some(format!(
+                "this proxy reaches {} of the {n} configured nodes: writes stop (quorum: majority; the others could promote a node)",
+                answered.len()
+            ));
+        }
+    }
+
+    /// Mycat's mode: the write node moved to `index` (the lock was held).
+    pub fn switched(&mut self, index: usize, now: Instant) {
+        self.persisted = Some(index);
+        self.primary = Some(index);
+        self.last_switch = Some(now);
     }
 
     /// Mycat's mode: writes go to the write node at the persisted index;
@@ -228,12 +337,31 @@ impl Cluster {
             .iter()
             .position(|s| s.role == Role::Write)
             .unwrap_or(0);
-        let mut writer = self.persisted.unwrap_or(first_writer);
+        let writer = self.persisted.unwrap_or(first_writer);
         let mut actions = Vec::new();
         let mut no_primary = String::new();
         if !self.alive(writer) && self.failures[writer] >= self.policy.fail_count {
-            match self.may_switch(now) {
+            let old = &self.specs[writer];
+            // A node still receiving from the write node proves it alive:
+            // only this proxy lost it, and the others still write there.
+            let witness = (0..n).find(|&i| {
+                self.alive(i)
+                    && self.last[i].as_ref().is_some_and(|r| {
+                        r.active_links()
+                            .any(|l| l.follows(&old.name, old.addr) && l.io == IoThread::Yes)
+                    })
+            });
+            match self.may_switch(now).and_then(|()| self.quorum_alive()) {
                 Err(why) => no_primary = why,
+                Ok(()) if witness.is_some() => {
+                    let why = format!(
+                        "write node {} does not answer this proxy, but {} still replicates from it: no switch",
+                        old.name,
+                        witness.map_or("", |i| self.specs[i].name.as_str())
+                    );
+                    self.cut_off = Some(why.clone());
+                    no_primary = why;
+                }
                 Ok(()) => {
                     let next = (1..n).map(|k| (writer + k) % n).find(|&i| {
                         self.specs[i].role == Role::Write
@@ -243,9 +371,15 @@ impl Cluster {
                     });
                     match next {
                         Some(i) => {
-                            writer = i;
-                            self.last_switch = Some(now);
-                            actions.push(Action::Persist { index: i });
+                            // Moved once the lock is held (`switched`).
+                            actions.push(Action::Switch {
+                                index: i,
+                                old: writer,
+                            });
+                            no_primary = format!(
+                                "write node {} is down; switching to {} under the promotion lock",
+                                old.name, self.specs[i].name
+                            );
                         }
                         None => no_primary = "no other write node is up (and caught up)".into(),
                     }
@@ -298,6 +432,40 @@ impl Cluster {
             .collect()
     }
 
+    /// Node `c` lacks a transaction some other live node's binlog ends
+    /// with.
+    fn lacks_transactions(&self, c: usize) -> bool {
+        let Some(cr) = self.last[c].as_ref() else {
+            return false;
+        };
+        (0..self.specs.len())
+            .filter(|&i| i != c && self.alive(i))
+            .filter_map(|i| self.last[i].as_ref())
+            .any(|r| !cr.gtid_binlog_state.missing(&r.gtid_binlog_pos).is_empty())
+    }
+
+    /// Why `p` cannot be taken for the primary although it claims to be: a
+    /// live node receives (IO thread running) from a configured node this
+    /// proxy does not reach.
+    fn unseen_source(&self, p: usize) -> Option<String> {
+        for i in (0..self.specs.len()).filter(|&i| i != p && self.alive(i)) {
+            let Some(r) = self.last[i].as_ref() else {
+                continue;
+            };
+            for l in r.active_links().filter(|l| l.io == IoThread::Yes) {
+                let source = (0..self.specs.len())
+                    .find(|&q| l.follows(&self.specs[q].name, self.specs[q].addr));
+                if let Some(q) = source.filter(|&q| q != p && !self.alive(q)) {
+                    return Some(format!(
+                        "{} claims to be primary, but {} replicates from {}, which this proxy cannot reach: not serving writes",
+                        self.specs[p].name, self.specs[i].name, self.specs[q].name
+                    ));
+                }
+            }
+        }
+        None
+    }
+
     /// Live nodes with an active link to `p`.
     fn followers(&self, p: usize) -> Vec<usize> {
         let spec = &self.specs[p];
@@ -313,7 +481,29 @@ impl Cluster {
 
     fn decide_from_backends(&mut self, now: Instant) -> (View, Vec<Action>) {
         let mut actions = Vec::new();
-        let claimants = self.claimants();
+        // A claimant that is not the primary this proxy knew, that nobody
+        // follows and that lacks transactions another live node holds
+        // belongs to an older lineage
+        // (a former primary restarted writable while its successor is
+        // away): serving it would lose what its successor acknowledged.
+        let (stale, claimants): (Vec<usize>, Vec<usize>) =
+            self.claimants().into_iter().partition(|&c| {
+                self.primary != Some(c)
+                    && self.followers(c).is_empty()
+                    && self.lacks_transactions(c)
+            });
+        // A claimant other than the last known primary, while that one is
+        // down, must come from its lineage: seen replicating from it, or
+        // followed by someone now. Otherwise it is an older primary that
+        // restarted writable while its successors are away; waiting (for
+        // the primary or for them) loses nothing, serving it would.
+        let (claimants, foreign): (Vec<usize>, Vec<usize>) =
+            claimants.into_iter().partition(|&c| match self.primary {
+                Some(p) if p != c && !self.alive(p) => {
+                    self.last_master[c] == Some(p) || !self.followers(c).is_empty()
+                }
+                _ => true,
+            });
         // The most followed claimant wins; then the one already primary;
         // then the persisted one. A tie beyond that is no primary at all.
         let rank = |i: usize| {
@@ -330,12 +520,21 @@ impl Cluster {
             .filter(|&i| Some(rank(i)) == best)
             .collect();
         let mut no_primary = String::new();
-        let mut fence = Vec::new();
+        let mut fence = stale;
         let primary = match top[..] {
-            [p] => {
-                fence = claimants.iter().copied().filter(|&i| i != p).collect();
-                Some(p)
-            }
+            [p] => match self.unseen_source(p) {
+                // A node this proxy reaches replicates from one it cannot
+                // reach: that one may be the primary of the others.
+                Some(why) => {
+                    self.cut_off = Some(why.clone());
+                    no_primary = why;
+                    None
+                }
+                None => {
+                    fence.extend(claimants.iter().copied().filter(|&i| i != p));
+                    Some(p)
+                }
+            },
             [] => None,
             _ => {
                 let names: Vec<&str> = top.iter().map(|&i| self.specs[i].name.as_str()).collect();
@@ -346,6 +545,14 @@ impl Cluster {
                 None
             }
         };
+        if primary.is_none() && no_primary.is_empty() {
+            if let (Some(&c), Some(p)) = (foreign.first(), self.primary) {
+                no_primary = format!(
+                    "{} claims to be primary, but was never seen replicating from {}, the last primary (down): an older primary restarted writable? waiting for {} or its replicas",
+                    self.specs[c].name, self.specs[p].name, self.specs[p].name
+                );
+            }
+        }
         for &i in &fence {
             actions.push(Action::Fence { node: i });
         }
@@ -434,7 +641,7 @@ impl Cluster {
             self.cut_off = Some(why.clone());
             return why;
         }
-        if let Err(why) = self.may_switch(now) {
+        if let Err(why) = self.may_switch(now).and_then(|()| self.quorum_alive()) {
             return format!("primary {old_name} is down; no failover: {why}");
         }
         let need_sql = self.policy.switch_type == SwitchType::Replication;
@@ -680,578 +887,47 @@ impl Cluster {
     }
 
     fn view(&self, primary: Option<usize>, no_primary: String, nodes: Vec<NodeView>) -> View {
-        View {
+        let mut view = View {
             primary,
             no_primary,
             nodes,
             round: self.round,
             cut_off: self.cut_off.clone(),
+            lease: self.lease,
+            last_operation: None,
+        };
+        if let Some(why) = &self.no_lease {
+            if let Some(p) = view.primary.take() {
+                // A primary without a lease takes no writes from this
+                // proxy, and clients are better served by a proxy that has
+                // one.
+                view.nodes[p].readable = false;
+                view.nodes[p].reason = format!("primary, but {why}");
+                view.no_primary = why.clone();
+                view.cut_off.get_or_insert_with(|| why.clone());
+            } else {
+                view.no_primary = format!("{}; {why}", view.no_primary);
+            }
         }
+        view
+    }
+
+    /// Whether this round reached enough nodes for a promotion to be
+    /// possible at all: a majority of the configured ones (or, under
+    /// `quorum: reachable`, any).
+    fn quorum_alive(&self) -> Result<(), String> {
+        let n = self.specs.len();
+        let alive = (0..n).filter(|&i| self.alive(i)).count();
+        if self.policy.quorum == Quorum::Majority && alive * 2 <= n {
+            return Err(format!(
+                "only {alive} of the {n} configured nodes answer: no failover without a majority (quorum: majority)"
+            ));
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::probe::Link;
-    use hastack_proto::mysql::gtid::{GtidPos, GtidState};
-
-    const FAIL: u32 = 3;
-
-    fn specs() -> Vec<NodeSpec> {
-        ["db-1", "db-2", "db-3"]
-            .iter()
-            .enumerate()
-            .map(|(i, n)| NodeSpec {
-                name: n.to_string(),
-                addr: SocketAddr::from(([127, 0, 0, 1], 3311 + i as u16)),
-                role: if i == 0 { Role::Write } else { Role::Read },
-            })
-            .collect()
-    }
-
-    fn policy() -> Policy {
-        Policy {
-            fail_count: FAIL,
-            switch_type: SwitchType::Heartbeat,
-            promote: true,
-            auto_rejoin: true,
-            max_replica_lag: Duration::from_secs(5),
-            min_switch_interval: Duration::from_secs(30),
-            reads_fall_back_to_primary: true,
-        }
-    }
-
-    fn gtid(s: &str) -> GtidPos {
-        GtidPos::parse(s).unwrap()
-    }
-
-    fn primary(binlog: &str) -> Result<Report, String> {
-        primary_with_state(binlog, binlog)
-    }
-
-    fn primary_with_state(binlog: &str, state: &str) -> Result<Report, String> {
-        Ok(Report {
-            read_only: false,
-            server_id: 1,
-            gtid_binlog_pos: gtid(binlog),
-            gtid_current_pos: gtid(binlog),
-            gtid_binlog_state: GtidState::parse(state).unwrap(),
-            links: Some(vec![]),
-        })
-    }
-
-    fn link(of: usize, received: &str) -> Link {
-        Link {
-            master_host: "127.0.0.1".into(),
-            master_port: 3311 + of as u16,
-            io: IoThread::Yes,
-            sql_running: true,
-            seconds_behind: Some(0),
-            io_error: None,
-            sql_error: None,
-            gtid_io_pos: gtid(received),
-        }
-    }
-
-    fn replica(l: Link) -> Result<Report, String> {
-        let pos = l.gtid_io_pos.to_string();
-        Ok(Report {
-            read_only: true,
-            server_id: 2,
-            gtid_binlog_pos: gtid(&pos),
-            gtid_current_pos: gtid(&pos),
-            gtid_binlog_state: GtidState::parse(&pos).unwrap(),
-            links: Some(vec![l]),
-        })
-    }
-
-    fn healthy() -> Vec<Result<Report, String>> {
-        vec![
-            primary("0-1-10"),
-            replica(link(0, "0-1-10")),
-            replica(link(0, "0-1-10")),
-        ]
-    }
-
-    fn down() -> Result<Report, String> {
-        Err("connect: Connection refused".into())
-    }
-
-    /// Node 0 crashed: the replicas' IO threads are reconnecting.
-    fn primary_crashed(r1: &str, r2: &str) -> Vec<Result<Report, String>> {
-        let lost = |received| Link {
-            io: IoThread::Connecting,
-            seconds_behind: None,
-            io_error: Some((2003, "error reconnecting to master".into())),
-            ..link(0, received)
-        };
-        vec![down(), replica(lost(r1)), replica(lost(r2))]
-    }
-
-    fn cluster() -> (Cluster, Instant) {
-        (Cluster::new(specs(), policy(), None), Instant::now())
-    }
-
-    #[test]
-    fn the_writable_node_nobody_replicates_from_is_primary() {
-        let (mut c, t) = cluster();
-        let (v, a) = c.observe(healthy(), t);
-        assert_eq!(v.primary, Some(0));
-        assert_eq!(a, [Action::Persist { index: 0 }]);
-        assert!(
-            v.nodes.iter().all(|n| n.state == State::Up && n.readable),
-            "{v:?}"
-        );
-        // Persisted once, not every round.
-        assert_eq!(c.observe(healthy(), t).1, []);
-    }
-
-    #[test]
-    fn before_the_first_answer_there_is_no_primary() {
-        let (mut c, t) = cluster();
-        let (v, a) = c.observe(vec![down(), down(), down()], t);
-        assert_eq!(v.primary, None);
-        assert!(a.is_empty());
-        assert!(
-            v.no_primary.contains("no node is writable"),
-            "{}",
-            v.no_primary
-        );
-        assert_eq!(v.nodes[0].state, State::Unknown);
-    }
-
-    #[test]
-    fn the_primary_is_kept_until_fail_count_heartbeats_fail() {
-        let (mut c, t) = cluster();
-        c.observe(healthy(), t);
-        for k in 1..FAIL {
-            let (v, a) = c.observe(primary_crashed("0-1-10", "0-1-10"), t);
-            assert_eq!(v.primary, Some(0), "after {k} failures");
-            assert!(a.is_empty());
-        }
-        let (v, a) = c.observe(primary_crashed("0-1-10", "0-1-12"), t);
-        assert_eq!(v.primary, None);
-        assert_eq!(v.nodes[0].state, State::Down);
-        // The replica that received the most is promoted; the other follows it.
-        assert_eq!(
-            a,
-            [Action::Promote {
-                node: 2,
-                old: 0,
-                repoint: vec![1]
-            }]
-        );
-        assert!(v.no_primary.contains("promoting db-3"), "{}", v.no_primary);
-    }
-
-    #[test]
-    fn on_equal_positions_the_first_configured_replica_is_promoted() {
-        let (mut c, t) = cluster();
-        c.observe(healthy(), t);
-        let mut a = vec![];
-        for _ in 0..FAIL {
-            a = c.observe(primary_crashed("0-1-10", "0-1-10"), t).1;
-        }
-        assert!(matches!(a[..], [Action::Promote { node: 1, .. }]), "{a:?}");
-    }
-
-    #[test]
-    fn a_partition_from_this_proxy_alone_promotes_nobody() {
-        let (mut c, t) = cluster();
-        c.observe(healthy(), t);
-        for _ in 0..FAIL + 2 {
-            // The replicas still receive from node 0: only we lost it.
-            let (v, a) = c.observe(
-                vec![
-                    down(),
-                    replica(link(0, "0-1-10")),
-                    replica(link(0, "0-1-10")),
-                ],
-                t,
-            );
-            assert!(a.is_empty(), "{a:?}");
-            assert!(
-                v.no_primary.is_empty() || v.no_primary.contains("still replicates"),
-                "{}",
-                v.no_primary
-            );
-            // Cut off once the primary is given up on, not before.
-            assert_eq!(v.cut_off.is_some(), v.primary.is_none(), "{v:?}");
-        }
-        // Healed: the primary answers again and nobody is cut off.
-        let (v, _) = c.observe(healthy(), t);
-        assert_eq!((v.primary, v.cut_off), (Some(0), None));
-    }
-
-    #[test]
-    fn a_primary_dead_to_its_replicas_too_is_no_partition() {
-        let (mut c, t) = cluster();
-        c.observe(healthy(), t);
-        for _ in 0..FAIL {
-            let (v, _) = c.observe(primary_crashed("0-1-10", "0-1-10"), t);
-            assert_eq!(v.cut_off, None, "{v:?}");
-        }
-    }
-
-    #[test]
-    fn a_partition_right_after_a_switch_is_still_seen_as_one() {
-        // Within min_switch_interval no failover may happen, but that the
-        // primary is alive (the replicas see it) must still be reported.
-        let (mut c, t) = cluster();
-        c.observe(healthy(), t);
-        c.last_switch = Some(t);
-        let mut v = View::initial(3);
-        for _ in 0..FAIL {
-            v = c
-                .observe(
-                    vec![
-                        down(),
-                        replica(link(0, "0-1-10")),
-                        replica(link(0, "0-1-10")),
-                    ],
-                    t,
-                )
-                .0;
-        }
-        assert!(v.cut_off.is_some(), "{v:?}");
-    }
-
-    #[test]
-    fn switch_type_none_never_promotes() {
-        let mut c = Cluster::new(
-            specs(),
-            Policy {
-                switch_type: SwitchType::None,
-                ..policy()
-            },
-            None,
-        );
-        let t = Instant::now();
-        c.observe(healthy(), t);
-        for _ in 0..FAIL + 2 {
-            let (v, a) = c.observe(primary_crashed("0-1-10", "0-1-10"), t);
-            assert!(a.is_empty());
-            if v.primary.is_none() {
-                assert!(
-                    v.no_primary.contains("switch_type is none"),
-                    "{}",
-                    v.no_primary
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn switch_type_replication_needs_a_running_sql_thread() {
-        let mut c = Cluster::new(
-            specs(),
-            Policy {
-                switch_type: SwitchType::Replication,
-                ..policy()
-            },
-            None,
-        );
-        let t = Instant::now();
-        c.observe(healthy(), t);
-        let mut round = primary_crashed("0-1-10", "0-1-12");
-        if let Ok(r) = &mut round[2] {
-            r.links.as_mut().unwrap()[0].sql_running = false;
-        }
-        let mut a = vec![];
-        for _ in 0..FAIL {
-            a = c.observe(round.clone(), t).1;
-        }
-        assert!(matches!(a[..], [Action::Promote { node: 1, .. }]), "{a:?}");
-    }
-
-    /// After db-3 was promoted and db-2 re-pointed.
-    fn after_failover() -> Vec<Result<Report, String>> {
-        let mut p = primary_with_state("0-3-20,1-3-5", "0-1-12,0-3-20,1-3-5");
-        if let Ok(r) = &mut p {
-            r.server_id = 3;
-        }
-        vec![down(), replica(link(2, "0-3-20,1-3-5")), p]
-    }
-
-    fn failed_over(c: &mut Cluster, t: Instant) {
-        c.observe(healthy(), t);
-        for _ in 0..FAIL {
-            c.observe(primary_crashed("0-1-10", "0-1-12"), t);
-        }
-        let (v, a) = c.observe(after_failover(), t);
-        assert_eq!(v.primary, Some(2));
-        assert_eq!(a, [Action::Persist { index: 2 }]);
-    }
-
-    #[test]
-    fn the_new_primary_is_learned_from_the_backends() {
-        let (mut c, t) = cluster();
-        failed_over(&mut c, t);
-        let (v, _) = c.observe(after_failover(), t);
-        assert!(v.nodes[1].readable && !v.nodes[0].readable);
-    }
-
-    #[test]
-    fn a_returning_old_master_is_fenced_then_rejoined() {
-        let (mut c, t) = cluster();
-        failed_over(&mut c, t);
-        // It comes back writable, replicating from nobody.
-        let mut round = after_failover();
-        round[0] = primary("0-1-11");
-        let (v, a) = c.observe(round.clone(), t);
-        assert_eq!(v.primary, Some(2), "the followed node stays primary");
-        assert_eq!(v.nodes[0].state, State::Fenced);
-        assert!(!v.nodes[0].readable);
-        assert_eq!(a, [Action::Fence { node: 0 }]);
-        // Fenced (read_only=ON), it holds nothing the primary lacks: rejoin.
-        if let Ok(r) = &mut round[0] {
-            r.read_only = true;
-        }
-        let (v, a) = c.observe(round.clone(), t);
-        assert_eq!(
-            a,
-            [Action::Follow {
-                node: 0,
-                primary: 2,
-                current_pos: true
-            }]
-        );
-        assert_eq!(v.nodes[0].state, State::Rejoining);
-        // Not asked again at once while it gets going.
-        assert_eq!(c.observe(round.clone(), t).1, []);
-        // Replicating but behind: still no reads.
-        let mut behind = link(2, "0-1-12,1-3-5");
-        behind.seconds_behind = Some(60);
-        round[0] = replica(behind);
-        let (v, _) = c.observe(round.clone(), t);
-        assert_eq!(v.nodes[0].state, State::Rejoining);
-        assert!(!v.nodes[0].readable);
-        round[0] = replica(link(2, "0-1-12,1-3-5"));
-        let (v, _) = c.observe(round, t);
-        assert_eq!(v.nodes[0].state, State::Up);
-        assert!(v.nodes[0].readable);
-    }
-
-    #[test]
-    fn a_diverged_old_master_stays_fenced() {
-        let (mut c, t) = cluster();
-        failed_over(&mut c, t);
-        let mut round = after_failover();
-        round[0] = primary("0-1-13");
-        if let Ok(r) = &mut round[0] {
-            r.read_only = true;
-        }
-        let (v, a) = c.observe(round, t);
-        assert_eq!(a, []);
-        assert_eq!(v.nodes[0].state, State::Fenced);
-        assert!(
-            v.nodes[0].reason.contains("0-1-13"),
-            "{}",
-            v.nodes[0].reason
-        );
-    }
-
-    #[test]
-    fn without_auto_rejoin_a_fenced_node_waits_for_a_dba() {
-        let mut c = Cluster::new(
-            specs(),
-            Policy {
-                auto_rejoin: false,
-                ..policy()
-            },
-            None,
-        );
-        let t = Instant::now();
-        failed_over(&mut c, t);
-        let mut round = after_failover();
-        round[0] = primary("0-1-11");
-        if let Ok(r) = &mut round[0] {
-            r.read_only = true;
-        }
-        let (v, a) = c.observe(round, t);
-        assert_eq!(a, []);
-        assert_eq!(v.nodes[0].state, State::Fenced);
-    }
-
-    #[test]
-    fn a_rejoin_that_the_primary_refuses_is_fenced() {
-        let (mut c, t) = cluster();
-        failed_over(&mut c, t);
-        let mut round = after_failover();
-        let refused = Link {
-            io: IoThread::No,
-            seconds_behind: None,
-            io_error: Some((1236, "not in the master's binlog".into())),
-            ..link(2, "")
-        };
-        round[0] = replica(refused);
-        let (v, a) = c.observe(round, t);
-        assert_eq!(a, []);
-        assert_eq!(v.nodes[0].state, State::Fenced);
-        assert!(v.nodes[0].reason.contains("1236"));
-    }
-
-    #[test]
-    fn lagging_or_stopped_replicas_get_no_reads() {
-        let (mut c, t) = cluster();
-        let mut round = healthy();
-        let mut slow = link(0, "0-1-10");
-        slow.seconds_behind = Some(6);
-        round[1] = replica(slow);
-        let mut stopped = link(0, "0-1-10");
-        stopped.sql_running = false;
-        round[2] = replica(stopped);
-        let (v, a) = c.observe(round, t);
-        assert_eq!(
-            a,
-            [Action::Persist { index: 0 }],
-            "a stopped SQL thread is left to the DBA"
-        );
-        assert_eq!(v.nodes[1].state, State::Lagging);
-        assert!(
-            v.nodes[1].reason.contains("6s behind"),
-            "{}",
-            v.nodes[1].reason
-        );
-        assert_eq!(v.nodes[2].state, State::Lagging);
-        assert!(!v.nodes[1].readable && !v.nodes[2].readable);
-        assert_eq!(v.nodes[1].lag, Some(6));
-    }
-
-    #[test]
-    fn a_replica_left_on_the_old_primary_is_pointed_at_the_new_one() {
-        let (mut c, t) = cluster();
-        failed_over(&mut c, t);
-        let mut round = after_failover();
-        round[1] = replica(Link {
-            io: IoThread::Connecting,
-            seconds_behind: None,
-            ..link(0, "0-1-12")
-        });
-        let (v, a) = c.observe(round.clone(), t);
-        assert_eq!(
-            a,
-            [Action::Follow {
-                node: 1,
-                primary: 2,
-                current_pos: false
-            }]
-        );
-        assert_eq!(v.nodes[1].state, State::Rejoining);
-        assert_eq!(c.observe(round.clone(), t).1, [], "not retried at once");
-        assert_eq!(
-            c.observe(round, t + RETRY_AFTER).1.len(),
-            1,
-            "retried later"
-        );
-    }
-
-    #[test]
-    fn min_switch_interval_holds_a_second_failover() {
-        let (mut c, t) = cluster();
-        failed_over(&mut c, t);
-        // Now db-3 dies too, 10 s later; db-2 follows it.
-        let lost = Link {
-            io: IoThread::Connecting,
-            seconds_behind: None,
-            ..link(2, "0-1-12,1-3-5")
-        };
-        let round = vec![down(), replica(lost), down()];
-        let mut a = vec![];
-        let mut v = None;
-        for _ in 0..FAIL {
-            (v, a) = {
-                let (view, acts) = c.observe(round.clone(), t + Duration::from_secs(10));
-                (Some(view), acts)
-            };
-        }
-        assert_eq!(a, []);
-        assert!(v.unwrap().no_primary.contains("min_switch_interval"));
-        let (_, a) = c.observe(round, t + Duration::from_secs(31));
-        assert!(
-            matches!(
-                a[..],
-                [Action::Promote {
-                    node: 1,
-                    old: 2,
-                    ..
-                }]
-            ),
-            "{a:?}"
-        );
-    }
-
-    #[test]
-    fn two_claimants_and_no_followers_is_no_primary() {
-        let (mut c, t) = cluster();
-        let (v, a) = c.observe(vec![primary("0-1-1"), primary("0-1-1"), down()], t);
-        assert_eq!(v.primary, None);
-        assert!(
-            v.no_primary.contains("db-1, db-2 all claim"),
-            "{}",
-            v.no_primary
-        );
-        assert!(a.is_empty(), "nothing is fenced on a guess: {a:?}");
-    }
-
-    #[test]
-    fn the_persisted_node_breaks_a_tie() {
-        let mut c = Cluster::new(specs(), policy(), Some(1));
-        let (v, a) = c.observe(
-            vec![primary("0-1-1"), primary("0-1-1"), down()],
-            Instant::now(),
-        );
-        assert_eq!(v.primary, Some(1));
-        assert_eq!(a, [Action::Fence { node: 0 }]);
-    }
-
-    #[test]
-    fn mycat_mode_moves_writes_to_the_next_write_node_only() {
-        let mut s = specs();
-        s[1].role = Role::Write;
-        let mut c = Cluster::new(
-            s,
-            Policy {
-                promote: false,
-                ..policy()
-            },
-            None,
-        );
-        let t = Instant::now();
-        let (v, a) = c.observe(healthy(), t);
-        assert_eq!((v.primary, a), (Some(0), vec![]));
-        let mut a = vec![];
-        let mut v = None;
-        for _ in 0..FAIL {
-            let r = c.observe(primary_crashed("0-1-10", "0-1-10"), t);
-            v = Some(r.0);
-            a = r.1;
-        }
-        assert_eq!(a, [Action::Persist { index: 1 }]);
-        assert_eq!(v.unwrap().primary, Some(1));
-        // Restarted on the persisted index, it stays there.
-        let mut c = Cluster::new(
-            specs(),
-            Policy {
-                promote: false,
-                ..policy()
-            },
-            Some(1),
-        );
-        assert_eq!(c.observe(healthy(), t).0.primary, Some(1));
-    }
-
-    #[test]
-    fn unknown_replication_status_still_serves() {
-        let (mut c, t) = cluster();
-        let mut round = healthy();
-        for r in round.iter_mut().flatten() {
-            r.links = None;
-        }
-        let (v, _) = c.observe(round, t);
-        assert_eq!(v.primary, Some(0));
-        assert!(v.nodes[1].readable);
-        assert!(v.nodes[1].reason.contains("SLAVE MONITOR"));
-    }
-}
+mod sim;
+#[cfg(test)]
+mod tests;
