@@ -404,6 +404,8 @@ services:
     type: http_check
     bind: $a:48700
     only_from: [$NET.0/24, 127.0.0.0/8]
+    # lbd's hosts: a flood from any other peer cannot pause their checks.
+    checkers: [$(addr lb-1), $(addr lb-2)]
     probe:
       mysql:
         address: $a:8066

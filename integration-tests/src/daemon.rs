@@ -87,10 +87,14 @@ pub fn small_config(daemon: &str, admin: SocketAddr, admin_extra: &str) -> Strin
             "frontends:\n  mysql: {{bind: [127.0.0.1:{}], backend: proxies}}\nbackends:\n  proxies:\n    servers:\n      - {{name: proxy-1, address: 127.0.0.1:{}, port: {}}}\n",
             port(), port(), port()
         ),
-        "sqlproxyd" => format!(
-            "listen: 127.0.0.1:{}\nadmin_listen: 127.0.0.1:{}\nusers:\n  - {{name: app, password: app}}\ndata_hosts:\n  - name: dh1\n    user: app\n    password: app\n    nodes:\n      - {{name: db-1, address: 127.0.0.1:{}, role: write}}\nschemas:\n  - {{name: app, data_host: dh1}}\n",
-            port(), port(), port()
-        ),
+        "sqlproxyd" => {
+            // Its own state_dir: sqlproxyd locks it, and tests run in parallel.
+            let listen = SocketAddr::from(([127, 0, 0, 1], port()));
+            format!(
+            "listen: {listen}\nstate_dir: {}\nadmin_listen: 127.0.0.1:{}\nusers:\n  - {{name: app, password: app}}\ndata_hosts:\n  - name: dh1\n    user: app\n    password: app\n    nodes:\n      - {{name: db-1, address: 127.0.0.1:{}, role: write}}\nschemas:\n  - {{name: app, data_host: dh1}}\n",
+            crate::sqlproxy::state_dir_for(listen).display(), port(), port()
+        )
+        }
         "checkd" => format!(
             "services:\n  status:\n    type: http_check\n    bind: 127.0.0.1:{}\n    probe:\n      tcp: {{address: 127.0.0.1:{}}}\n",
             port(), port()

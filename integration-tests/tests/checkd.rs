@@ -278,6 +278,42 @@ fn per_source_instances_and_cps_engage_and_release() {
 }
 
 #[test]
+fn a_named_checker_is_answered_while_a_flood_has_paused_the_service_for_others() {
+    let port = free_port();
+    // A pause long enough to outlast the test: whatever is refused below
+    // is refused by the pause, not by a race with its end.
+    let d = checkd(&format!(
+        "  status:\n    type: http_check\n    bind: 127.0.0.1:{port}\n    only_from: [127.0.0.0/8]\n    checkers: [127.0.0.5]\n    cps: {{rate: 2, pause: 60s}}\n    probe: {{exec: {{command: /bin/true}}}}\n"
+    ));
+    // One noisy peer (127.0.0.1) connects until cps switches the service off.
+    let flood = (0..200).position(|_| get(local(port)).is_empty());
+    assert!(flood.is_some(), "200 connections did not trip cps rate 2");
+    // Every other peer is closed unread for the pause...
+    assert_eq!(read_answer(socket_from("127.0.0.2", local(port))), "");
+    // ...but the named checker is answered, check after check.
+    for k in 0..5 {
+        let a = read_answer(socket_from("127.0.0.5", local(port)));
+        assert!(a.starts_with("HTTP/1.1 200"), "check {k}: {a:?}");
+    }
+    // Its checks neither ended the pause nor count towards it.
+    assert_eq!(read_answer(socket_from("127.0.0.2", local(port))), "");
+    let status = d.status().unwrap();
+    let s = &status["state"]["services"]["status"];
+    assert_eq!(s["paused_by_cps"], true, "{status}");
+    assert_eq!(
+        s["checkers"],
+        serde_json::json!(["127.0.0.5/32"]),
+        "{status}"
+    );
+    let metrics = d.metrics().unwrap();
+    assert!(
+        metrics
+            .contains("hastack_checkd_checker_exempt_total{service=\"status\",result=\"cps\"} 5"),
+        "{metrics}"
+    );
+}
+
+#[test]
 fn the_classic_status_script_answers_the_same_under_checkd_and_xinetd() {
     let mut cluster = MariaDbCluster::start(1).unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -209,6 +209,56 @@ fn http_garbage_silence_and_refusal_fail_clearly() {
     });
 }
 
+/// A server that accepts and closes at once, unread (`read_first`: after
+/// reading the request), as checkd does to a peer a limit refuses.
+async fn closing_server(read_first: bool) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            if read_first {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+            }
+            drop(s);
+        }
+    });
+    addr
+}
+
+#[test]
+fn http_closed_or_reset_before_a_status_says_the_check_was_refused() {
+    rt().block_on(async {
+        for read_first in [false, true] {
+            let addr = closing_server(read_first).await;
+            let why = probe::run(&target(addr, http())).await.unwrap_err();
+            assert!(
+                why.starts_with("check refused: connection ")
+                    && why.contains(&format!("by {addr} before an HTTP status"))
+                    && why.contains("cps pause"),
+                "read_first {read_first}: {why}"
+            );
+        }
+    });
+    // The real thing: checkd paused by a flood from this address.
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let port = free_port();
+    let config = format!(
+        "admin_http:\n  listen: {admin}\nshutdown_grace: 1s\nservices:\n  status:\n    type: http_check\n    bind: 127.0.0.1:{port}\n    cps: {{rate: 2, pause: 60s}}\n    probe: {{exec: {{command: /bin/true}}}}\n"
+    );
+    let _checkd = DaemonProcess::start("checkd", &config, admin).unwrap();
+    let at = SocketAddr::from(([127, 0, 0, 1], port));
+    let why = rt().block_on(async {
+        for _ in 0..200 {
+            if let Err(why) = probe::run(&target(at, http())).await {
+                return why;
+            }
+        }
+        panic!("200 checks did not trip cps rate 2");
+    });
+    assert!(why.starts_with("check refused: connection "), "{why}");
+}
+
 #[test]
 fn http_against_checkd() {
     let cluster = MariaDbCluster::start(1).unwrap();

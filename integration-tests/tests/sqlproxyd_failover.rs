@@ -485,6 +485,41 @@ fn mycat_mode_honours_the_persisted_write_node_and_changes_nothing_on_the_backen
     assert_eq!(log_count(&[&proxy], "fenced"), 0);
 }
 
+#[test]
+fn a_second_sqlproxyd_on_the_same_state_dir_refuses_to_start_naming_the_holder() {
+    let cluster = MariaDbCluster::start(1).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let top = format!("state_dir: {}\n", state.path().display());
+    let first = Proxy::start_with(&cluster, "primary", "", &top).unwrap();
+    wait_primary(&first, "db-1");
+    // Other ports, the same directory: its dnindex.properties has one writer.
+    let e = Proxy::start_with(&cluster, "primary", "", &top)
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+    assert!(
+        e.contains(&format!(
+            "state_dir {}: in use by another sqlproxyd (pid {})",
+            state.path().display(),
+            first.daemon.pid()
+        )),
+        "{e}"
+    );
+    // The first one is unaffected and is the one that wrote the index.
+    let index = state.path().join("dnindex.properties");
+    let written = wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
+        std::fs::read_to_string(&index)
+            .ok()
+            .filter(|t| t.contains("dh1=0"))
+    });
+    assert!(written.is_some(), "{}", first.daemon.log());
+    assert_eq!(primary_of(&first).as_deref(), Some("db-1"));
+    drop(first);
+    // Once it is gone, the directory is free again.
+    let again = Proxy::start_with(&cluster, "primary", "", &top).unwrap();
+    wait_primary(&again, "db-1");
+}
+
 fn admin_conn(proxy: &Proxy) -> mysql::Conn {
     mysql::Conn::new(
         mysql::OptsBuilder::new()

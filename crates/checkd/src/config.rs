@@ -38,6 +38,11 @@ pub struct Service {
     pub only_from: Vec<Cidr>,
     #[serde(default)]
     pub no_access: Vec<Cidr>,
+    /// The balancers that check this service (addresses or CIDRs): their
+    /// connections are outside `cps` and `instances`, so no other peer can
+    /// switch the checks off. They must still pass only_from/no_access.
+    #[serde(default)]
+    pub checkers: Vec<Cidr>,
     /// Connections served at once (xinetd's `instances`).
     #[serde(default = "default_instances")]
     pub instances: u32,
@@ -219,6 +224,23 @@ impl DaemonConfig for Config {
             if s.cps.rate == 0 {
                 out.push(Invalid::new(at("cps.rate"), "must be at least 1"));
             }
+            let access = crate::access::Access {
+                only_from: s.only_from.clone(),
+                no_access: s.no_access.clone(),
+            };
+            for c in &s.checkers {
+                // A checker the access lists refuse would be closed unread
+                // anyway: say so now rather than let its checks fail.
+                if let Err(r) = access.check(c.0.network()) {
+                    out.push(Invalid::new(
+                        at("checkers"),
+                        format!(
+                            "{c} is refused by {}: checkers are exempt from cps and instances, not from access control; allow it in only_from",
+                            r.label()
+                        ),
+                    ));
+                }
+            }
             match s.kind {
                 Kind::HttpCheck => {
                     if s.server.is_some() {
@@ -343,5 +365,26 @@ mod tests {
         assert!(e[2].contains("services.b.bind: 127.0.0.1:48700 is already bound by service \"a\""));
         assert!(e[3].contains("services.b.probe: only for type: http_check"));
         assert!(e[4].contains("services.b.server: must be an absolute path"));
+    }
+
+    #[test]
+    fn checkers_must_pass_access_control() {
+        let svc = |only: &str, no: &str| {
+            format!("services:\n  a:\n    type: exec\n    bind: 127.0.0.1:1\n    server: /bin/true\n    only_from: [{only}]\n    no_access: [{no}]\n    checkers: [10.0.0.21, 10.0.1.0/24]\n")
+        };
+        assert_eq!(errors(&svc("10.0.0.0/16", "")), Vec::<String>::new());
+        let e = errors(&svc("10.0.0.0/24", ""));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("services.a.checkers: 10.0.1.0/24 is refused by only_from"),
+            "{e:?}"
+        );
+        let e = errors(&svc("10.0.0.0/16", "10.0.0.21"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("10.0.0.21/32 is refused by no_access"),
+            "{e:?}"
+        );
+        assert!(e[0].contains("allow it in only_from"), "{e:?}");
     }
 }

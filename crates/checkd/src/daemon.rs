@@ -42,7 +42,7 @@ impl Daemon for Checkd {
         "Health-check super-server: HTTP checks of the local SQL proxy, xinetd-style services";
     const DEFAULT_ADMIN_PORT: u16 = 9167;
     const EXAMPLE_CONFIG: &'static str = include_str!("../../../configs/checkd.yaml");
-    const CONFIG_HELP: &'static str = "services: by name, each with type (http_check or exec), bind, disable, only_from and no_access (addresses or CIDRs; IPv4-mapped IPv6 peers match IPv4 entries; the more specific list wins, a tie refuses), instances, per_source, cps (rate, pause: more than rate connections in a second pause the service), log_on_success and log_on_failure (HOST PID DURATION EXIT ATTEMPT TRAFFIC) - xinetd's names.
+    const CONFIG_HELP: &'static str = "services: by name, each with type (http_check or exec), bind, disable, only_from and no_access (addresses or CIDRs; IPv4-mapped IPv6 peers match IPv4 entries; the more specific list wins, a tie refuses), instances, per_source, cps (rate, pause: more than rate connections in a second pause the service), checkers (the balancers' addresses or CIDRs: their connections stand outside cps and instances, so no other peer's flood can pause their checks; per_source and only_from/no_access still apply), log_on_success and log_on_failure (HOST PID DURATION EXIT ATTEMPT TRAFFIC) - xinetd's names.
 An http_check service answers each HTTP request (GET, HEAD or OPTIONS, any path) with 200 or 503 and a one-line body saying what was checked and why it failed (JSON with Accept: application/json). Its probe is one or more of mysql (address, user, password, query, timeout, fail_when_read_only), tcp (address, timeout), http (url, timeout: a 2xx is up) and exec (command, args, timeout: exit 0 is up), all of which must pass (for sqlproxyd: mysql on its SQL port and http on its admin /health); cache (how long a result is reused; requests during a probe share it) and maintenance_file (while it exists: 503).
 An exec service runs server with server_args as user, the connection as its stdin and stdout and REMOTE_HOST set, killed after timeout - as xinetd does.
 checkd import-xinetd FILE... converts xinetd service files (/etc/xinetd.d/*, xinetd.conf with its defaults) to this config on stdout and lists on stderr what it could not convert.";
@@ -83,6 +83,7 @@ checkd import-xinetd FILE... converts xinetd service files (/etc/xinetd.d/*, xin
                         "disable": s.disable,
                         "only_from": s.only_from,
                         "no_access": s.no_access,
+                        "checkers": s.checkers,
                         "instances": s.instances,
                         "listening": live.is_some(),
                         "active": live.map(|l| l.0),

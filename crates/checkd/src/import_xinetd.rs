@@ -1164,7 +1164,7 @@ pub fn convert(files: &[Input], etc_services: Option<&str>) -> Result<Converted,
         });
     }
     let mut y = format!(
-        "# Converted from xinetd's {} by `checkd import-xinetd`;\n# what it could not carry over was listed on stderr (`not converted:` lines).\nservices:\n",
+        "# Converted from xinetd's {} by `checkd import-xinetd`;\n# what it could not carry over was listed on stderr (`not converted:` lines).\n# xinetd has no `checkers`: add the balancers' addresses to a service's\n# checkers so that no other peer's flood (cps) can pause their checks.\nservices:\n",
         comment(&paths.join(" "))
     );
     for o in &outs {
@@ -1288,7 +1288,14 @@ service telnet
         assert!(out
             .yaml
             .starts_with("# Converted from xinetd's svc by `checkd import-xinetd`"));
+        // Nothing of xinetd's maps to checkers: the output says to add them.
+        assert!(
+            out.yaml.contains("# xinetd has no `checkers`"),
+            "{}",
+            out.yaml
+        );
         let s = &cfg.services["mycat_status"];
+        assert!(s.checkers.is_empty());
         assert_eq!(s.kind, crate::config::Kind::Exec);
         assert_eq!(s.bind, "0.0.0.0:48700".parse().unwrap());
         assert!(!s.disable);

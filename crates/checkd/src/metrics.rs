@@ -29,6 +29,7 @@ pub struct Metrics {
     pub probes: Family<ResultLabels, Counter>,
     pub probe_seconds: Family<ServiceLabels, Histogram>,
     pub execs: Family<ResultLabels, Counter>,
+    pub checker_exempt: Family<ResultLabels, Counter>,
 }
 
 impl Metrics {
@@ -43,6 +44,7 @@ impl Metrics {
                 Histogram::new(exponential_buckets(0.0001, 2.0, 16))
             }),
             execs: Family::default(),
+            checker_exempt: Family::default(),
         };
         r.register(
             "connections",
@@ -73,6 +75,11 @@ impl Metrics {
             "execs",
             "exec service programs run, by how they ended",
             m.execs.clone(),
+        );
+        r.register(
+            "checker_exempt",
+            "Connections of named checkers served although the cps pause or instances limit (result) refused other peers",
+            m.checker_exempt.clone(),
         );
         m
     }

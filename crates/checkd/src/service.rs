@@ -14,7 +14,7 @@ use crate::access::Access;
 use crate::check::Checker;
 use crate::config::{self, Kind, LogItem};
 use crate::exec::Program;
-use crate::limits::Limits;
+use crate::limits::{Admitted, Limits};
 use crate::metrics::{Metrics, ServiceLabels};
 
 /// A service as it runs: rebuilt on reload, its counters kept.
@@ -22,6 +22,8 @@ pub struct Service {
     pub name: Arc<str>,
     pub config: config::Service,
     access: Access,
+    /// Peers outside cps and instances ([`crate::limits`]).
+    checkers: Vec<config::Cidr>,
     limits: Mutex<Limits>,
     handler: Handler,
     metrics: Metrics,
@@ -55,6 +57,7 @@ impl Service {
                 only_from: c.only_from.clone(),
                 no_access: c.no_access.clone(),
             },
+            checkers: c.checkers.clone(),
             limits: Mutex::new(Limits::new(
                 c.instances,
                 c.per_source,
@@ -92,6 +95,7 @@ pub async fn accept_loop(
             continue;
         };
         let ip = peer.ip();
+        let checker = hastack_rt::cidr::any_contains(&service.checkers, ip);
         let admitted = service
             .access
             .check(ip)
@@ -101,21 +105,34 @@ pub async fn accept_loop(
                     .limits
                     .lock()
                     .map_err(|_| "internal")?
-                    .admit(ip, Instant::now())
+                    .admit(ip, checker, Instant::now())
                     .map_err(|l| l.label())
             });
-        if let Err(reason) = admitted {
-            Metrics::count(&service.metrics.refused, &service.name, reason);
-            log_failure(&service, peer, reason);
-            // Closed unread, as xinetd does.
-            drop(stream);
-            continue;
+        let how = match admitted {
+            Ok(how) => how,
+            Err(reason) => {
+                Metrics::count(&service.metrics.refused, &service.name, reason);
+                log_failure(&service, peer, reason);
+                // Closed unread, as xinetd does.
+                drop(stream);
+                continue;
+            }
+        };
+        if let Admitted::Checker {
+            exempted: Some(limit),
+        } = how
+        {
+            Metrics::count(
+                &service.metrics.checker_exempt,
+                &service.name,
+                limit.label(),
+            );
         }
         tracker.spawn(async move {
             let started = Instant::now();
             let ended = serve(&service, stream, peer).await;
             if let Ok(mut l) = service.limits.lock() {
-                l.release(ip);
+                l.release(ip, how);
             }
             log_success(&service, peer, started, ended);
         });

@@ -154,23 +154,49 @@ impl Prober {
     async fn http(&self) -> Result<String, String> {
         let addr = self.target.address;
         let mut stream = connect(addr).await?;
-        stream
-            .write_all(&self.request)
-            .await
-            .map_err(|e| format!("sending the request to {addr}: {}", io_reason(&e)))?;
+        stream.write_all(&self.request).await.map_err(|e| {
+            refused_before_status(addr, Some(&e))
+                .unwrap_or_else(|| format!("sending the request to {addr}: {}", io_reason(&e)))
+        })?;
         let mut buf = Vec::with_capacity(1024);
         let mut chunk = [0u8; 4096];
         loop {
-            let n = stream
-                .read(&mut chunk)
-                .await
-                .map_err(|e| format!("reading the answer from {addr}: {}", io_reason(&e)))?;
+            let n = stream.read(&mut chunk).await.map_err(|e| {
+                buf.is_empty()
+                    .then(|| refused_before_status(addr, Some(&e)))
+                    .flatten()
+                    .unwrap_or_else(|| format!("reading the answer from {addr}: {}", io_reason(&e)))
+            })?;
+            if n == 0 && buf.is_empty() {
+                if let Some(why) = refused_before_status(addr, None) {
+                    return Err(why);
+                }
+            }
             buf.extend_from_slice(&chunk[..n]);
             if let Some(answer) = parse_response(&buf, n == 0, self.head_only)? {
                 return judge(answer.status, &answer.body, &self.expect);
             }
         }
     }
+}
+
+/// The reason of an HTTP check whose connection was accepted and then
+/// reset (`error`) or closed (`None`) before a byte of an answer: what
+/// checkd and xinetd do to a peer their cps pause, instances or per_source
+/// limit or only_from refuses. Said in so many words, so that a DOWN caused
+/// by a paused checkd is not taken for a dead proxy; it is still a failed
+/// check, as in HAProxy. `None` for other errors (they keep their wording).
+pub fn refused_before_status(addr: SocketAddr, error: Option<&std::io::Error>) -> Option<String> {
+    use std::io::ErrorKind as K;
+    let how = match error.map(std::io::Error::kind) {
+        None => "connection closed",
+        Some(K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe) => "connection reset",
+        Some(_) => return None,
+    };
+    Some(format!(
+        "check refused: {how} by {addr} before an HTTP status \
+         (checkd's cps pause, instances or per_source limit, or only_from?)"
+    ))
 }
 
 async fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
@@ -505,6 +531,45 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("chunk size"), "{e}");
+    }
+
+    #[test]
+    fn a_connection_ended_before_a_status_is_a_refused_check_saying_so() {
+        use std::io::{Error, ErrorKind};
+        let addr = SocketAddr::from(([10, 99, 0, 11], 48700));
+        let closed = refused_before_status(addr, None).unwrap();
+        assert_eq!(
+            closed,
+            "check refused: connection closed by 10.99.0.11:48700 before an HTTP status \
+             (checkd's cps pause, instances or per_source limit, or only_from?)"
+        );
+        for kind in [
+            ErrorKind::ConnectionReset,
+            ErrorKind::BrokenPipe,
+            ErrorKind::ConnectionAborted,
+        ] {
+            let why = refused_before_status(addr, Some(&Error::from(kind))).unwrap();
+            assert!(
+                why.starts_with(
+                    "check refused: connection reset by 10.99.0.11:48700 before an HTTP status"
+                ),
+                "{why}"
+            );
+        }
+        assert_eq!(
+            refused_before_status(addr, Some(&Error::from(ErrorKind::TimedOut))),
+            None
+        );
+        // Still a failed check, and the stats' code is what it was for
+        // these (Layer7 invalid response): only the words are new.
+        let outcome = crate::health::Outcome {
+            passed: false,
+            detail: closed,
+        };
+        assert_eq!(
+            crate::stats::check_code(CheckType::Http, &outcome),
+            crate::stats::CheckCode::L7Rsp
+        );
     }
 
     #[test]

@@ -14,10 +14,10 @@ pub fn replace(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = file.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("state");
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
+    let tmp = dir.join(temporary_name(
+        name,
         std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
+        SEQ.fetch_add(1, Ordering::Relaxed),
     ));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -30,6 +30,28 @@ pub fn replace(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// The temporary file of update `n` of process `pid` to `file_name`.
+pub fn temporary_name(file_name: &str, pid: u32, n: u64) -> String {
+    format!(".{file_name}.{pid}.{n}.tmp")
+}
+
+/// Whether `name` is a [`temporary_name`] (left behind by a crash).
+pub fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
+/// Removes the temporary files a crash left in `dir`; call it while no
+/// other process writes there (with the state dir's lock held).
+pub fn remove_leftovers(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_str().is_some_and(is_temporary) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 /// Removes `file` (and makes that durable); a missing file is no error.

@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin::{self, Admin};
 use crate::cluster::View;
 use crate::config::Config;
+use crate::dnindex::Store;
 use crate::health;
 use crate::limits::{Admission, Refusal};
 use crate::metrics::Metrics;
@@ -36,6 +37,8 @@ pub struct Sqlproxyd {
     registry: Arc<Registry>,
     /// Client connections per proxy and per user, across reloads.
     admission: Arc<Admission>,
+    /// state_dir, locked for this process: the one writer of its index.
+    store: Arc<Store>,
 }
 
 impl Daemon for Sqlproxyd {
@@ -45,7 +48,7 @@ impl Daemon for Sqlproxyd {
         "MySQL-protocol proxy with read/write splitting and safe write-node failover";
     const DEFAULT_ADMIN_PORT: u16 = 9166;
     const EXAMPLE_CONFIG: &'static str = include_str!("../../../configs/sqlproxyd.yaml");
-    const CONFIG_HELP: &'static str = "listen (default 127.0.0.1:8066) for applications; admin_listen (default 127.0.0.1:9066) for the MySQL-protocol admin commands (show @@help lists them); proxy_protocol and proxy_protocol_from (PROXY protocol v1/v2 headers: required from the balancers listed in proxy_protocol_from, refused from every other peer); tls (cert, key: PEM files; TLS is then offered to clients) and require_tls; default_auth_plugin (mysql_native_password or caching_sha2_password: the login plugin the handshake names; answers with either are accepted); max_allowed_packet (16M, 64MiB, 1G); max_connections (default 2048: ERR 1040 past it), max_user_connections (default 0, no limit: ERR 1203 past it), max_session_state (default 1M: bytes of remembered session SETs); read_only_functions (stored functions that only read); state_dir.
+    const CONFIG_HELP: &'static str = "listen (default 127.0.0.1:8066) for applications; admin_listen (default 127.0.0.1:9066) for the MySQL-protocol admin commands (show @@help lists them); proxy_protocol and proxy_protocol_from (PROXY protocol v1/v2 headers: required from the balancers listed in proxy_protocol_from, refused from every other peer); tls (cert, key: PEM files; TLS is then offered to clients) and require_tls; default_auth_plugin (mysql_native_password or caching_sha2_password: the login plugin the handshake names; answers with either are accepted); max_allowed_packet (16M, 64MiB, 1G); max_connections (default 2048: ERR 1040 past it), max_user_connections (default 0, no limit: ERR 1203 past it), max_session_state (default 1M: bytes of remembered session SETs); read_only_functions (stored functions that only read); state_dir (holds dnindex.properties; locked by one sqlproxyd: a second on the same directory does not start).
 users: name, password or password_hash (a mysql_native_password hash, '*' and 40 hex digits; their caching_sha2_password logins need TLS), schemas (empty: all), read_only (enforced by the backends: SET SESSION TRANSACTION READ ONLY), max_user_connections.
 admin_users: the admin port's own accounts: name, password or password_hash, level (monitor: show @@...; admin: also switch, kill, reload). Application users (users) get 1227 for every admin command.
 data_hosts: name, balance (primary 0, replicas_and_standby 1, any 2, replicas 3 - Mycat's numbers accepted), switch_type (none -1, heartbeat 1, replication 2), user and password (the account client traffic runs as on the backends), read_only_user and read_only_password (the account read_only users run as: GRANT SELECT, SHOW VIEW only), pool (min, max), read_your_writes, connect_timeout, max_replica_lag (replicas further behind get no reads; Mycat's slaveThreshold), reads_fall_back_to_primary, heartbeat (query, interval, timeout, fail_count, user, password: the monitor account), failover (promote: promote the most advanced replica, or false for Mycat's move-to-the-next-write-node; min_switch_interval; auto_rejoin: point a fenced old primary without errant transactions at the new one; primary_wait; apply_timeout; replication_user, replication_password), nodes (name, address, role write or read, weight).
@@ -54,6 +57,9 @@ schemas: name (the database of that name on the data host's nodes) and data_host
 import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as a sqlproxyd config on stdout and lists what it could not convert on stderr.";
 
     async fn start(config: Config, ctx: &mut StartContext<'_>) -> anyhow::Result<Self> {
+        // First: a second sqlproxyd on this state_dir must stop here,
+        // before it binds or heartbeats anything.
+        let store = Arc::new(Store::open(&config.state_dir)?);
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("listen {}: cannot bind: {e}", config.listen))?;
@@ -62,7 +68,7 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
         })?;
         let metrics = Metrics::register(ctx.registry);
         let mut monitors = HashMap::new();
-        refresh_monitors(&mut monitors, &config, &metrics);
+        refresh_monitors(&mut monitors, &config, &store, &metrics);
         let topology = Arc::new(RwLock::new(Arc::new(Topology::from_config(
             &config, &monitors,
         )?)));
@@ -112,6 +118,7 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
             monitors,
             registry,
             admission,
+            store,
         })
     }
 
@@ -119,12 +126,15 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
         if config.listen != self.listen {
             tracing::warn!(running = %self.listen, configured = %config.listen, "listen changes only at restart");
         }
-        let mut monitors = std::mem::take(&mut self.monitors);
-        let state_dir_changed = config.state_dir != self.config.state_dir;
-        if state_dir_changed {
-            monitors.clear();
+        if config.state_dir != self.config.state_dir {
+            // Taken before anything changes: if another sqlproxyd has the
+            // new directory, the reload is refused and the old one kept.
+            let store = Arc::new(Store::open(&config.state_dir)?);
+            self.monitors.clear();
+            self.store = store;
         }
-        refresh_monitors(&mut monitors, &config, &self.metrics);
+        let mut monitors = std::mem::take(&mut self.monitors);
+        refresh_monitors(&mut monitors, &config, &self.store, &self.metrics);
         self.monitors = monitors;
         let fresh = Arc::new(Topology::from_config(&config, &self.monitors)?);
         if let Ok(mut t) = self.topology.write() {
@@ -267,7 +277,12 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
 
 /// Starts a heartbeat for each data host that has none or whose config
 /// changed, and stops those of data hosts no longer configured.
-fn refresh_monitors(monitors: &mut HashMap<String, Monitor>, config: &Config, metrics: &Metrics) {
+fn refresh_monitors(
+    monitors: &mut HashMap<String, Monitor>,
+    config: &Config,
+    store: &Arc<Store>,
+    metrics: &Metrics,
+) {
     monitors.retain(|name, m| {
         config
             .data_hosts
@@ -278,7 +293,7 @@ fn refresh_monitors(monitors: &mut HashMap<String, Monitor>, config: &Config, me
         if !monitors.contains_key(&h.name) {
             monitors.insert(
                 h.name.clone(),
-                Monitor::spawn(h, config.state_dir.clone(), metrics.clone()),
+                Monitor::spawn(h, store.clone(), metrics.clone()),
             );
         }
     }

@@ -4,7 +4,6 @@
 //! folded into [`Cluster`], the resulting [`View`] is published for routing,
 //! and the actions it asks for are carried out by [`Actor`].
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::Backend;
 use crate::cluster::{Action, Cluster, NodeSpec, Policy, State, View};
 use crate::config;
+use crate::dnindex::Store;
 use crate::failover::{connect_as, Actor};
 use crate::metrics::{Metrics, NodeLabels};
 use crate::plan::Outcome;
@@ -71,13 +71,13 @@ impl Drop for Monitor {
 
 impl Monitor {
     /// Starts the heartbeat of `host`; the write-node index is kept in
-    /// `state_dir`.
-    pub fn spawn(host: &config::DataHost, state_dir: PathBuf, metrics: Metrics) -> Monitor {
+    /// `store`, shared by every data host of the process.
+    pub fn spawn(host: &config::DataHost, store: Arc<Store>, metrics: Metrics) -> Monitor {
         let (tx, view) = watch::channel(View::initial(host.nodes.len()));
         let stop = CancellationToken::new();
         let (commands, inbox) = mpsc::channel(4);
         let writes_in_flight = Arc::new(AtomicUsize::new(0));
-        let task = Task::new(host, state_dir, metrics, tx, writes_in_flight.clone());
+        let task = Task::new(host, store, metrics, tx, writes_in_flight.clone());
         tokio::spawn(task.run(stop.clone(), inbox));
         Monitor {
             view,
@@ -102,7 +102,7 @@ struct Task {
     last_operation: Option<Outcome>,
     /// A plan journal was left by an earlier run: recover it first.
     recovering: bool,
-    state_file: PathBuf,
+    store: Arc<Store>,
     metrics: Metrics,
     tx: watch::Sender<View>,
     writes_in_flight: Arc<AtomicUsize>,
@@ -111,7 +111,7 @@ struct Task {
 impl Task {
     fn new(
         h: &config::DataHost,
-        state_dir: PathBuf,
+        store: Arc<Store>,
         metrics: Metrics,
         tx: watch::Sender<View>,
         writes_in_flight: Arc<AtomicUsize>,
@@ -125,8 +125,7 @@ impl Task {
                 role: n.role,
             })
             .collect();
-        let state_file = crate::dnindex::path(&state_dir);
-        let persisted = match crate::dnindex::read(&state_file) {
+        let persisted = match store.read() {
             Ok(m) => m.get(&h.name).copied(),
             Err(e) => {
                 tracing::error!(data_host = %h.name, "{e:#}; starting without the persisted write node");
@@ -134,7 +133,7 @@ impl Task {
             }
         };
         if let Some(i) = persisted {
-            tracing::info!(data_host = %h.name, index = i, file = %state_file.display(), "persisted write node index");
+            tracing::info!(data_host = %h.name, index = i, file = %store.file().display(), "persisted write node index");
         }
         let policy = Policy {
             fail_count: h.heartbeat.fail_count,
@@ -167,7 +166,7 @@ impl Task {
             apply_timeout: h.failover.apply_timeout.get(),
             quorum: h.failover.quorum,
             lease_wait: lease(h) + round(h),
-            journal: state_dir.join(journal_name(&h.name)),
+            journal: store.dir().join(journal_name(&h.name)),
         };
         let recovering = actor.journal.exists();
         Task {
@@ -180,7 +179,7 @@ impl Task {
             vars: vars_query(&crate::failover::promotion_lock(&h.name)),
             last_operation: None,
             recovering,
-            state_file,
+            store,
             metrics,
             tx,
             writes_in_flight,
@@ -457,7 +456,7 @@ impl Task {
     async fn act(&mut self, action: Action) {
         let specs = self.cluster.specs().to_vec();
         match action {
-            Action::Persist { index } => self.persist(index),
+            Action::Persist { index } => self.persist(index).await,
             Action::Fence { node } => {
                 let result = self.actor.fence(node).await;
                 match &result {
@@ -499,7 +498,7 @@ impl Task {
                     Ok(()) => {
                         tracing::warn!(data_host = %self.name, failed = %old_name, write_node = %name, "write node switched (Mycat's mode)");
                         self.cluster.switched(index, Instant::now());
-                        self.persist(index);
+                        self.persist(index).await;
                         self.metrics.ha_event(&self.name, "switch", "ok");
                     }
                     Err(why) => {
@@ -511,11 +510,16 @@ impl Task {
         }
     }
 
-    fn persist(&self, index: usize) {
-        let result = crate::dnindex::write(&self.state_file, &self.name, index);
+    async fn persist(&self, index: usize) {
+        // Off the async threads: it may wait for another data host's
+        // update and does two fsyncs.
+        let (store, name) = (self.store.clone(), self.name.clone());
+        let result = tokio::task::spawn_blocking(move || store.write(&name, index))
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("the write was cut short: {e}")));
         match &result {
             Ok(()) => {
-                tracing::info!(data_host = %self.name, index, file = %self.state_file.display(), "write node index persisted")
+                tracing::info!(data_host = %self.name, index, file = %self.store.file().display(), "write node index persisted")
             }
             Err(e) => {
                 tracing::error!(data_host = %self.name, index, "cannot persist the write node index: {e:#}")

@@ -466,11 +466,21 @@ impl Cluster {
         None
     }
 
-    /// Live nodes with an active link to `p`.
+    /// Node `a`'s binlog holds everything `b`'s ends with.
+    fn holds_all(&self, a: usize, b: usize) -> bool {
+        match (&self.last[a], &self.last[b]) {
+            (Some(ra), Some(rb)) => ra.gtid_binlog_state.missing(&rb.gtid_binlog_pos).is_empty(),
+            _ => false,
+        }
+    }
+
+    /// Nodes that answered this round with an active link to `p` (a
+    /// report kept from an earlier round may be out of date by a whole
+    /// failover, so it is no evidence of whom a node follows).
     fn followers(&self, p: usize) -> Vec<usize> {
         let spec = &self.specs[p];
         (0..self.specs.len())
-            .filter(|&i| i != p && self.alive(i))
+            .filter(|&i| i != p && self.alive(i) && self.failures[i] == 0)
             .filter(|&i| {
                 self.last[i]
                     .as_ref()
@@ -504,21 +514,32 @@ impl Cluster {
                 }
                 _ => true,
             });
-        // The most followed claimant wins; then the one already primary;
-        // then the persisted one. A tie beyond that is no primary at all.
+        // The most followed claimant wins, then one holding everything the
+        // others wrote. Another proxy may see more followers than we do, so
+        // a loser is fenced only on evidence no view can reverse: fewer
+        // followers, or a binlog the winner holds entirely (while it lacks
+        // some of the winner's). Anything weaker is no primary at all.
         let rank = |i: usize| {
             (
                 self.followers(i).len(),
-                Some(i) == self.primary,
-                Some(i) == self.persisted,
+                claimants.iter().all(|&o| self.holds_all(i, o)),
             )
         };
         let best = claimants.iter().map(|&i| rank(i)).max();
-        let top: Vec<usize> = claimants
+        let mut top: Vec<usize> = claimants
             .iter()
             .copied()
             .filter(|&i| Some(rank(i)) == best)
             .collect();
+        if let [p] = top[..] {
+            let beaten = |l: usize| {
+                self.followers(p).len() > self.followers(l).len()
+                    || (self.holds_all(p, l) && !self.holds_all(l, p))
+            };
+            if let Some(&l) = claimants.iter().find(|&&l| l != p && !beaten(l)) {
+                top.push(l);
+            }
+        }
         let mut no_primary = String::new();
         let mut fence = stale;
         let primary = match top[..] {
@@ -539,7 +560,7 @@ impl Cluster {
             _ => {
                 let names: Vec<&str> = top.iter().map(|&i| self.specs[i].name.as_str()).collect();
                 no_primary = format!(
-                    "{} all claim to be primary (writable, replicating from nobody) and none is followed by more replicas: fix by hand",
+                    "{} all claim to be primary (writable, replicating from nobody); none is followed by more replicas or holds all the others' transactions: make all but one read-only by hand",
                     names.join(", ")
                 );
                 None

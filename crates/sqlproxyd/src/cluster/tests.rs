@@ -517,14 +517,32 @@ fn two_claimants_and_no_followers_is_no_primary() {
 }
 
 #[test]
-fn the_persisted_node_breaks_a_tie() {
+fn the_persisted_node_does_not_break_a_tie() {
+    // Another proxy may have persisted the other one: fencing on this
+    // proxy's own memory could fence both.
     let mut c = Cluster::new(specs(), policy(), Some(1));
     let (v, a) = c.observe(
         vec![primary("0-1-1"), primary("0-1-1"), down()],
         Instant::now(),
     );
+    assert_eq!(v.primary, None);
+    assert_eq!(a, []);
+}
+
+#[test]
+fn a_claimant_holding_all_the_others_wrote_wins_the_tie() {
+    let (mut c, t) = cluster();
+    let mut behind = primary("0-1-1");
+    if let Ok(r) = &mut behind {
+        r.server_id = 1;
+    }
+    let ahead = primary_with_state("0-2-5", "0-1-1,0-2-5");
+    let (v, a) = c.observe(vec![behind, ahead, down()], t);
     assert_eq!(v.primary, Some(1));
-    assert_eq!(a, [Action::Fence { node: 0 }]);
+    assert_eq!(
+        a[..2],
+        [Action::Fence { node: 0 }, Action::Persist { index: 1 }]
+    );
 }
 
 #[test]
@@ -731,4 +749,27 @@ fn mycat_mode_does_not_switch_while_a_replica_still_hears_the_write_node() {
     }
     let (v, _) = c.observe(round, t);
     assert!(v.cut_off.is_some_and(|w| w.contains("still replicates")));
+}
+
+#[test]
+fn a_returning_primary_loses_to_its_successor_it_cannot_see_followed() {
+    let (mut c, t) = cluster();
+    c.observe(healthy(), t);
+    for k in 1..=FAIL {
+        c.observe(
+            vec![down(), down(), replica(link(0, "0-1-10"))],
+            t + Duration::from_secs(k.into()),
+        );
+    }
+    // db-2 was promoted elsewhere and took writes; db-1 is back writable.
+    let successor = primary_with_state("0-2-43", "0-1-10,0-2-43");
+    let (v, a) = c.observe(
+        vec![primary("0-1-10"), successor, down()],
+        t + Duration::from_secs(9),
+    );
+    assert_eq!(v.primary, Some(1), "{v:?}");
+    assert_eq!(
+        a[..2],
+        [Action::Fence { node: 0 }, Action::Persist { index: 1 }]
+    );
 }
