@@ -17,6 +17,7 @@
 //! - [`health`]: whether a load balancer should send us clients (pure).
 //! - [`monitor`]: the heartbeat of a data host, driving [`cluster`].
 //! - [`failover`]: fencing, promotion and re-pointing on the backends.
+//! - [`grants`]: what the monitor and replication accounts lack for the enabled features.
 //! - [`dnindex`]: the persisted write node (Mycat's dnindex.properties).
 //! - [`admin`]: the MySQL-protocol admin port (Mycat-style `show @@...`).
 //! - [`registry`]: the sessions open now.
@@ -38,6 +39,7 @@ pub mod daemon;
 pub mod dnindex;
 pub mod failover;
 pub mod frontend;
+pub mod grants;
 pub mod health;
 pub mod import_mycat;
 pub mod limits;
