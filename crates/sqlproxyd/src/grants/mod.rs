@@ -63,6 +63,8 @@ pub const STOP_SLAVE: Statement = Statement {
     sql: "STOP SLAVE",
     any_of: &["REPLICATION SLAVE ADMIN", "SUPER"],
 };
+/// Refused only while a connection runs: with none running it answers OK
+/// to anyone, before any privilege check.
 pub const STOP_ALL_SLAVES: Statement = Statement {
     sql: "STOP ALL SLAVES",
     any_of: &["REPLICATION SLAVE ADMIN", "SUPER"],
