@@ -354,8 +354,9 @@ fn log_change(data_host: &str, node: &str, before: &NodeGrants, now: &NodeGrants
             for m in missing.iter().filter(|m| !old_missing.contains(m)) {
                 tracing::warn!(data_host, node, account = %account, feature = m.feature, privilege = %m.privilege, "missing privilege: {m}");
             }
+            // What could not be inspected is not a fault: info, not warn.
             for n in notes.iter().filter(|n| !old_notes.contains(n)) {
-                tracing::warn!(data_host, node, account = %account, "grants: {n}");
+                tracing::info!(data_host, node, account = %account, "grants: {n}");
             }
             let was_ok =
                 matches!(before, NodeGrants::Checked { missing, .. } if missing.is_empty());
