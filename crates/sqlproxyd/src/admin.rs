@@ -465,13 +465,15 @@ fn state_name(state: Option<crate::cluster::State>) -> String {
 }
 
 /// Mycat's columns NAME TYPE HOST PORT RS_CODE RETRY STATUS TIMEOUT
-/// EXECUTE_TIME LAST_ACTIVE_TIME STOP, then hastack's LAG and REASON.
+/// EXECUTE_TIME LAST_ACTIVE_TIME STOP, then hastack's LAG, REASON and
+/// GRANTS (what the monitor and replication accounts lack on that node).
 /// RS_CODE is Mycat's: 1 ok, -1 error, 0 not checked yet.
 fn heartbeat(admin: &Admin) -> Reply {
     let topology = admin.topology.read().map(|t| t.clone()).ok();
     let mut rows = Vec::new();
     for host in topology.iter().flat_map(|t| t.data_hosts.iter()) {
         let view = host.view.borrow().clone();
+        let grants = host.grants.borrow().clone();
         for (i, n) in host.nodes.iter().enumerate() {
             let Some(v) = view.nodes.get(i) else { continue };
             let rs_code = match v.state {
@@ -494,6 +496,7 @@ fn heartbeat(admin: &Admin) -> Reply {
                 s("false"),
                 v.lag.map(|l| l.to_string()),
                 s(&v.reason),
+                grants.get(i).map(|g| g.summary()),
             ]);
         }
     }
@@ -512,6 +515,7 @@ fn heartbeat(admin: &Admin) -> Reply {
             "STOP",
             "LAG",
             "REASON",
+            "GRANTS",
         ],
         rows,
     )

@@ -243,9 +243,10 @@ pub struct Heartbeat {
     pub timeout: Duration,
     /// Consecutive failed heartbeats before a node is down (Mycat's 3).
     pub fail_count: u32,
-    /// The monitor account: it needs SLAVE MONITOR (or REPLICATION CLIENT),
-    /// and for failover and rejoin also READ_ONLY ADMIN, REPLICATION SLAVE
-    /// ADMIN and SUPER. Defaults to the data host's `user`/`password`.
+    /// The monitor account: it needs SLAVE MONITOR, and for fencing,
+    /// failover, switchover and rejoin also READ_ONLY ADMIN, REPLICATION
+    /// SLAVE ADMIN and RELOAD (see `crate::grants`; checked at start and
+    /// on reload). Defaults to the data host's `user`/`password`.
     pub user: Option<String>,
     pub password: Option<Secret>,
 }

@@ -134,6 +134,11 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
             self.store = store;
         }
         let mut monitors = std::mem::take(&mut self.monitors);
+        // Kept heartbeats read the grants again (a new one reads them at
+        // start): a DBA may have granted what was missing.
+        for m in monitors.values() {
+            m.recheck_grants();
+        }
         refresh_monitors(&mut monitors, &config, &self.store, &self.metrics);
         self.monitors = monitors;
         let fresh = Arc::new(Topology::from_config(&config, &self.monitors)?);
@@ -151,17 +156,20 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
             .iter()
             .map(|h| {
                 let view = self.monitors.get(&h.name).map(|m| m.view.borrow().clone());
+                let grants = self.monitors.get(&h.name).map(|m| m.grants.borrow().clone());
                 let nodes: Vec<_> = h
                     .nodes
                     .iter()
                     .enumerate()
                     .map(|(i, n)| {
                         let v = view.as_ref().and_then(|v| v.nodes.get(i));
+                        let g = grants.as_ref().and_then(|g| g.get(i)).map(|g| g.to_json());
                         json!({
                             "name": n.name, "address": n.address, "role": n.role, "weight": n.weight,
                             "state": v.map(|v| v.state), "reason": v.map(|v| &v.reason),
                             "readable": v.map(|v| v.readable), "lag_seconds": v.and_then(|v| v.lag),
                             "failed_heartbeats": v.map(|v| v.failures), "last_ok": v.and_then(|v| v.last_ok.as_ref()),
+                            "grants": g,
                         })
                     })
                     .collect();

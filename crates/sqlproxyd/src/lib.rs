@@ -18,6 +18,7 @@
 //! - [`monitor`]: the heartbeat of a data host, driving [`cluster`].
 //! - [`plan`]: promotion, switchover and rejoin as steps with undos (pure).
 //! - [`failover`]: fencing, the promotion lock, and plans run on the backends.
+//! - [`grants`]: what the monitor and replication accounts lack for the enabled features.
 //! - [`dnindex`]: the persisted write node (Mycat's dnindex.properties).
 //! - [`admin`]: the MySQL-protocol admin port (Mycat-style `show @@...`).
 //! - [`registry`]: the sessions open now.
@@ -39,6 +40,7 @@ pub mod daemon;
 pub mod dnindex;
 pub mod failover;
 pub mod frontend;
+pub mod grants;
 pub mod health;
 pub mod import_mycat;
 pub mod limits;

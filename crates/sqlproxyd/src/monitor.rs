@@ -33,6 +33,10 @@ pub struct Monitor {
     /// Write commands sent and not yet answered, over all sessions: a
     /// switchover lets them finish before the old primary goes read-only.
     pub writes_in_flight: Arc<AtomicUsize>,
+    /// What the monitor and replication accounts lack, per node; read at
+    /// start and on [`Monitor::recheck_grants`], not per heartbeat.
+    pub grants: watch::Receiver<Vec<crate::grants::check::NodeGrants>>,
+    grants_check: crate::grants::check::Checker,
     stop: CancellationToken,
 }
 
@@ -79,13 +83,21 @@ impl Monitor {
         let writes_in_flight = Arc::new(AtomicUsize::new(0));
         let task = Task::new(host, store, metrics, tx, writes_in_flight.clone());
         tokio::spawn(task.run(stop.clone(), inbox));
+        let (grants_check, grants) = crate::grants::check::Checker::start(host, &stop);
         Monitor {
             view,
             config: host.clone(),
             commands,
             writes_in_flight,
+            grants,
+            grants_check,
             stop,
         }
+    }
+
+    /// Reads the accounts' grants again (a reload that kept this heartbeat).
+    pub fn recheck_grants(&self) {
+        self.grants_check.recheck();
     }
 }
 

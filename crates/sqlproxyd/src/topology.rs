@@ -73,6 +73,8 @@ pub struct DataHost {
     pub commands: mpsc::Sender<Command>,
     /// Write commands awaiting their reply, over all sessions.
     pub writes_in_flight: Arc<AtomicUsize>,
+    /// What the monitor and replication accounts lack, per node.
+    pub grants: watch::Receiver<Vec<crate::grants::check::NodeGrants>>,
 }
 
 impl DataHost {
@@ -295,6 +297,7 @@ impl Topology {
                     heartbeat_timeout: h.heartbeat.timeout.get(),
                     commands: monitor.commands.clone(),
                     writes_in_flight: monitor.writes_in_flight.clone(),
+                    grants: monitor.grants.clone(),
                 }))
             })
             .collect::<anyhow::Result<_>>()?;
