@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use hastack_rt::{ActionError, ActionFuture, Daemon, Page, PageRequest, StartContext};
 use serde_json::json;
@@ -21,11 +21,11 @@ use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 use crate::registry::Registry;
 use crate::session::{Accepted, Session};
-use crate::topology::Topology;
+use crate::topology::{LiveTopology, Topology};
 
 pub struct Sqlproxyd {
     config: Config,
-    topology: Arc<RwLock<Arc<Topology>>>,
+    topology: LiveTopology,
     metrics: Metrics,
     stop: CancellationToken,
     sessions: TaskTracker,
@@ -63,9 +63,7 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
         let metrics = Metrics::register(ctx.registry);
         let mut monitors = HashMap::new();
         refresh_monitors(&mut monitors, &config, &metrics);
-        let topology = Arc::new(RwLock::new(Arc::new(Topology::from_config(
-            &config, &monitors,
-        )?)));
+        let topology = LiveTopology::new(Topology::from_config(&config, &monitors, None)?);
         let stop = CancellationToken::new();
         let sessions = TaskTracker::new();
         let registry = Arc::new(Registry::default());
@@ -80,12 +78,12 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
             admission.clone(),
         ));
         tokio::spawn(crate::warm::keep_warm(
-            topology.clone(),
+            topology.current.clone(),
             metrics.clone(),
             stop.clone(),
         ));
         let admin = Admin {
-            topology: topology.clone(),
+            topology: topology.current.clone(),
             metrics: metrics.clone(),
             registry: registry.clone(),
         };
@@ -126,10 +124,21 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
         }
         refresh_monitors(&mut monitors, &config, &self.metrics);
         self.monitors = monitors;
-        let fresh = Arc::new(Topology::from_config(&config, &self.monitors)?);
-        if let Ok(mut t) = self.topology.write() {
-            *t = fresh;
+        let (_, previous) = self.topology.get();
+        let fresh = Topology::from_config(&config, &self.monitors, Some(&previous))?;
+        // Pools the new topology did not keep: nobody takes from them any
+        // more, so their idle connections close now.
+        for old in &previous.data_hosts {
+            if !fresh
+                .data_hosts
+                .iter()
+                .any(|h| Arc::ptr_eq(&h.pool, &old.pool))
+            {
+                old.pool.clear();
+            }
         }
+        // Sessions see it at their next command and follow it (session.rs).
+        self.topology.publish(fresh);
         self.config = config;
         Ok(())
     }
@@ -215,17 +224,16 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
     /// `POST /actions/switchover?data_host=dh1&node=db-3`: a planned
     /// switchover, as `switch @@datasource dh1:db-3` on the admin port.
     fn action(&self, name: &str, args: Vec<(String, String)>) -> ActionFuture {
-        let host = self.topology.read().ok().map(|t| t.clone()).and_then(|t| {
-            let want = args
-                .iter()
-                .find(|(k, _)| k == "data_host")
-                .map(|(_, v)| v.as_str());
-            match want {
-                Some(n) => t.data_hosts.iter().find(|h| h.name == n).cloned(),
-                None if t.data_hosts.len() == 1 => t.data_hosts.first().cloned(),
-                None => None,
-            }
-        });
+        let (_, t) = self.topology.get();
+        let want = args
+            .iter()
+            .find(|(k, _)| k == "data_host")
+            .map(|(_, v)| v.as_str());
+        let host = match want {
+            Some(n) => t.data_hosts.iter().find(|h| h.name == n).cloned(),
+            None if t.data_hosts.len() == 1 => t.data_hosts.first().cloned(),
+            None => None,
+        };
         let node = args
             .iter()
             .find(|(k, _)| k == "node")
@@ -302,7 +310,7 @@ async fn too_many(stream: tokio::net::TcpStream, why: Refusal) {
 
 async fn accept_loop(
     listener: TcpListener,
-    topology: Arc<RwLock<Arc<Topology>>>,
+    topology: LiveTopology,
     metrics: Metrics,
     stop: CancellationToken,
     sessions: TaskTracker,
@@ -315,10 +323,7 @@ async fn accept_loop(
             conn = hastack_rt::net::accept(&listener, "listen") => conn,
             _ = stop.cancelled() => return,
         };
-        let topo = match topology.read() {
-            Ok(t) => t.clone(),
-            Err(_) => continue,
-        };
+        let (generation, topo) = topology.get();
         let slot = match admission.connect(topo.max_connections) {
             Ok(slot) => slot,
             Err(why) => {
@@ -331,6 +336,7 @@ async fn accept_loop(
         let metrics = metrics.clone();
         let stop = stop.clone();
         let registry = registry.clone();
+        let live = topology.clone();
         metrics.client_connections.inc();
         metrics.client_connections_total.inc();
         sessions.spawn(async move {
@@ -342,6 +348,7 @@ async fn accept_loop(
                     slot,
                 },
                 topo,
+                (live, generation),
                 metrics.clone(),
                 stop.child_token(),
                 registry,

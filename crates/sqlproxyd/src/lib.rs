@@ -37,6 +37,7 @@ pub mod config;
 pub mod daemon;
 pub mod dnindex;
 pub mod failover;
+pub mod follow;
 pub mod frontend;
 pub mod health;
 pub mod import_mycat;
