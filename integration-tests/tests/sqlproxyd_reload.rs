@@ -199,3 +199,67 @@ fn a_replica_removed_by_a_reload_gets_no_more_reads_from_older_sessions() {
     r.query_drop("INSERT INTO t VALUES (1)").unwrap();
     assert!(has_id(&cluster, 0, 1));
 }
+
+fn heartbeat_rounds(proxy: &Proxy) -> u64 {
+    proxy.daemon.status().unwrap()["state"]["data_hosts"][0]["heartbeat_rounds"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// A reload that leaves the data host as it was keeps its heartbeat (its
+/// rounds go on counting) and its sessions' connections; one that removes
+/// the schema a session uses closes that session with an error saying so,
+/// and leaves the others alone.
+#[test]
+fn an_unchanged_data_host_keeps_its_heartbeat_and_a_removed_schema_ends_its_sessions() {
+    let cluster = MariaDbCluster::start(1).unwrap();
+    let proxy = Proxy::start(&cluster, "primary", &ha("300ms", 64)).unwrap();
+    wait_primary(&proxy, "db-1");
+    let text = config(
+        &cluster,
+        proxy.addr,
+        proxy.daemon.admin,
+        proxy.admin,
+        "primary",
+        &ha("300ms", 64),
+        "",
+    );
+    let mut app = proxy.conn("app", "app", Some("app")).unwrap();
+    let mut other = proxy.conn("app", "app", Some("sbtest")).unwrap();
+    let id: u32 = app.query_first("SELECT CONNECTION_ID()").unwrap().unwrap();
+    other.query_drop("DO 1").unwrap();
+    // Enough rounds that a restarted heartbeat could not have caught up
+    // between the reload and the look after it.
+    let counted = wait_for(Duration::from_secs(30), Duration::from_millis(100), || {
+        (heartbeat_rounds(&proxy) >= 20).then_some(())
+    });
+    assert!(counted.is_some(), "{}", proxy.daemon.log());
+    let before = heartbeat_rounds(&proxy);
+    reload(&proxy, &text, 2);
+    let after = heartbeat_rounds(&proxy);
+    assert!(
+        after >= before,
+        "the heartbeat restarted: {before} rounds, then {after}"
+    );
+    // The same backend connection: nothing was closed or reopened.
+    let still: u32 = app.query_first("SELECT CONNECTION_ID()").unwrap().unwrap();
+    assert_eq!(still, id);
+
+    // The users may name only schemas that exist.
+    let without_app = text
+        .replace("  - {name: app, data_host: dh1}\n", "")
+        .replace("schemas: [app, sbtest]", "schemas: [sbtest]")
+        .replace("schemas: [app], read_only", "schemas: [sbtest], read_only");
+    assert_ne!(without_app, text);
+    reload(&proxy, &without_app, 3);
+    let e = app.query_drop("SELECT 1").unwrap_err().to_string();
+    assert!(
+        e.contains("1927") && e.contains("schema 'app'") && e.contains("reconnect"),
+        "{e}"
+    );
+    assert!(
+        app.query_drop("SELECT 1").is_err(),
+        "the session stayed open"
+    );
+    other.query_drop("DO 1").unwrap();
+}
