@@ -245,6 +245,42 @@ fn an_unchanged_data_host_keeps_its_heartbeat_and_a_removed_schema_ends_its_sess
     let still: u32 = app.query_first("SELECT CONNECTION_ID()").unwrap().unwrap();
     assert_eq!(still, id);
 
+    // A reload refused after its heartbeats were started (the TLS files do
+    // not parse): the running heartbeat goes on, not a new one.
+    let garbage = std::env::temp_dir().join(format!("hs-reload-garbage-{}.pem", proxy.addr.port()));
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let refused = format!(
+        "tls: {{cert: {0}, key: {0}}}\n{1}",
+        garbage.display(),
+        text.replace("interval: 300ms", "interval: 250ms")
+    );
+    proxy.daemon.write_config(&refused).unwrap();
+    let before = heartbeat_rounds(&proxy);
+    proxy.daemon.reload().unwrap();
+    let answered = wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
+        let s = proxy.daemon.status().ok()?;
+        (s["last_reload"]["result"] == "error").then_some(s)
+    });
+    let status = answered.unwrap_or_else(|| panic!("not refused\n{}", proxy.daemon.log()));
+    assert_eq!(status["config_generation"].as_u64(), Some(2), "{status}");
+    // Refused by the daemon building the topology, not by the file check.
+    assert!(
+        status["last_reload"]["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("no certificate in the file")),
+        "{status}"
+    );
+    let after = heartbeat_rounds(&proxy);
+    assert!(
+        after >= before,
+        "a refused reload restarted the heartbeat: {before} rounds, then {after}"
+    );
+    assert_eq!(
+        app.query_first::<u32, _>("SELECT CONNECTION_ID()").unwrap(),
+        Some(id)
+    );
+    let _ = std::fs::remove_file(&garbage);
+
     // The users may name only schemas that exist.
     let without_app = text
         .replace("  - {name: app, data_host: dh1}\n", "")

@@ -62,7 +62,7 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
         })?;
         let metrics = Metrics::register(ctx.registry);
         let mut monitors = HashMap::new();
-        refresh_monitors(&mut monitors, &config, &metrics);
+        let _ = refresh_monitors(&mut monitors, &config, &metrics);
         let topology = LiveTopology::new(Topology::from_config(&config, &monitors, None)?);
         let stop = CancellationToken::new();
         let sessions = TaskTracker::new();
@@ -118,27 +118,43 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
             tracing::warn!(running = %self.listen, configured = %config.listen, "listen changes only at restart");
         }
         let mut monitors = std::mem::take(&mut self.monitors);
+        let mut stopping = Vec::new();
         let state_dir_changed = config.state_dir != self.config.state_dir;
         if state_dir_changed {
-            monitors.clear();
+            stopping.extend(monitors.drain().map(|(_, m)| m));
         }
-        refresh_monitors(&mut monitors, &config, &self.metrics);
-        self.monitors = monitors;
+        let (replaced, started) = refresh_monitors(&mut monitors, &config, &self.metrics);
+        stopping.extend(replaced);
         let (_, previous) = self.topology.get();
-        let fresh = Topology::from_config(&config, &self.monitors, Some(&previous))?;
+        let fresh = match Topology::from_config(&config, &monitors, Some(&previous)) {
+            Ok(t) => t,
+            Err(e) => {
+                // Refused: sessions keep routing by the heartbeats they
+                // have, which go on; the ones just started stop.
+                for name in &started {
+                    monitors.remove(name);
+                }
+                for m in stopping {
+                    monitors.insert(m.config.name.clone(), m);
+                }
+                self.monitors = monitors;
+                return Err(e);
+            }
+        };
+        self.monitors = monitors;
+        let kept_pools: Vec<_> = fresh.data_hosts.iter().map(|h| h.pool.clone()).collect();
+        // Sessions see it at their next command and follow it (session.rs).
+        self.topology.publish(fresh);
         // Pools the new topology did not keep: nobody takes from them any
         // more, so their idle connections close now.
         for old in &previous.data_hosts {
-            if !fresh
-                .data_hosts
-                .iter()
-                .any(|h| Arc::ptr_eq(&h.pool, &old.pool))
-            {
+            if !kept_pools.iter().any(|p| Arc::ptr_eq(p, &old.pool)) {
                 old.pool.clear();
             }
         }
-        // Sessions see it at their next command and follow it (session.rs).
-        self.topology.publish(fresh);
+        // Only now: a session that has not looked yet still routes by a
+        // heartbeat that runs, not by a stopped one's last view.
+        drop(stopping);
         self.config = config;
         Ok(())
     }
@@ -274,22 +290,33 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
 }
 
 /// Starts a heartbeat for each data host that has none or whose config
-/// changed, and stops those of data hosts no longer configured.
-fn refresh_monitors(monitors: &mut HashMap<String, Monitor>, config: &Config, metrics: &Metrics) {
-    monitors.retain(|name, m| {
-        config
-            .data_hosts
-            .iter()
-            .any(|h| &h.name == name && *h == m.config)
-    });
+/// changed; returns those of data hosts changed or no longer configured,
+/// to be stopped (by dropping them) once sessions have a topology without
+/// them, and the names of the heartbeats it started.
+fn refresh_monitors(
+    monitors: &mut HashMap<String, Monitor>,
+    config: &Config,
+    metrics: &Metrics,
+) -> (Vec<Monitor>, Vec<String>) {
+    let (kept, replaced): (HashMap<_, _>, HashMap<_, _>) =
+        std::mem::take(monitors).into_iter().partition(|(name, m)| {
+            config
+                .data_hosts
+                .iter()
+                .any(|h| &h.name == name && *h == m.config)
+        });
+    *monitors = kept;
+    let mut started = Vec::new();
     for h in &config.data_hosts {
         if !monitors.contains_key(&h.name) {
             monitors.insert(
                 h.name.clone(),
                 Monitor::spawn(h, config.state_dir.clone(), metrics.clone()),
             );
+            started.push(h.name.clone());
         }
     }
+    (replaced.into_values().collect(), started)
 }
 
 /// ERR 1040 in place of the handshake, for connections past even the
