@@ -125,6 +125,19 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// A connection to the MySQL-protocol admin port as `dba` (level admin).
+    pub fn admin_conn(&self) -> Result<Conn> {
+        let opts = OptsBuilder::new()
+            .ip_or_hostname(Some(self.admin.ip().to_string()))
+            .tcp_port(self.admin.port())
+            .user(Some("dba"))
+            .pass(Some("dba"))
+            .prefer_socket(false);
+        Conn::new(opts).with_context(|| format!("connecting to the admin port {}", self.admin))
+    }
+}
+
 /// A client speaking raw MySQL packets, for tests that send what no client
 /// library would, or that must not run the queries libraries run at connect.
 pub struct RawClient(pub std::net::TcpStream);

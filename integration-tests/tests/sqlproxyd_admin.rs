@@ -217,8 +217,38 @@ fn the_backend_connection_gauge_counts_pooled_connections_out_when_a_reload_drop
     });
     assert!(pooled.is_some());
     assert_eq!(open_backend_connections(&proxy), 3);
-    // A reload builds a new pool; the old one's connections close and are counted out.
+    let generation = |g: u64| {
+        wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
+            (proxy.daemon.status().ok()?["config_generation"].as_u64() == Some(g)).then_some(())
+        })
+        .unwrap_or_else(|| panic!("reload {g} not applied\n{}", proxy.daemon.log()))
+    };
+    // A reload that keeps the data host's nodes and accounts keeps its pool.
+    let config = std::fs::read_to_string(&proxy.daemon.config_path).unwrap();
+    proxy
+        .daemon
+        .write_config(&config.replace("pool: {min: 0, max: 64}", "pool: {min: 0, max: 8}"))
+        .unwrap();
     proxy.daemon.reload().unwrap();
+    generation(2);
+    assert_eq!(open_backend_connections(&proxy), 3);
+    let mut again = proxy.conn("app", "app", Some("app")).unwrap();
+    again.query_drop("DO 1").unwrap();
+    assert_eq!(
+        open_backend_connections(&proxy),
+        3,
+        "the kept pool was not used"
+    );
+    drop(again);
+    // One that changes them builds a new pool; the old one's connections
+    // close and are counted out.
+    let unused = "      - {name: db-9, address: 127.0.0.1:9, role: read}\n";
+    let nodes = config.find("    nodes:\n").unwrap() + "    nodes:\n".len();
+    let mut changed = config.clone();
+    changed.insert_str(nodes, unused);
+    proxy.daemon.write_config(&changed).unwrap();
+    proxy.daemon.reload().unwrap();
+    generation(3);
     let counted_out = wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
         (open_backend_connections(&proxy) == 0).then_some(())
     });

@@ -44,6 +44,9 @@ pub struct Backend {
     /// Counts it in `backend_connections` for as long as it lives, wherever
     /// it ends (a session, the pool, a pool dropped by a reload).
     pub gauge: Option<OpenGauge>,
+    /// Logged in as an account the data host still has: it may go back to
+    /// the pool. A reload that changed the accounts clears it.
+    pub poolable: bool,
 }
 
 /// One open connection in a gauge: up when made, down when dropped.
@@ -125,6 +128,7 @@ impl Backend {
             autocommit: true,
             read_only: false,
             gauge: None,
+            poolable: true,
         })
     }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use hastack_rt::{ActionError, ActionFuture, Daemon, Page, PageRequest, StartContext};
 use serde_json::json;
@@ -22,11 +22,11 @@ use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 use crate::registry::Registry;
 use crate::session::{Accepted, Session};
-use crate::topology::Topology;
+use crate::topology::{LiveTopology, Topology};
 
 pub struct Sqlproxyd {
     config: Config,
-    topology: Arc<RwLock<Arc<Topology>>>,
+    topology: LiveTopology,
     metrics: Metrics,
     stop: CancellationToken,
     sessions: TaskTracker,
@@ -68,10 +68,8 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
         })?;
         let metrics = Metrics::register(ctx.registry);
         let mut monitors = HashMap::new();
-        refresh_monitors(&mut monitors, &config, &store, &metrics);
-        let topology = Arc::new(RwLock::new(Arc::new(Topology::from_config(
-            &config, &monitors,
-        )?)));
+        let _ = refresh_monitors(&mut monitors, &config, &store, &metrics);
+        let topology = LiveTopology::new(Topology::from_config(&config, &monitors, None)?);
         let stop = CancellationToken::new();
         let sessions = TaskTracker::new();
         let registry = Arc::new(Registry::default());
@@ -86,12 +84,12 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
             admission.clone(),
         ));
         tokio::spawn(crate::warm::keep_warm(
-            topology.clone(),
+            topology.current.clone(),
             metrics.clone(),
             stop.clone(),
         ));
         let admin = Admin {
-            topology: topology.clone(),
+            topology: topology.current.clone(),
             metrics: metrics.clone(),
             registry: registry.clone(),
         };
@@ -126,25 +124,66 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
         if config.listen != self.listen {
             tracing::warn!(running = %self.listen, configured = %config.listen, "listen changes only at restart");
         }
-        if config.state_dir != self.config.state_dir {
-            // Taken before anything changes: if another sqlproxyd has the
-            // new directory, the reload is refused and the old one kept.
-            let store = Arc::new(Store::open(&config.state_dir)?);
-            self.monitors.clear();
-            self.store = store;
-        }
         let mut monitors = std::mem::take(&mut self.monitors);
+        let mut stopping = Vec::new();
+        let state_dir_changed = config.state_dir != self.config.state_dir;
+        // Taken before anything changes: if another sqlproxyd has the new
+        // directory, the reload is refused and the old one kept.
+        let new_store = if state_dir_changed {
+            match Store::open(&config.state_dir) {
+                Ok(s) => Some(Arc::new(s)),
+                Err(e) => {
+                    self.monitors = monitors;
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        if state_dir_changed {
+            stopping.extend(monitors.drain().map(|(_, m)| m));
+        }
         // Kept heartbeats read the grants again (a new one reads them at
         // start): a DBA may have granted what was missing.
         for m in monitors.values() {
             m.recheck_grants();
         }
-        refresh_monitors(&mut monitors, &config, &self.store, &self.metrics);
-        self.monitors = monitors;
-        let fresh = Arc::new(Topology::from_config(&config, &self.monitors)?);
-        if let Ok(mut t) = self.topology.write() {
-            *t = fresh;
+        let store = new_store.clone().unwrap_or_else(|| self.store.clone());
+        let (replaced, started) = refresh_monitors(&mut monitors, &config, &store, &self.metrics);
+        stopping.extend(replaced);
+        let (_, previous) = self.topology.get();
+        let fresh = match Topology::from_config(&config, &monitors, Some(&previous)) {
+            Ok(t) => t,
+            Err(e) => {
+                // Refused: sessions keep routing by the heartbeats they
+                // have, which go on; the ones just started stop.
+                for name in &started {
+                    monitors.remove(name);
+                }
+                for m in stopping {
+                    monitors.insert(m.config.name.clone(), m);
+                }
+                self.monitors = monitors;
+                return Err(e);
+            }
+        };
+        if let Some(s) = new_store {
+            self.store = s;
         }
+        self.monitors = monitors;
+        let kept_pools: Vec<_> = fresh.data_hosts.iter().map(|h| h.pool.clone()).collect();
+        // Sessions see it at their next command and follow it (session.rs).
+        self.topology.publish(fresh);
+        // Pools the new topology did not keep: nobody takes from them any
+        // more, so their idle connections close now.
+        for old in &previous.data_hosts {
+            if !kept_pools.iter().any(|p| Arc::ptr_eq(p, &old.pool)) {
+                old.pool.clear();
+            }
+        }
+        // Only now: a session that has not looked yet still routes by a
+        // heartbeat that runs, not by a stopped one's last view.
+        drop(stopping);
         self.config = config;
         Ok(())
     }
@@ -233,17 +272,16 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
     /// `POST /actions/switchover?data_host=dh1&node=db-3`: a planned
     /// switchover, as `switch @@datasource dh1:db-3` on the admin port.
     fn action(&self, name: &str, args: Vec<(String, String)>) -> ActionFuture {
-        let host = self.topology.read().ok().map(|t| t.clone()).and_then(|t| {
-            let want = args
-                .iter()
-                .find(|(k, _)| k == "data_host")
-                .map(|(_, v)| v.as_str());
-            match want {
-                Some(n) => t.data_hosts.iter().find(|h| h.name == n).cloned(),
-                None if t.data_hosts.len() == 1 => t.data_hosts.first().cloned(),
-                None => None,
-            }
-        });
+        let (_, t) = self.topology.get();
+        let want = args
+            .iter()
+            .find(|(k, _)| k == "data_host")
+            .map(|(_, v)| v.as_str());
+        let host = match want {
+            Some(n) => t.data_hosts.iter().find(|h| h.name == n).cloned(),
+            None if t.data_hosts.len() == 1 => t.data_hosts.first().cloned(),
+            None => None,
+        };
         let node = args
             .iter()
             .find(|(k, _)| k == "node")
@@ -284,27 +322,34 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
 }
 
 /// Starts a heartbeat for each data host that has none or whose config
-/// changed, and stops those of data hosts no longer configured.
+/// changed; returns those of data hosts changed or no longer configured,
+/// to be stopped (by dropping them) once sessions have a topology without
+/// them, and the names of the heartbeats it started.
 fn refresh_monitors(
     monitors: &mut HashMap<String, Monitor>,
     config: &Config,
     store: &Arc<Store>,
     metrics: &Metrics,
-) {
-    monitors.retain(|name, m| {
-        config
-            .data_hosts
-            .iter()
-            .any(|h| &h.name == name && *h == m.config)
-    });
+) -> (Vec<Monitor>, Vec<String>) {
+    let (kept, replaced): (HashMap<_, _>, HashMap<_, _>) =
+        std::mem::take(monitors).into_iter().partition(|(name, m)| {
+            config
+                .data_hosts
+                .iter()
+                .any(|h| &h.name == name && *h == m.config)
+        });
+    *monitors = kept;
+    let mut started = Vec::new();
     for h in &config.data_hosts {
         if !monitors.contains_key(&h.name) {
             monitors.insert(
                 h.name.clone(),
                 Monitor::spawn(h, store.clone(), metrics.clone()),
             );
+            started.push(h.name.clone());
         }
     }
+    (replaced.into_values().collect(), started)
 }
 
 /// ERR 1040 in place of the handshake, for connections past even the
@@ -325,7 +370,7 @@ async fn too_many(stream: tokio::net::TcpStream, why: Refusal) {
 
 async fn accept_loop(
     listener: TcpListener,
-    topology: Arc<RwLock<Arc<Topology>>>,
+    topology: LiveTopology,
     metrics: Metrics,
     stop: CancellationToken,
     sessions: TaskTracker,
@@ -338,10 +383,7 @@ async fn accept_loop(
             conn = hastack_rt::net::accept(&listener, "listen") => conn,
             _ = stop.cancelled() => return,
         };
-        let topo = match topology.read() {
-            Ok(t) => t.clone(),
-            Err(_) => continue,
-        };
+        let (generation, topo) = topology.get();
         let slot = match admission.connect(topo.max_connections) {
             Ok(slot) => slot,
             Err(why) => {
@@ -354,6 +396,7 @@ async fn accept_loop(
         let metrics = metrics.clone();
         let stop = stop.clone();
         let registry = registry.clone();
+        let live = topology.clone();
         metrics.client_connections.inc();
         metrics.client_connections_total.inc();
         sessions.spawn(async move {
@@ -365,6 +408,7 @@ async fn accept_loop(
                     slot,
                 },
                 topo,
+                (live, generation),
                 metrics.clone(),
                 stop.child_token(),
                 registry,

@@ -39,6 +39,7 @@ pub mod config;
 pub mod daemon;
 pub mod dnindex;
 pub mod failover;
+pub mod follow;
 pub mod frontend;
 pub mod grants;
 pub mod health;

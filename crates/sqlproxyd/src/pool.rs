@@ -9,6 +9,7 @@
 //! read-only or not (they may log in as different accounts).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -30,8 +31,9 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Pool {
     idle: Mutex<HashMap<PoolKey, Vec<(Instant, Backend)>>>,
-    /// Most idle connections kept per node (the data host's `pool.max`).
-    max_idle: usize,
+    /// Most idle connections kept per node (the data host's `pool.max`);
+    /// a reload that keeps the pool sets it anew.
+    max_idle: AtomicUsize,
     /// The (capabilities, collation, read-only) kinds sessions asked for,
     /// and when last: what pre-warming makes connections for.
     seen: Mutex<HashMap<(u32, u8, bool), Instant>>,
@@ -41,7 +43,7 @@ impl Pool {
     pub fn new(max_idle: usize) -> Self {
         Pool {
             idle: Mutex::new(HashMap::new()),
-            max_idle,
+            max_idle: AtomicUsize::new(max_idle),
             seen: Mutex::new(HashMap::new()),
         }
     }
@@ -101,11 +103,29 @@ impl Pool {
             .filter(|(k, _)| k.node == key.node)
             .map(|(_, v)| v.len())
             .sum();
-        if node_total >= self.max_idle {
+        if node_total >= self.max_idle.load(Ordering::Relaxed) {
             return Some(b);
         }
         idle.entry(key).or_default().push((now, b));
         None
+    }
+
+    /// A reload kept this pool with another `pool.max`: applies from the
+    /// next connection given back (idle ones past it expire as usual).
+    pub fn set_max_idle(&self, max_idle: usize) {
+        self.max_idle.store(max_idle, Ordering::Relaxed);
+    }
+
+    /// Closes every idle connection: a reload replaced this pool (its
+    /// nodes or accounts changed), and connections no session can take
+    /// must not stay open until the last older session ends.
+    pub fn clear(&self) {
+        let drained: Vec<_> = match self.idle.lock() {
+            Ok(mut idle) => idle.drain().collect(),
+            Err(_) => return,
+        };
+        // Dropped outside the lock: closing them counts them out of the gauge.
+        drop(drained);
     }
 
     /// Idle connections to `node` now.

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::{next, Backend, NodeMetrics, OpenGauge};
 use crate::client_stream::{ClientStream, ClientWire};
+use crate::follow::Fate;
 use crate::frontend::{self, schema_refusal, send_err, Client};
 use crate::limits::{may_remember, ConnSlot, Place, Refusal, UserSlot, LOGIN_MAX_PACKET};
 use crate::metrics::{route_name, Metrics, NodeLabels, NodeRouteLabels, RouteLabels};
@@ -33,7 +34,7 @@ use crate::proxy_header;
 use crate::readonly::lifts_read_only;
 use crate::registry::{Registry, SessionView};
 use crate::route::{PinReason, SessionRoute, Target};
-use crate::topology::{DataHost, Topology};
+use crate::topology::{DataHost, LiveTopology, Topology};
 use hastack_proto::mysql::client::Credentials;
 
 const COM_QUIT: u8 = 0x01;
@@ -56,6 +57,10 @@ pub struct Session {
     id: u32,
     peer: SocketAddr,
     topology: Arc<Topology>,
+    /// The topology in force and the generation `topology` is of: a reload
+    /// is taken at the next command ([`Session::follow_reload`]).
+    live: LiveTopology,
+    generation: u64,
     metrics: Metrics,
     client: ClientWire,
     login: Client,
@@ -117,6 +122,16 @@ enum Forwarded {
     ReadOnly { err: Packet, node: usize },
 }
 
+/// What a command does after [`Session::follow_reload`].
+enum Followed {
+    /// Runs, on the topology in force.
+    Go,
+    /// The client got an error in its place (what it held is lost).
+    Answered,
+    /// The client got an error and the session ends.
+    Close,
+}
+
 /// Closes after an error sent mid-packet: the client may still be writing
 /// the rest of it, and closing with its bytes unread would reset the
 /// connection and could destroy the ERR before the client reads it. So:
@@ -171,9 +186,14 @@ fn closes_connection(payload: &[u8]) -> bool {
 }
 
 /// ERR 1290 (ER_OPTION_PREVENTS_STATEMENT), which is what a statement gets
-/// from a server running with read_only.
+/// from a server running with read_only, or 1836 (ER_READ_ONLY_MODE): the
+/// statement did not run. It is run again only on another node the
+/// heartbeat names primary ([`Session::forward`]), never on the same one.
 fn is_read_only_refusal(payload: &[u8]) -> bool {
-    payload.first() == Some(&0xFF) && payload.get(1..3) == Some(&1290u16.to_le_bytes()[..])
+    payload.first() == Some(&0xFF)
+        && payload
+            .get(1..3)
+            .is_some_and(|c| matches!(u16::from_le_bytes([c[0], c[1]]), 1290 | 1836))
 }
 
 /// A client connection the accept loop let in.
@@ -199,6 +219,7 @@ impl Session {
     pub async fn run(
         conn: Accepted,
         topology: Arc<Topology>,
+        (live, generation): (LiveTopology, u64),
         metrics: Metrics,
         stop: CancellationToken,
         registry: Arc<Registry>,
@@ -330,6 +351,8 @@ impl Session {
             peer,
             schema: login.database.clone(),
             topology,
+            live,
+            generation,
             metrics,
             client,
             login,
@@ -388,6 +411,15 @@ impl Session {
                     .await?;
                 continue;
             };
+            // Commands without a reply go where the statement they name
+            // lives; every other one is routed by the topology in force.
+            if !matches!(command, COM_QUIT | COM_STMT_SEND_LONG_DATA | COM_STMT_CLOSE) {
+                match self.follow_reload(&packet).await? {
+                    Followed::Go => {}
+                    Followed::Answered => continue,
+                    Followed::Close => return Ok(()),
+                }
+            }
             match command {
                 COM_QUIT => return Ok(()),
                 COM_PING => self.ok(&packet).await?,
@@ -882,6 +914,78 @@ impl Session {
         .ok_or_else(|| anyhow::anyhow!("no {target:?} backend connection open"))
     }
 
+    /// Takes the topology a reload put in force, when there is a newer one
+    /// than the session's: its data host is looked up again (by schema, as
+    /// at login), and the backend connections that still lead to one of its
+    /// nodes are kept ([`crate::follow`]); the others close. From then on
+    /// the session routes by that data host's heartbeat, nodes and pool.
+    async fn follow_reload(&mut self, packet: &Packet) -> Result<Followed> {
+        let Some((generation, topology)) = self.live.newer_than(self.generation) else {
+            return Ok(Followed::Go);
+        };
+        self.generation = generation;
+        let index = match &self.schema {
+            Some(db) => topology.schemas.get(db).copied(),
+            None => Some(topology.default_host(&self.login.user)),
+        };
+        let Some(host) = index.and_then(|i| topology.data_hosts.get(i).cloned()) else {
+            let what = match &self.schema {
+                Some(db) => format!("schema '{db}' (data host '{}')", self.host.name),
+                None => format!("data host '{}'", self.host.name),
+            };
+            tracing::warn!(session = self.id, "closing: {what} removed by a reload");
+            // Its connections lead to nodes no longer configured: closed, not pooled.
+            self.drop_backend(Target::Write);
+            self.drop_backend(Target::Read);
+            let msg = format!(
+                "{what} is no longer configured in sqlproxyd (removed by a reload): this session is closed; reconnect"
+            );
+            self.err(packet, 1927, "70100", &msg).await?;
+            return Ok(Followed::Close);
+        };
+        self.topology = topology;
+        self.client
+            .codec_mut()
+            .set_max_packet(self.topology.max_allowed_packet);
+        let carry = self.host.carry_to(&host);
+        let held = self.route.in_transaction || self.route.pinned.is_some();
+        let mut lost = None;
+        for target in [Target::Write, Target::Read] {
+            let slot = match target {
+                Target::Write => &mut self.write,
+                Target::Read => &mut self.read,
+            };
+            let Some(node) = slot.as_ref().map(|b| b.node) else {
+                continue;
+            };
+            // Reads hold nothing: what the session set is run again on a new one.
+            match carry.fate(node, held && target == Target::Write) {
+                Fate::Keep { node, pool } => {
+                    if let Some(b) = slot.as_mut() {
+                        b.node = node;
+                        b.poolable &= pool;
+                    }
+                }
+                Fate::Close => self.drop_backend(target),
+                Fate::Lost => {
+                    lost = Some(self.host.nodes[node].name.clone());
+                    self.lost_connection(target);
+                }
+            }
+        }
+        let old = std::mem::replace(&mut self.host, host);
+        if let Some(node) = lost {
+            tracing::warn!(session = self.id, data_host = %old.name, %node, "a reload removed the node this session's transaction was on");
+            let msg = format!(
+                "a reload removed node '{node}' of data host '{}' (or moved it to another address): this session's open transaction, locks, temporary tables or prepared statements there are lost; retry the transaction",
+                old.name
+            );
+            self.err(packet, 1105, "HY000", &msg).await?;
+            return Ok(Followed::Answered);
+        }
+        Ok(Followed::Go)
+    }
+
     /// Opens (if needed) and brings in step the connection for `target`;
     /// returns the target actually used (a read falls back to the writer
     /// when no read node qualifies and the data host allows it).
@@ -938,7 +1042,14 @@ impl Session {
     /// when that was a transaction or session state), and a new one is
     /// opened, waiting up to `primary_wait` for a primary to exist.
     async fn ensure_writer(&mut self) -> Result<()> {
-        let writer = self.host.writer();
+        let mut writer = self.host.writer();
+        if writer.is_none() && self.write.is_some() {
+            // No primary named now (a switchover's pause, a failover, the
+            // first round of a heartbeat a reload restarted): the
+            // connection is judged against the primary there will be, not
+            // dropped (with the transaction it may hold) for a pause.
+            writer = self.host.wait_writer().await.ok();
+        }
         if let Some(node) = self.write.as_ref().map(|b| b.node) {
             if Some(node) != writer {
                 let held = self.route.in_transaction || self.route.pinned.is_some();
@@ -1104,6 +1215,7 @@ impl Session {
         );
         let reset = !b.in_reply
             && !multi
+            && b.poolable
             && tokio::time::timeout(
                 std::time::Duration::from_secs(2),
                 b.run(COM_RESET_CONNECTION, &[]),
@@ -1386,8 +1498,27 @@ fn kill_target(sql: &str) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
-    use super::{closes_connection, kill_target};
+    use super::{closes_connection, is_read_only_refusal, kill_target};
     use hastack_proto::mysql::packets::err_payload;
+
+    #[test]
+    fn read_only_refusals_are_told_from_other_errors() {
+        for code in [1290, 1836] {
+            assert!(is_read_only_refusal(&err_payload(
+                code,
+                "HY000",
+                "read-only"
+            )));
+        }
+        for code in [1062, 1205, 1792, 2013] {
+            assert!(!is_read_only_refusal(&err_payload(code, "HY000", "x")));
+        }
+        // An OK packet whose bytes after the header happen to read 1290.
+        let mut ok = err_payload(1290, "HY000", "x").to_vec();
+        ok[0] = 0x00;
+        assert!(!is_read_only_refusal(&ok));
+        assert!(!is_read_only_refusal(&[0xFF]));
+    }
 
     #[test]
     fn network_errors_close_the_backend_connection_others_do_not() {

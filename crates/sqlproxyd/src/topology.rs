@@ -1,10 +1,12 @@
 //! The running form of the config: users by name, data hosts with their
-//! nodes and balancing state, schemas by name. Rebuilt on reload; sessions
-//! keep the one they started with.
+//! nodes and balancing state, schemas by name. Rebuilt on reload and
+//! published through [`LiveTopology`]; sessions take the new one at their
+//! next command ([`crate::follow`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use hastack_proto::mysql::auth::{native_hash, parse_native_hash, NativeHash};
@@ -62,8 +64,12 @@ pub struct DataHost {
     pub read_only_account: Option<(String, Secret)>,
     pub nodes: Vec<Node>,
     rr: Mutex<WeightedRoundRobin>,
-    /// Idle logged-in connections to this data host's nodes.
-    pub pool: Pool,
+    /// Idle logged-in connections to this data host's nodes; the same pool
+    /// across reloads that keep the nodes and accounts.
+    pub pool: Arc<Pool>,
+    /// A fingerprint of the backend accounts (`user`, `read_only_user` and
+    /// their passwords): connections logged in as others are not pooled.
+    pub accounts: u64,
     /// The heartbeat's latest verdict: primary, readable nodes.
     pub view: watch::Receiver<View>,
     pub primary_wait: Duration,
@@ -87,8 +93,13 @@ impl DataHost {
         }
     }
 
-    /// The node writes go to now, if there is one.
+    /// The node writes go to now, if there is one. None once this data
+    /// host's heartbeat has stopped (a reload replaced it): its last view
+    /// is frozen and may name a primary that a later switchover demoted.
     pub fn writer(&self) -> Option<usize> {
+        if self.view.has_changed().is_err() {
+            return None;
+        }
         self.view.borrow().writer(std::time::Instant::now())
     }
 
@@ -98,9 +109,32 @@ impl DataHost {
         self.view.borrow().lease.allows(std::time::Instant::now())
     }
 
+    /// How connections to this data host's nodes carry over to `new`'s.
+    pub fn carry_to(&self, new: &DataHost) -> crate::follow::Carry {
+        let addrs = |h: &DataHost| h.nodes.iter().map(|n| n.addr).collect::<Vec<_>>();
+        crate::follow::Carry::between(
+            crate::follow::Shape {
+                addrs: &addrs(self),
+                accounts: self.accounts,
+            },
+            crate::follow::Shape {
+                addrs: &addrs(new),
+                accounts: new.accounts,
+            },
+        )
+    }
+
     /// The node writes go to, waiting up to `primary_wait` while there is
     /// none (a failover in progress); the error says why there is none.
     pub async fn wait_writer(&self) -> Result<usize, String> {
+        // A stopped heartbeat's last view would answer at once, and maybe
+        // with a primary a later switchover demoted.
+        if self.view.has_changed().is_err() {
+            return Err(format!(
+                "a reload replaced the heartbeat of data host '{}' during this statement; run it again",
+                self.name
+            ));
+        }
         let mut view = self.view.clone();
         crate::monitor::wait_primary(&mut view, self.primary_wait).await
     }
@@ -222,15 +256,85 @@ fn login_hash(password: &Option<Secret>, hash: &Option<String>) -> NativeHash {
     }
 }
 
+/// Tells apart two sets of backend accounts without keeping a second copy
+/// of their passwords.
+fn accounts_fingerprint(
+    user: &str,
+    password: &Secret,
+    read_only: &Option<(String, Secret)>,
+) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (user, password.expose()).hash(&mut h);
+    read_only
+        .as_ref()
+        .map(|(u, p)| (u.as_str(), p.expose()))
+        .hash(&mut h);
+    h.finish()
+}
+
+/// The topology in force, as a reload replaces it. Sessions compare its
+/// generation once per command (one atomic load, no lock shared by every
+/// session) and take the new topology only when it moved.
+#[derive(Clone)]
+pub struct LiveTopology {
+    /// What the admin port, pre-warming and the listener read.
+    pub current: Arc<RwLock<Arc<Topology>>>,
+    generation: Arc<AtomicU64>,
+}
+
+impl LiveTopology {
+    pub fn new(t: Topology) -> LiveTopology {
+        LiveTopology {
+            current: Arc::new(RwLock::new(Arc::new(t))),
+            generation: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The topology now, and its generation.
+    pub fn get(&self) -> (u64, Arc<Topology>) {
+        // Generation first: a topology newer than the generation read is
+        // taken again at the next look, never an older one kept.
+        let g = self.generation.load(Ordering::Acquire);
+        let t = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        (g, t)
+    }
+
+    /// The topology, when it is newer than generation `seen`.
+    pub fn newer_than(&self, seen: u64) -> Option<(u64, Arc<Topology>)> {
+        (self.generation.load(Ordering::Acquire) != seen).then(|| self.get())
+    }
+
+    /// Puts `t` in force; returns the one it replaced.
+    pub fn publish(&self, t: Topology) -> Arc<Topology> {
+        let old = std::mem::replace(
+            &mut *self
+                .current
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            Arc::new(t),
+        );
+        self.generation.fetch_add(1, Ordering::Release);
+        old
+    }
+}
+
 /// What clients see as the server version until a backend tells us its own.
 pub const DEFAULT_SERVER_VERSION: &str = "5.5.5-10.11.0-MariaDB-sqlproxyd";
 
 impl Topology {
-    /// Builds it over the heartbeats in `monitors` (by data host name);
-    /// fails only on unreadable TLS files or a data host without one.
+    /// Builds it over the heartbeats in `monitors` (by data host name),
+    /// keeping the pools of `previous` whose data host kept its nodes and
+    /// accounts; fails only on unreadable TLS files or a data host without
+    /// a heartbeat.
     pub fn from_config(
         c: &Config,
         monitors: &HashMap<String, Monitor>,
+        previous: Option<&Topology>,
     ) -> anyhow::Result<Topology> {
         let users: HashMap<String, Arc<User>> = c
             .users
@@ -269,6 +373,23 @@ impl Topology {
                 let monitor = monitors
                     .get(&h.name)
                     .ok_or_else(|| anyhow::anyhow!("data host {}: no heartbeat running", h.name))?;
+                let read_only_account = h.read_only_user.clone().zip(h.read_only_password.clone());
+                let accounts = accounts_fingerprint(&h.user, &h.password, &read_only_account);
+                let addrs: Vec<SocketAddr> = h.nodes.iter().map(|n| n.address).collect();
+                // Pooled connections are keyed by node index and logged in
+                // as the accounts: only the same nodes in the same order, and
+                // the same accounts, may keep them.
+                let pool = previous
+                    .and_then(|p| p.data_hosts.iter().find(|o| o.name == h.name))
+                    .filter(|o| {
+                        o.accounts == accounts
+                            && o.nodes.iter().map(|n| n.addr).eq(addrs.iter().copied())
+                    })
+                    .map(|o| {
+                        o.pool.set_max_idle(h.pool.max as usize);
+                        o.pool.clone()
+                    })
+                    .unwrap_or_else(|| Arc::new(Pool::new(h.pool.max as usize)));
                 Ok(Arc::new(DataHost {
                     name: h.name.clone(),
                     balance: h.balance,
@@ -278,7 +399,7 @@ impl Topology {
                     pool_min: h.pool.min,
                     user: h.user.clone(),
                     password: h.password.clone(),
-                    read_only_account: h.read_only_user.clone().zip(h.read_only_password.clone()),
+                    read_only_account,
                     nodes: h
                         .nodes
                         .iter()
@@ -290,7 +411,8 @@ impl Topology {
                         })
                         .collect(),
                     rr: Mutex::new(WeightedRoundRobin::new(h.nodes.len())),
-                    pool: Pool::new(h.pool.max as usize),
+                    pool,
+                    accounts,
                     view: monitor.view.clone(),
                     primary_wait: h.failover.primary_wait.get(),
                     reads_fall_back_to_primary: h.reads_fall_back_to_primary,
@@ -342,5 +464,91 @@ impl Topology {
             .and_then(|s| self.schemas.get(s))
             .copied()
             .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// One data host over two nodes, its heartbeat aimed at ports nothing
+    /// listens on (it only has to exist), as `edit` rewrites its text.
+    fn config(edit: impl Fn(String) -> String) -> Config {
+        let text = "users:\n  - {name: app, password: app}\ndata_hosts:\n  - name: dh1\n    user: app\n    password: app\n    pool: {min: 0, max: 64}\n    heartbeat: {interval: 1h}\n    failover: {promote: false, auto_rejoin: false}\n    nodes:\n      - {name: db-1, address: 127.0.0.1:1, role: write}\n      - {name: db-2, address: 127.0.0.1:2, role: read}\nschemas:\n  - {name: app, data_host: dh1}\n";
+        hastack_rt::config::parse::<Config>(Path::new("x.yaml"), &edit(text.to_owned())).unwrap()
+    }
+
+    fn monitors(c: &Config) -> HashMap<String, Monitor> {
+        let metrics = crate::metrics::Metrics::register(&mut Default::default());
+        let dir = std::env::temp_dir().join("hs-topology-unit");
+        c.data_hosts
+            .iter()
+            .map(|h| {
+                (
+                    h.name.clone(),
+                    Monitor::spawn(h, dir.clone(), metrics.clone()),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_reload_keeps_the_pool_only_for_the_same_nodes_and_accounts() {
+        let first = config(|t| t);
+        let m = monitors(&first);
+        let before = Topology::from_config(&first, &m, None).unwrap();
+        let kept = |c: &Config| {
+            let after = Topology::from_config(c, &m, Some(&before)).unwrap();
+            Arc::ptr_eq(&after.data_hosts[0].pool, &before.data_hosts[0].pool)
+        };
+        assert!(kept(&first));
+        assert!(kept(&config(|t| t.replace("max: 64", "max: 8"))));
+        assert!(kept(&config(|t| t.replace("name: db-2", "name: db-two"))));
+        assert!(!kept(&config(|t| t.replace("127.0.0.1:2", "127.0.0.1:3"))));
+        assert!(!kept(&config(|t| t.replace(
+            "      - {name: db-1",
+            "      - {name: db-0, address: 127.0.0.1:9, role: read}\n      - {name: db-1"
+        ))));
+        assert!(!kept(&config(|t| t.replace(
+            "    password: app\n    pool",
+            "    password: new\n    pool"
+        ))));
+        assert!(!kept(&config(|t| t.replace(
+            "    pool:",
+            "    read_only_user: ro\n    read_only_password: ro\n    pool:"
+        ))));
+    }
+
+    #[tokio::test]
+    async fn sessions_see_a_published_topology_once_and_the_old_view_stops_naming_a_writer() {
+        let c = config(|t| t);
+        let m = monitors(&c);
+        let mut t = Topology::from_config(&c, &m, None).unwrap();
+        // A heartbeat that named db-1 the primary, then stopped.
+        let mut named = View::initial(2);
+        named.primary = Some(0);
+        let (tx, rx) = watch::channel(named);
+        if let Some(h) = Arc::get_mut(&mut t.data_hosts[0]) {
+            h.view = rx;
+        }
+        let live = LiveTopology::new(t);
+        let (g, first) = live.get();
+        assert!(live.newer_than(g).is_none());
+        assert_eq!(first.data_hosts[0].writer(), Some(0));
+        drop(tx);
+        assert_eq!(first.data_hosts[0].writer(), None);
+        let e = first.data_hosts[0].wait_writer().await.unwrap_err();
+        assert!(e.contains("a reload replaced the heartbeat"), "{e}");
+
+        let old = live.publish(Topology::from_config(&c, &m, Some(&first)).unwrap());
+        assert!(Arc::ptr_eq(&old, &first));
+        let (g2, second) = live.newer_than(g).unwrap();
+        assert!(!Arc::ptr_eq(&second, &first));
+        assert!(live.newer_than(g2).is_none());
+        // Same nodes, same accounts: every connection carries over as it is.
+        assert!(first.data_hosts[0]
+            .carry_to(&second.data_hosts[0])
+            .is_identity(2));
     }
 }
