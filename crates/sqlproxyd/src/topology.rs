@@ -481,13 +481,20 @@ mod tests {
 
     fn monitors(c: &Config) -> HashMap<String, Monitor> {
         let metrics = crate::metrics::Metrics::register(&mut Default::default());
-        let dir = std::env::temp_dir().join("hs-topology-unit");
+        // Its own directory per call: a state dir has one Store at a time.
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "hs-topology-unit-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let store = Arc::new(crate::dnindex::Store::open(&dir).unwrap());
         c.data_hosts
             .iter()
             .map(|h| {
                 (
                     h.name.clone(),
-                    Monitor::spawn(h, dir.clone(), metrics.clone()),
+                    Monitor::spawn(h, store.clone(), metrics.clone()),
                 )
             })
             .collect()
@@ -528,6 +535,7 @@ mod tests {
         // A heartbeat that named db-1 the primary, then stopped.
         let mut named = View::initial(2);
         named.primary = Some(0);
+        named.lease = crate::cluster::Lease::Unbounded;
         let (tx, rx) = watch::channel(named);
         if let Some(h) = Arc::get_mut(&mut t.data_hosts[0]) {
             h.view = rx;
