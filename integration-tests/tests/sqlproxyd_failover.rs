@@ -284,7 +284,7 @@ fn a_killed_primary_is_replaced_without_losing_an_acknowledged_write_and_is_fenc
     assert_eq!(log.matches("promotion done").count(), 1, "{log}");
     assert!(log.contains("fenced"), "{log}");
     let metrics = proxy.daemon.metrics().unwrap();
-    assert!(metrics.contains("hastack_sqlproxyd_ha_events_total{data_host=\"dh1\",event=\"promote\",result=\"ok\"} 1"), "{metrics}");
+    assert!(metrics.contains("hastack_sqlproxyd_ha_events_total{data_host=\"dh1\",event=\"promotion\",result=\"ok\"} 1"), "{metrics}");
 }
 
 fn log_count(proxies: &[&Proxy], what: &str) -> usize {

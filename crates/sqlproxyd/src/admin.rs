@@ -433,6 +433,9 @@ fn datasource(admin: &Admin) -> Reply {
                 s(writes),
                 s(state_name(view.nodes.get(i).map(|v| v.state))),
                 view.nodes.get(i).map(|v| v.reason.clone()),
+                // The data host's last promotion, switchover or rejoin run
+                // by this proxy, on each of its rows.
+                view.last_operation.as_ref().map(last_operation),
             ]);
         }
     }
@@ -452,9 +455,26 @@ fn datasource(admin: &Admin) -> Reply {
             "WRITE_LOAD",
             "STATE",
             "REASON",
+            "LAST_OPERATION",
         ],
         rows,
     )
+}
+
+/// `switchover rolled_back at 2026-12-01T10:00:00Z: failed at db-2: SET
+/// GLOBAL read_only = OFF: ...`.
+fn last_operation(o: &crate::plan::Outcome) -> String {
+    let mut out = format!("{} {} at {}", o.kind, o.result, o.at);
+    if let Some(step) = &o.failed_step {
+        out.push_str(&format!(": failed at {step}"));
+    }
+    if let Some(e) = &o.error {
+        out.push_str(&format!(": {e}"));
+    }
+    if !o.rollback_errors.is_empty() {
+        out.push_str(&format!("; NOT undone: {}", o.rollback_errors.join("; ")));
+    }
+    out
 }
 
 fn state_name(state: Option<crate::cluster::State>) -> String {
