@@ -766,7 +766,12 @@ fn switchover(via: &str, target: &str, token: &str) -> Result<Pending> {
         ) {
             Ok((code, body)) => format!(
                 "{code} {}",
-                body.trim().chars().take(160).collect::<String>()
+                body.split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .chars()
+                    .take(160)
+                    .collect::<String>()
             ),
             Err(e) => format!("{e:#}"),
         },

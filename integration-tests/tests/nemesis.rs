@@ -21,10 +21,12 @@ use std::time::{Duration, Instant};
 use hastack_it::chaos::Lab;
 use hastack_it::nemesis::{self, Params, RunConfig};
 
-/// A seed whose schedule holds every kind of fault but a failed
-/// switchover's sibling (see docs/lab.md); 60 s keep the test near three
-/// minutes with the lab's start.
-const SEED: u64 = 3;
+/// Seed 1's minute: a switchover to a SIGSTOPped node, SIGTERM and kill -9
+/// of replicas and then of the primary, proxy-2 cut off from every other
+/// host, db-3's link down, both vrrpds killed, a reload, lbd SIGSTOPped. It
+/// passes on main as of issue 18's start (bench/RESULTS.md, "Nemesis"); 60 s
+/// keep the test near two minutes with the lab's start.
+const SEED: u64 = 1;
 const SECONDS: u64 = 60;
 
 fn env_u64(name: &str, default: u64) -> u64 {
