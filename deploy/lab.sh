@@ -8,7 +8,9 @@
 #   lab.sh down                    stop every process it started, remove namespaces, bridge, state
 #   lab.sh kill|stop|start HOST[:DAEMON]   SIGKILL / SIGTERM / start again (same config)
 #   lab.sh partition HOST HOST     cut all traffic between two hosts (VRRP included)
-#   lab.sh heal [HOST HOST]        undo one partition, or all of them
+#   lab.sh partition [--oneway] A,B C,D   cut every pair across two groups; --oneway
+#                                  drops only what the first group sends the second
+#   lab.sh heal [[--oneway] A,B C,D]   undo one partition (same arguments), or all of them
 #
 # Hosts: lb-1 lb-2 (lbd, vrrpd), proxy-1 proxy-2 (sqlproxyd, checkd),
 # db-1 db-2 db-3 (mariadbd). State, configs and logs: $HASTACK_LAB_DIR
@@ -167,6 +169,16 @@ MDB_SMALL=(--innodb-log-file-size=8M --innodb-buffer-pool-size=32M --innodb-use-
 MDB_SEMISYNC=(--rpl-semi-sync-master-enabled=ON --rpl-semi-sync-slave-enabled=ON
   --rpl-semi-sync-master-wait-point=AFTER_SYNC --rpl-semi-sync-master-timeout=10000
   --rpl-semi-sync-master-wait-no-slave=OFF)
+# A replica says its primary is gone only when the IO thread's connection
+# times out: after slave_net_timeout (MariaDB's default 60 s) of silence.
+# sqlproxyd fails over only on that evidence (a replica still connected
+# means just this proxy lost the primary), so a partition or a hung primary
+# must be noticed in seconds: 4 s here, with the primary sending a heartbeat
+# event every second when idle (MASTER_HEARTBEAT_PERIOD in setup_replication;
+# its default would be half of slave_net_timeout) so that a quiet primary is
+# not taken for a lost one.
+MDB_REPL_TIMEOUTS=(--slave-net-timeout=4)
+HEARTBEAT_PERIOD=1
 
 daemon_cmd() {
   local host=$1 daemon=$2 dir
@@ -180,7 +192,7 @@ daemon_cmd() {
         --log-slave-updates --gtid-strict-mode=ON --skip-name-resolve
         --performance-schema=OFF --max-connections=500 "--relay-log=$dir/relay-bin"
         --max-allowed-packet=64M
-        "${MDB_SMALL[@]}" "${MDB_SEMISYNC[@]}" --user=root)
+        "${MDB_SMALL[@]}" "${MDB_SEMISYNC[@]}" "${MDB_REPL_TIMEOUTS[@]}" --user=root)
       # max_allowed_packet as sqlproxyd's default (64M): a request the
       # proxy lets through is one the backend takes.
       # The replicas start read-only; a restarted old primary comes back
@@ -330,9 +342,12 @@ table bridge $NFT_TABLE {
   type filter hook forward priority 0; policy accept;
 "
   if [[ -s $STATE/partitions ]]; then
-    while read -r a b; do
+    # "A B": both directions cut; "A > B": only what A sends B.
+    while read -r a dir b; do
+      [[ -n $b ]] || { b=$dir dir=""; }
       rules+="  iifname \"$(port "$a")\" oifname \"$(port "$b")\" drop
-  iifname \"$(port "$b")\" oifname \"$(port "$a")\" drop
+"
+      [[ $dir == ">" ]] || rules+="  iifname \"$(port "$b")\" oifname \"$(port "$a")\" drop
 "
     done <"$STATE/partitions"
   fi
@@ -524,7 +539,7 @@ setup_replication() {
   for h in db-2 db-3; do
     root_sql "$h" -e "CHANGE MASTER TO MASTER_HOST='$(addr db-1)', MASTER_PORT=3306,
       MASTER_USER='repl', MASTER_PASSWORD='repl', MASTER_USE_GTID=slave_pos,
-      MASTER_CONNECT_RETRY=1; START SLAVE;"
+      MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=$HEARTBEAT_PERIOD; START SLAVE;"
   done
   pos=$(root_sql db-1 -e 'SELECT @@gtid_binlog_pos')
   for h in db-2 db-3; do
@@ -735,37 +750,78 @@ cmd_signal() {
   done <<<"$lines"
 }
 
+# The lines of $STATE/partitions for "[--oneway] A,B C,D": one per pair
+# across the groups, "A B" (both directions) or "A > B" (A's traffic to B).
+# Sets PAIRS (one line each) and DESC; dies on an unknown or shared host.
+partition_pairs() {
+  local oneway="" a b
+  if [[ ${1:-} == --oneway ]]; then
+    oneway=1
+    shift
+  fi
+  [[ $# -eq 2 && -n $1 && -n $2 ]] || die "usage: lab.sh $CMD [--oneway] HOST[,HOST...] HOST[,HOST...]"
+  local -a left right
+  IFS=, read -r -a left <<<"$1"
+  IFS=, read -r -a right <<<"$2"
+  for a in "${left[@]}" "${right[@]}"; do
+    [[ -n ${OCTET[$a]:-} ]] || die "unknown host '$a' (hosts: ${HOSTS[*]})"
+  done
+  PAIRS=""
+  for a in "${left[@]}"; do
+    for b in "${right[@]}"; do
+      [[ $a != "$b" ]] || die "$a is on both sides: cannot partition a host from itself"
+      if [[ -n $oneway ]]; then PAIRS+="$a > $b"$'\n'; else PAIRS+="$a $b"$'\n'; fi
+    done
+  done
+  if [[ -n $oneway ]]; then DESC="$1 -> $2 (one way: what $1 sends $2)"; else DESC="$1 | $2"; fi
+}
+
 cmd_partition() {
-  local a=${1:-} b=${2:-}
-  [[ -n $a && -n $b ]] || die "usage: lab.sh partition HOST HOST"
+  CMD=partition
+  partition_pairs "$@"
   need_root
   need nft nftables
   require_up
-  [[ -n ${OCTET[$a]:-} ]] || die "unknown host '$a' (hosts: ${HOSTS[*]})"
-  [[ -n ${OCTET[$b]:-} ]] || die "unknown host '$b' (hosts: ${HOSTS[*]})"
-  [[ $a != "$b" ]] || die "cannot partition $a from itself"
   lock
-  printf '%s %s\n' "$a" "$b" >>"$STATE/partitions"
+  printf '%s' "$PAIRS" >>"$STATE/partitions"
   nft_partitions
-  say "partitioned $a | $b (all traffic between them dropped on the switch; 'lab.sh heal' undoes it)"
+  say "partitioned $DESC (dropped on the switch; 'lab.sh heal' undoes it)"
 }
 
 cmd_heal() {
-  local a=${1:-} b=${2:-}
   need_root
   need nft nftables
   require_up
-  lock
-  if [[ -z $a ]]; then
+  if [[ $# -eq 0 ]]; then
+    lock
     rm -f "$STATE/partitions"
     say "healed every partition"
   else
-    [[ -n $b ]] || die "usage: lab.sh heal [HOST HOST]"
+    CMD=heal
+    partition_pairs "$@"
+    lock
     if [[ -e $STATE/partitions ]]; then
-      grep -v -x -e "$a $b" -e "$b $a" "$STATE/partitions" >"$STATE/partitions.new" || true
+      # One line removed per pair (another partition may cut the same pair);
+      # a plain "A B" is undone by "heal B A" too.
+      local -a lines
+      local p i w alt
+      mapfile -t lines <"$STATE/partitions"
+      while read -r p; do
+        [[ -n $p ]] || continue
+        read -r -a w <<<"$p"
+        alt=$p
+        ((${#w[@]} == 2)) && alt="${w[1]} ${w[0]}"
+        for i in "${!lines[@]}"; do
+          if [[ ${lines[i]} == "$p" || ${lines[i]} == "$alt" ]]; then
+            unset 'lines[i]'
+            break
+          fi
+        done
+      done <<<"$PAIRS"
+      printf '%s\n' "${lines[@]}" | grep -v '^$' >"$STATE/partitions.new" || true
       mv "$STATE/partitions.new" "$STATE/partitions"
     fi
-    say "healed $a | $b"
+    say "healed $DESC"
   fi
   nft_partitions
 }
@@ -792,7 +848,7 @@ cmd_status() {
   printf 'VIP %s:3306 held by: %s%s\n' "$VIP" "${vip_at[*]:-nobody}" \
     "${answering:+, answering: $answering}"
   if [[ -s $STATE/partitions ]]; then
-    printf 'partitions: %s\n' "$(tr '\n' ',' <"$STATE/partitions" | sed 's/,$//; s/ / | /g; s/,/, /g')"
+    printf 'partitions: %s\n' "$(sed 's/ > / -> /; t; s/ / | /' "$STATE/partitions" | tr '\n' ',' | sed 's/,$//; s/,/, /g')"
   fi
   for h in lb-1 lb-2 proxy-1 proxy-2 db-1 db-2 db-3; do
     for d in ${DAEMONS[$h]}; do
@@ -877,7 +933,7 @@ PY
 )
 
 usage() {
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 main() {

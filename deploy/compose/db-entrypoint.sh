@@ -43,6 +43,11 @@ common=(
   --rpl-semi-sync-master-enabled=ON --rpl-semi-sync-slave-enabled=ON
   --rpl-semi-sync-master-wait-point=AFTER_SYNC --rpl-semi-sync-master-timeout=10000
   --rpl-semi-sync-master-wait-no-slave=OFF
+  # A replica notices a lost primary after slave_net_timeout (default 60 s)
+  # and sqlproxyd fails over only on that evidence: seconds, as deploy/lab.sh
+  # (with MASTER_HEARTBEAT_PERIOD=1 below, an idle primary is not taken for
+  # a lost one).
+  --slave-net-timeout=4
 )
 
 read_only=ON
@@ -92,7 +97,7 @@ SQL
 SET GLOBAL gtid_slave_pos = '';
 CHANGE MASTER TO MASTER_HOST='$DB_PRIMARY', MASTER_PORT=3306,
   MASTER_USER='repl', MASTER_PASSWORD='repl',
-  MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;
+  MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1;
 SQL
   fi
   mariadb-admin --socket="$sock" shutdown

@@ -35,7 +35,7 @@ pub const DBS: [(&str, &str); 3] = [
 
 // --- connections -----------------------------------------------------------------
 
-fn connect(host: &str, user: &str, pass: &str, db: Option<&str>) -> Result<Conn> {
+pub(crate) fn connect(host: &str, user: &str, pass: &str, db: Option<&str>) -> Result<Conn> {
     connect_within(
         host,
         user,
@@ -162,7 +162,7 @@ impl Workload {
         let mut c = connect(vip, "app", "app", Some("app"))?;
         c.query_drop(format!(
             "CREATE TABLE {table} (seq BIGINT AUTO_INCREMENT PRIMARY KEY, id BIGINT NOT NULL, \
-             conn INT NOT NULL, payload VARCHAR(64) NOT NULL, KEY (id))"
+             conn INT NOT NULL, payload VARCHAR(64) NOT NULL, sid INT NOT NULL, KEY (id))"
         ))?;
         drop(c);
         // Every reachable node has the table before the load starts.
@@ -258,8 +258,13 @@ fn run_op(
     kind: OpKind,
     ids: &[u64],
 ) -> (Outcome, Option<u64>) {
-    let insert =
-        |id: u64| format!("INSERT INTO {table} (id, conn, payload) VALUES ({id}, {n}, 'p{id}')");
+    // sid: the server the row was written on (row-based binlog carries the
+    // value to the replicas), so a checker knows where each write landed.
+    let insert = |id: u64| {
+        format!(
+            "INSERT INTO {table} (id, conn, payload, sid) VALUES ({id}, {n}, 'p{id}', @@server_id)"
+        )
+    };
     let outcome = match kind {
         OpKind::Insert => match c.query_drop(insert(ids[0])) {
             Ok(()) => Outcome::Ack,
@@ -525,7 +530,7 @@ pub fn current_primary() -> Result<&'static str> {
     }
 }
 
-fn db_addr(name: &str) -> &'static str {
+pub(crate) fn db_addr(name: &str) -> &'static str {
     DBS.iter()
         .find(|(n, _)| *n == name)
         .map(|(_, a)| *a)
@@ -1103,7 +1108,7 @@ impl Fault {
     }
 }
 
-fn signal_pid(pid: i32, sig: nix::sys::signal::Signal) -> Result<()> {
+pub(crate) fn signal_pid(pid: i32, sig: nix::sys::signal::Signal) -> Result<()> {
     Ok(nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         sig,
@@ -1141,7 +1146,7 @@ fn stack_serves(vip: &str, n: usize) -> bool {
 }
 
 /// Waits until the stack serves again through `vip` with one VIP holder.
-fn wait_converged(vip: &str, timeout: Duration) -> Result<()> {
+pub(crate) fn wait_converged(vip: &str, timeout: Duration) -> Result<()> {
     crate::wait_for(timeout, Duration::from_millis(200), || {
         (vip_holders_of(vip).len() == 1 && stack_serves(vip, 6)).then_some(())
     })

@@ -6,6 +6,7 @@
 //! - [`chaos`]: the chaos suite over the namespace lab (workload, faults, report).
 //! - [`lab`]: the namespace lab of `deploy/lab.sh`, `down` on drop.
 //! - [`mariadb`]: a MariaDB GTID replication topology on loopback ports.
+//! - [`nemesis`]: random fault schedules from a seed over the namespace lab, and their invariants.
 //! - [`netlab`]: network-namespace "hosts" on a private bridge.
 //! - [`daemon`]: one of our daemons started from its built binary.
 //! - [`ports`]: free loopback ports.
@@ -20,6 +21,7 @@ pub mod classifier_oracle;
 pub mod daemon;
 pub mod lab;
 pub mod mariadb;
+pub mod nemesis;
 pub mod netlab;
 pub mod ports;
 pub mod process;

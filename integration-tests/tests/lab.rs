@@ -23,19 +23,7 @@ use hastack_it::lab::Lab;
 use hastack_it::wait_for;
 
 const VIP: &str = "10.99.0.100";
-const DAEMONS: &[(&str, &str)] = &[
-    ("lb-1", "lbd"),
-    ("lb-1", "vrrpd"),
-    ("lb-2", "lbd"),
-    ("lb-2", "vrrpd"),
-    ("proxy-1", "sqlproxyd"),
-    ("proxy-1", "checkd"),
-    ("proxy-2", "sqlproxyd"),
-    ("proxy-2", "checkd"),
-    ("db-1", "mariadbd"),
-    ("db-2", "mariadbd"),
-    ("db-3", "mariadbd"),
-];
+const DAEMONS: &[(&str, &str)] = &hastack_it::nemesis::PROCESSES;
 
 /// `mariadb` CLI through the VIP as app/app; stdout on success.
 fn mariadb(sql: &str) -> Result<String, String> {
