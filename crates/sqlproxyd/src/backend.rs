@@ -197,9 +197,9 @@ impl Backend {
         loop {
             let p = next(&mut self.wire).await?;
             if p.payload.first() == Some(&0xFF) && first_err.is_none() {
-                if let Ok(ParsedReply::Err(e)) = parse_reply(&p.payload) {
-                    first_err = Some(e);
-                }
+                // Kept typed: callers tell "the server refused it" (it did
+                // not run) from a lost connection (it may have).
+                first_err = Some(hastack_proto::mysql::packets::describe_err(&p.payload));
             }
             match reply.step(&p.payload)? {
                 Step::More => {}
@@ -213,7 +213,7 @@ impl Backend {
             }
         }
         match first_err {
-            Some(e) => bail!("{e}"),
+            Some(e) => Err(hastack_proto::mysql::packets::ParseError::ServerError(e).into()),
             None => Ok(()),
         }
     }

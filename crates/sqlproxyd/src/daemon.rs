@@ -218,6 +218,9 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
                     "primary": primary,
                     "no_primary": view.as_ref().filter(|v| v.primary.is_none()).map(|v| &v.no_primary),
                     "heartbeat_rounds": view.as_ref().map(|v| v.round),
+                    "quorum": h.failover.quorum,
+                    "cut_off": view.as_ref().and_then(|v| v.cut_off.as_ref()),
+                    "last_operation": view.as_ref().and_then(|v| v.last_operation.as_ref()),
                     "nodes": nodes,
                 })
             })

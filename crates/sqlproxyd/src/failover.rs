@@ -273,9 +273,7 @@ impl Actor {
                     // Without a journal a crash could leave the nodes half
                     // way: do not start (or go on) blind.
                     let why = format!("cannot write {}: {e}", self.journal.display());
-                    let undo = self
-                        .undo(&plan.rollback(k.saturating_sub(1)), &mut conns)
-                        .await;
+                    let undo = self.undo(&plan.rollback(k, false), &mut conns).await;
                     let result = match (k, undo.is_empty()) {
                         (0, _) => "skipped",
                         (_, true) => "rolled_back",
@@ -288,7 +286,8 @@ impl Actor {
                 let shown = self.shown(step);
                 tracing::error!(data_host = %self.data_host, plan = plan.kind.name(), step = %shown, "plan step failed: {e:#}");
                 if k < plan.commit {
-                    let undo = self.undo(&plan.rollback(k), &mut conns).await;
+                    let took_effect = !refused_by_server(&e);
+                    let undo = self.undo(&plan.rollback(k, took_effect), &mut conns).await;
                     self.clear_journal();
                     let result = if undo.is_empty() {
                         "rolled_back"
@@ -540,6 +539,17 @@ fn outcome(
         rollback_errors,
         at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     }
+}
+
+/// The server answered the statement with an error: it did not run (as
+/// opposed to a timeout or a lost connection, after which it may have).
+fn refused_by_server(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<hastack_proto::mysql::packets::ParseError>(),
+            Some(hastack_proto::mysql::packets::ParseError::ServerError(_))
+        )
+    })
 }
 
 /// A connection to `spec` for the proxy's own queries.

@@ -137,13 +137,15 @@ impl Plan {
     }
 
     /// What to run after step `failed` failed, in order: the undos of the
-    /// steps done so far and of the failed one, newest first. Nothing once
-    /// the plan is committed.
-    pub fn rollback(&self, failed: usize) -> Vec<Step> {
+    /// steps done so far, newest first, and of the failed one when it may
+    /// have taken effect (it timed out or lost its connection; a server
+    /// error says it did not). Nothing once the plan is committed.
+    pub fn rollback(&self, failed: usize, took_effect: bool) -> Vec<Step> {
         if failed >= self.commit {
             return Vec::new();
         }
-        self.steps[..=failed.min(self.steps.len().saturating_sub(1))]
+        let done = if took_effect { failed + 1 } else { failed };
+        self.steps[..done.min(self.steps.len())]
             .iter()
             .rev()
             .filter_map(|s| {
@@ -164,7 +166,8 @@ impl Plan {
         match self.kind {
             Kind::Promotion | Kind::Switchover if target_writable => Recovery::Forward,
             _ if next >= self.commit => Recovery::Forward,
-            _ => Recovery::Rollback(self.rollback(next)),
+            // Whether the step about to run did run is unknown.
+            _ => Recovery::Rollback(self.rollback(next, true)),
         }
     }
 
@@ -277,7 +280,7 @@ mod tests {
                     if took_effect {
                         apply(nodes, s);
                     }
-                    for u in plan.rollback(k) {
+                    for u in plan.rollback(k, took_effect) {
                         apply(nodes, &u);
                     }
                     if k < plan.commit {
@@ -381,14 +384,16 @@ mod tests {
     fn a_failed_rejoin_restarts_the_link_it_stopped() {
         let plan = Plan::rejoin(1, 2, false);
         assert_eq!(
-            plan.rollback(0),
+            plan.rollback(0, true),
             [Step {
                 node: 1,
                 op: Op::StartReplication,
                 undo: None
             }]
         );
-        assert_eq!(plan.rollback(1), []);
+        // Refused by the server: nothing was stopped, nothing to start.
+        assert_eq!(plan.rollback(0, false), []);
+        assert_eq!(plan.rollback(1, true), []);
     }
 
     #[test]

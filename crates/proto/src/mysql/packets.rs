@@ -306,7 +306,8 @@ pub fn parse_reply(payload: &[u8]) -> Result<Reply, ParseError> {
 }
 
 /// Reads an ERR payload; a malformed one is still described, never dropped.
-fn describe_err(payload: &[u8]) -> ServerErr {
+/// An ERR packet's code, SQLSTATE and message.
+pub fn describe_err(payload: &[u8]) -> ServerErr {
     match ErrPacket::deserialize(CapabilityFlags::CLIENT_PROTOCOL_41, &mut ParseBuf(payload)) {
         Ok(ErrPacket::Error(e)) => ServerErr {
             code: e.error_code(),
