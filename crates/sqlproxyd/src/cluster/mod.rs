@@ -210,6 +210,14 @@ pub struct Cluster {
     no_lease: Option<String>,
     /// The configured node each node was last seen replicating from.
     last_master: Vec<Option<usize>>,
+    /// The primary's `@@gtid_binlog_pos` at each round, newest last, back
+    /// to `max_replica_lag` ago: what a replica must have applied to take
+    /// reads.
+    history: std::collections::VecDeque<(Instant, hastack_proto::mysql::gtid::GtidPos)>,
+    /// This round's start.
+    now: Instant,
+    /// Whose positions `history` holds.
+    history_of: Option<usize>,
 }
 
 impl Cluster {
@@ -233,6 +241,46 @@ impl Cluster {
             lease: Lease::None,
             no_lease: None,
             last_master: vec![None; n],
+            history: std::collections::VecDeque::new(),
+            now: Instant::now(),
+            history_of: None,
+        }
+    }
+
+    /// What a replica must have applied to take reads: the primary's
+    /// position at the first round at most `max_replica_lag` ago (the
+    /// oldest known while the history is shorter).
+    fn required_position(&self) -> Option<&hastack_proto::mysql::gtid::GtidPos> {
+        let since = self.now.checked_sub(self.policy.max_replica_lag)?;
+        self.history
+            .iter()
+            .find(|(at, _)| *at >= since)
+            .or(self.history.back())
+            .map(|(_, pos)| pos)
+    }
+
+    /// Records the primary's position this round (a new primary starts a
+    /// new history).
+    fn remember_position(&mut self, primary: Option<usize>) {
+        let Some(p) = primary.filter(|&p| self.failures[p] == 0) else {
+            return;
+        };
+        let Some(pos) = self.last[p].as_ref().map(|r| r.gtid_binlog_pos.clone()) else {
+            return;
+        };
+        if self.history_of != Some(p) {
+            self.history.clear();
+            self.history_of = Some(p);
+        }
+        self.history.push_back((self.now, pos));
+        // Keep one entry at or before the horizon, and nothing older.
+        let horizon = self.now.checked_sub(self.policy.max_replica_lag);
+        while let (Some(h), Some(second)) = (horizon, self.history.get(1)) {
+            if second.0 <= h {
+                self.history.pop_front();
+            } else {
+                break;
+            }
         }
     }
 
@@ -257,6 +305,7 @@ impl Cluster {
         now: Instant,
     ) -> (View, Vec<Action>) {
         self.round += 1;
+        self.now = now;
         self.cut_off = None;
         let mut answered = Vec::new();
         for (i, r) in round.into_iter().enumerate().take(self.specs.len()) {
@@ -392,6 +441,7 @@ impl Cluster {
             no_primary = format!("write node {} is down", self.specs[writer].name);
         }
         self.primary = Some(writer);
+        self.remember_position(primary);
         let nodes = (0..n).map(|i| self.node_view(i, primary, &[])).collect();
         (self.view(primary, no_primary, nodes), actions)
     }
@@ -592,6 +642,7 @@ impl Cluster {
             no_primary = self.failover(now, &mut actions);
         }
         // Replicas left following something else, and returning nodes.
+        self.remember_position(primary);
         let mut followed = Vec::new();
         if let Some(p) = primary {
             let others: Vec<usize> = (0..self.specs.len())
@@ -903,7 +954,22 @@ impl Cluster {
                 false,
                 Some(s),
             ),
-            Some(s) => view(State::Up, format!("replica of {pname}"), true, Some(s)),
+            Some(s) => match self.required_position() {
+                // Seconds_Behind_Master says 0 while the SQL thread waits
+                // for an IO thread that has not fetched what it lacks yet
+                // (just reconnected, or cut off one way before it noticed):
+                // the positions say how far behind it really is.
+                Some(required) if !r.gtid_current_pos.covers(required) => view(
+                    behind,
+                    format!(
+                        "has not applied {required}, the primary's position {:?} ago (Seconds_Behind_Master {s})",
+                        self.policy.max_replica_lag
+                    ),
+                    false,
+                    Some(s),
+                ),
+                _ => view(State::Up, format!("replica of {pname}"), true, Some(s)),
+            },
         }
     }
 

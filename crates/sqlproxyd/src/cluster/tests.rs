@@ -339,7 +339,8 @@ fn a_returning_old_master_is_fenced_then_rejoined() {
     let (v, _) = c.observe(round.clone(), t);
     assert_eq!(v.nodes[0].state, State::Rejoining);
     assert!(!v.nodes[0].readable);
-    round[0] = replica(link(2, "0-1-12,1-3-5"));
+    // Caught up: it has applied what the primary has.
+    round[0] = replica(link(2, "0-3-20,1-3-5"));
     let (v, _) = c.observe(round, t);
     assert_eq!(v.nodes[0].state, State::Up);
     assert!(v.nodes[0].readable);
@@ -772,4 +773,37 @@ fn a_returning_primary_loses_to_its_successor_it_cannot_see_followed() {
         a[..2],
         [Action::Fence { node: 0 }, Action::Persist { index: 1 }]
     );
+}
+
+/// Seconds_Behind_Master says 0 while the IO thread has not fetched what
+/// it lacks; the primary's position of `max_replica_lag` ago decides.
+#[test]
+fn a_replica_that_has_not_applied_the_primarys_position_of_lag_ago_gets_no_reads() {
+    let (mut c, t) = cluster();
+    let at = |s: u64| t + Duration::from_secs(s);
+    c.observe(healthy(), at(0));
+    // The primary moves on; db-3's IO thread is stuck at 0-1-10 yet
+    // reports Yes with 0 seconds behind.
+    for s in 1..=4 {
+        let mut round = healthy();
+        round[0] = primary(&format!("0-1-{}", 10 + s));
+        round[1] = replica(link(0, &format!("0-1-{}", 10 + s)));
+        let (v, _) = c.observe(round, at(s));
+        assert!(v.nodes[2].readable, "within max_replica_lag (5s) at {s}s");
+    }
+    let mut round = healthy();
+    round[0] = primary("0-1-20");
+    round[1] = replica(link(0, "0-1-20"));
+    let (v, _) = c.observe(round.clone(), at(6));
+    assert!(!v.nodes[2].readable, "{:?}", v.nodes[2]);
+    assert!(
+        v.nodes[2].reason.contains("has not applied 0-1-11"),
+        "{}",
+        v.nodes[2].reason
+    );
+    assert!(v.nodes[1].readable);
+    // Caught up: reads again.
+    round[2] = replica(link(0, "0-1-20"));
+    let (v, _) = c.observe(round, at(7));
+    assert!(v.nodes[2].readable, "{:?}", v.nodes[2]);
 }
