@@ -37,6 +37,9 @@ fn concrete(sql: &str) -> String {
     match sql {
         "SELECT GET_LOCK(" => "SELECT GET_LOCK('hastack_grants_test', 0)".into(),
         "DO RELEASE_LOCK(" => "DO RELEASE_LOCK('hastack_grants_test')".into(),
+        "SELECT IS_USED_LOCK(" => {
+            "SELECT IS_USED_LOCK('hastack_grants_test') = CONNECTION_ID()".into()
+        }
         "SELECT @@read_only, @@server_id" => sqlproxyd::probe::vars_query("hastack_grants_test"),
         "SELECT MASTER_GTID_WAIT(" => "SELECT MASTER_GTID_WAIT('', 0.1)".into(),
         "CHANGE MASTER TO" => DEAD_MASTER.into(),

@@ -84,11 +84,42 @@ impl Locks {
     /// proxy's heartbeat sees the lock held and withholds writes.
     async fn release(mut self) {
         let sql = format!("DO RELEASE_LOCK('{}')", sql_escape(&self.name));
-        for b in &mut self.held {
-            let _ = b.run(COM_QUERY, sql.as_bytes()).await;
-        }
+        // All at once and bounded: a node cut off meanwhile must not hold
+        // the release up (its lock goes with the connection's
+        // wait_timeout, set when it was taken).
+        let releases = self.held.iter_mut().map(|b| {
+            let sql = sql.clone();
+            async move {
+                let _ = tokio::time::timeout(RELEASE_WAIT, b.run(COM_QUERY, sql.as_bytes())).await;
+            }
+        });
+        futures::future::join_all(releases).await;
+    }
+
+    /// How many of the locks this proxy still holds (a node that restarted
+    /// meanwhile has dropped its lock, and another proxy may take it).
+    async fn still_held(&mut self) -> usize {
+        let sql = format!(
+            "SELECT IS_USED_LOCK('{}') = CONNECTION_ID()",
+            sql_escape(&self.name)
+        );
+        let checks = self.held.iter_mut().map(|b| {
+            let sql = sql.clone();
+            async move {
+                let r = tokio::time::timeout(RELEASE_WAIT, b.query_rows(&sql)).await;
+                matches!(r, Ok(Ok(rows)) if rows.scalar() == Some("1"))
+            }
+        });
+        futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .filter(|&held| held)
+            .count()
     }
 }
+
+/// How long a lock's release or check may take on one node.
+const RELEASE_WAIT: Duration = Duration::from_secs(2);
 
 impl Actor {
     /// A fresh connection to `node` as the monitor account.
@@ -117,10 +148,16 @@ impl Actor {
     /// it for the quorum.
     async fn lock(&self, name: &str) -> std::result::Result<Locks, String> {
         let sql = format!("SELECT GET_LOCK('{}', 0)", sql_escape(name));
+        // A promoter that hangs or is cut off must not hold the lock (and
+        // so every proxy's writes) for MariaDB's 8 hours: the server drops
+        // an idle lock connection after the longest a plan can take.
+        let limit = self.lease_wait + self.apply_timeout * 2 + Duration::from_secs(60);
+        let idle = format!("SET SESSION wait_timeout = {}", limit.as_secs().max(1));
         let tries = (0..self.specs.len()).map(|i| {
-            let sql = sql.clone();
+            let (sql, idle) = (sql.clone(), idle.clone());
             async move {
                 let mut b = self.connect(i).await.ok()?;
+                b.run(COM_QUERY, idle.as_bytes()).await.ok()?;
                 let got = b.query_rows(&sql).await.ok()?;
                 Some((got.scalar() == Some("1"), b))
             }
@@ -159,6 +196,14 @@ impl Actor {
         })
     }
 
+    /// Whether `held` locks are a quorum (under `reachable`, any).
+    fn enough(&self, held: usize) -> bool {
+        match self.quorum {
+            Quorum::Majority => held * 2 > self.specs.len(),
+            Quorum::Reachable => held > 0,
+        }
+    }
+
     /// Points `node` at `primary` under the rejoin lock.
     pub async fn follow(&self, node: usize, primary: usize, current_pos: bool) -> Outcome {
         let plan = Plan::rejoin(node, primary, current_pos);
@@ -177,7 +222,7 @@ impl Actor {
     pub async fn promote(&self, node: usize, old: usize, repoint: &[usize]) -> Outcome {
         let plan = Plan::promotion(node, repoint);
         let skip = |why: String| outcome(&plan, "skipped", None, Some(why), vec![]);
-        let locks = match self.lock(&promotion_lock(&self.data_host)).await {
+        let mut locks = match self.lock(&promotion_lock(&self.data_host)).await {
             Ok(l) => l,
             Err(why) => return skip(why),
         };
@@ -187,6 +232,9 @@ impl Actor {
         }
         let o = match self.still_failed(node, old).await {
             Err(why) => skip(why),
+            Ok(()) if !self.enough(locks.still_held().await) => {
+                skip("the promotion lock was lost on some nodes while waiting (restarted?)".into())
+            }
             Ok(()) => self.execute(&plan).await,
         };
         locks.release().await;
@@ -253,11 +301,17 @@ impl Actor {
     /// that no other proxy writes to the failed node meanwhile; the caller
     /// then moves its writes.
     pub async fn switch_write_node(&self) -> std::result::Result<(), String> {
-        let locks = self.lock(&promotion_lock(&self.data_host)).await?;
+        let mut locks = self.lock(&promotion_lock(&self.data_host)).await?;
         if self.quorum == Quorum::Majority {
             tokio::time::sleep(self.lease_wait).await;
         }
+        let held = locks.still_held().await;
         locks.release().await;
+        if !self.enough(held) {
+            return Err(
+                "the promotion lock was lost on some nodes while waiting (restarted?)".into(),
+            );
+        }
         Ok(())
     }
 

@@ -240,16 +240,19 @@ impl Task {
                     self.finished(o);
                 }
             }
-            let acted = !actions.is_empty();
+            let mut changed = false;
             for action in actions {
                 tokio::select! {
-                    _ = self.act(action) => {}
+                    c = self.act(action) => changed |= c,
                     _ = stop.cancelled() => return,
                 }
             }
-            // After acting, look again at once: routing should see the
-            // result of a promotion now, not an interval later.
-            if !acted {
+            // After a change on the backends, look again at once: routing
+            // should see the result of a promotion now, not an interval
+            // later. An action skipped or failed waits for the interval (a
+            // lock held elsewhere, a node refusing) rather than retrying in
+            // a loop.
+            if !changed {
                 tokio::select! {
                     _ = tokio::time::sleep_until(started + self.interval) => {}
                     Some(cmd) = inbox.recv() => answer = Some(self.command(cmd, &previous).await),
@@ -412,7 +415,8 @@ impl Task {
             .filter(|&i| i != old && i != to)
             .collect();
         let mut paused = view.clone();
-        paused.primary = None;
+        // New writes wait; those in flight finish and are answered.
+        paused.writes_paused = true;
         paused.no_primary = format!(
             "switchover from {} to {} in progress",
             specs[old].name, target.name
@@ -465,10 +469,14 @@ impl Task {
         }
     }
 
-    async fn act(&mut self, action: Action) {
+    /// Carries out `action`; whether it changed something on the backends.
+    async fn act(&mut self, action: Action) -> bool {
         let specs = self.cluster.specs().to_vec();
         match action {
-            Action::Persist { index } => self.persist(index).await,
+            Action::Persist { index } => {
+                self.persist(index).await;
+                false
+            }
             Action::Fence { node } => {
                 let result = self.actor.fence(node).await;
                 match &result {
@@ -481,6 +489,7 @@ impl Task {
                 }
                 self.metrics
                     .ha_event(&self.name, "fence", outcome(result.is_ok()));
+                result.is_ok()
             }
             Action::Follow {
                 node,
@@ -488,10 +497,12 @@ impl Task {
                 current_pos,
             } => {
                 let o = self.actor.follow(node, primary, current_pos).await;
-                if o.result == "ok" {
+                let ok = o.result == "ok";
+                if ok {
                     tracing::warn!(data_host = %self.name, node = %specs[node].name, primary = %specs[primary].name, gtid = if current_pos { "current_pos" } else { "slave_pos" }, "pointed at the primary; readmitted once caught up");
                 }
                 self.finished(o);
+                ok
             }
             Action::Promote { node, old, repoint } => {
                 let (name, old_name) = (&specs[node].name, &specs[old].name);
@@ -499,10 +510,14 @@ impl Task {
                 let started = Instant::now();
                 let o = self.actor.promote(node, old, &repoint).await;
                 let took = Instant::now().saturating_duration_since(started);
-                if matches!(o.result, "ok" | "degraded") {
+                let ok = matches!(o.result, "ok" | "degraded");
+                if ok {
                     tracing::warn!(data_host = %self.name, primary = %name, took = ?took, "promotion done");
                 }
+                // A rollback changed the backends too.
+                let changed = ok || o.result != "skipped";
                 self.finished(o);
+                changed
             }
             Action::Switch { index, old } => {
                 let (name, old_name) = (&specs[index].name, &specs[old].name);
@@ -512,10 +527,12 @@ impl Task {
                         self.cluster.switched(index, Instant::now());
                         self.persist(index).await;
                         self.metrics.ha_event(&self.name, "switch", "ok");
+                        true
                     }
                     Err(why) => {
                         tracing::info!(data_host = %self.name, write_node = %name, "write node not switched here: {why}");
                         self.metrics.ha_event(&self.name, "switch", "skipped");
+                        false
                     }
                 }
             }
@@ -615,7 +632,7 @@ pub async fn wait_primary(
         Ok(Ok(Some(p))) => Ok(p),
         Ok(Ok(None)) | Err(_) => {
             let v = view.borrow();
-            Err(if v.primary.is_some() {
+            Err(if v.primary.is_some() && !v.writes_paused {
                 "this proxy's write lease ran out (it reached too few nodes for a round; see /status)".into()
             } else {
                 v.no_primary.clone()

@@ -721,7 +721,11 @@ impl Session {
         };
         let _in_flight =
             (target == Target::Write).then(|| InFlight::new(&self.host.writes_in_flight));
+        // The write's reply is passed on only if the lease it was sent
+        // under still holds for the same node when it comes.
+        let sent_under = self.host.lease_epoch();
         let backend = self.backend_mut(target)?;
+        let sent_to = backend.node;
         let node_metrics = backend.metrics.clone();
         backend.in_reply = true;
         let started = Instant::now();
@@ -770,10 +774,12 @@ impl Session {
             };
             let shift = *renumber.get_or_insert(reply_seq.wrapping_sub(p.seq));
             p.seq = p.seq.wrapping_add(shift);
-            if !forwarded && target == Target::Write && !self.host.lease_holds() {
-                // The primary answered after this proxy's write lease ran
-                // out: another proxy may have promoted a node meanwhile, so
-                // this write (if it was one) must not count as acknowledged.
+            if !forwarded && target == Target::Write && !self.host.vouches(sent_under, sent_to) {
+                // The lease this was sent under lapsed, or the primary
+                // changed, before the answer came: another proxy may have
+                // promoted a node meanwhile (and this one resumed only
+                // now), so this write (if it was one) must not count as
+                // acknowledged.
                 // The connection goes: what it held is not ours to vouch for.
                 self.lost_connection(target);
                 send_err(

@@ -103,10 +103,17 @@ impl DataHost {
         self.view.borrow().writer(std::time::Instant::now())
     }
 
-    /// Whether this proxy's write lease holds now (a reply to a write that
-    /// arrives after it ran out is not passed on as a success).
-    pub fn lease_holds(&self) -> bool {
-        self.view.borrow().lease.allows(std::time::Instant::now())
+    /// The lease epoch a write is sent under ([`crate::cluster::View::vouches`]).
+    pub fn lease_epoch(&self) -> u64 {
+        self.view.borrow().lease_epoch
+    }
+
+    /// Whether a reply from `node` to a write sent under `epoch` may be
+    /// passed on as a success.
+    pub fn vouches(&self, epoch: u64, node: usize) -> bool {
+        self.view
+            .borrow()
+            .vouches(epoch, node, std::time::Instant::now())
     }
 
     /// How connections to this data host's nodes carry over to `new`'s.

@@ -93,6 +93,15 @@ pub struct View {
     /// Until when `primary` may take writes from this proxy.
     #[serde(skip)]
     pub lease: Lease,
+    /// Changes whenever the lease lapsed or the primary changed: a reply to
+    /// a write sent under another epoch is not vouched for (the node may
+    /// have been replaced meanwhile, and resumed only now).
+    #[serde(skip)]
+    pub lease_epoch: u64,
+    /// A switchover is under way: new writes wait for it (those in flight
+    /// are still answered).
+    #[serde(skip)]
+    pub writes_paused: bool,
     /// How the last promotion, switchover or rejoin run by this proxy
     /// ended (filled in by the monitor).
     pub last_operation: Option<crate::plan::Outcome>,
@@ -129,7 +138,15 @@ impl View {
     /// The node writes may go to at `now`: the primary, while the lease
     /// holds.
     pub fn writer(&self, now: Instant) -> Option<usize> {
-        self.primary.filter(|_| self.lease.allows(now))
+        self.primary
+            .filter(|_| self.lease.allows(now) && !self.writes_paused)
+    }
+
+    /// Whether a reply from `node` to a write sent under `epoch` may be
+    /// passed on as the client's answer: the lease held the whole time and
+    /// `node` is still where writes go.
+    pub fn vouches(&self, epoch: u64, node: usize, now: Instant) -> bool {
+        self.lease_epoch == epoch && self.primary == Some(node) && self.lease.allows(now)
     }
 }
 
@@ -154,6 +171,8 @@ impl View {
             round: 0,
             cut_off: None,
             lease: Lease::None,
+            lease_epoch: 0,
+            writes_paused: false,
             last_operation: None,
         }
     }
@@ -206,10 +225,16 @@ pub struct Cluster {
     /// This round's [`View::cut_off`].
     cut_off: Option<String>,
     lease: Lease,
+    /// Counts the lease's lapses and the primary's changes ([`View::lease_epoch`]).
+    lease_epoch: u64,
+    /// The primary the last view named.
+    published_primary: Option<usize>,
     /// Why the lease was not renewed this round.
     no_lease: Option<String>,
     /// The configured node each node was last seen replicating from.
     last_master: Vec<Option<usize>>,
+    /// Nodes this proxy has known as the primary.
+    was_primary: Vec<bool>,
     /// The primary's `@@gtid_binlog_pos` at each round, newest last, back
     /// to `max_replica_lag` ago: what a replica must have applied to take
     /// reads.
@@ -239,8 +264,11 @@ impl Cluster {
             round: 0,
             cut_off: None,
             lease: Lease::None,
+            lease_epoch: 0,
+            published_primary: None,
             no_lease: None,
             last_master: vec![None; n],
+            was_primary: vec![false; n],
             history: std::collections::VecDeque::new(),
             now: Instant::now(),
             history_of: None,
@@ -343,6 +371,11 @@ impl Cluster {
     /// round (`now` is when the round started: answers came after it).
     fn renew_lease(&mut self, answered: &[usize], now: Instant) {
         self.no_lease = None;
+        if !self.lease.allows(now) {
+            // It lapsed since the last round: whatever was sent under it
+            // is no longer vouched for, even if it is renewed now.
+            self.lease_epoch += 1;
+        }
         if self.policy.quorum == Quorum::Reachable {
             self.lease = Lease::Unbounded;
             return;
@@ -353,6 +386,7 @@ impl Cluster {
             .find(|&&i| self.last[i].as_ref().is_some_and(|r| r.promotion_locked))
         {
             self.lease = Lease::None;
+            self.lease_epoch += 1;
             self.no_lease = Some(format!(
                 "a promotion lock is held on {}: writes stop until it is released",
                 self.specs[i].name
@@ -482,15 +516,17 @@ impl Cluster {
             .collect()
     }
 
-    /// Node `c` lacks a transaction some other live node's binlog ends
-    /// with.
+    /// Node `c` lacks a transaction that a live replica's binlog ends with
+    /// (replicas hold what their lineage acknowledged; a writable node's
+    /// own tail may be transactions nobody acknowledged).
     fn lacks_transactions(&self, c: usize) -> bool {
         let Some(cr) = self.last[c].as_ref() else {
             return false;
         };
         (0..self.specs.len())
-            .filter(|&i| i != c && self.alive(i))
+            .filter(|&i| i != c && self.alive(i) && self.failures[i] == 0)
             .filter_map(|i| self.last[i].as_ref())
+            .filter(|r| r.active_links().next().is_some())
             .any(|r| !cr.gtid_binlog_state.missing(&r.gtid_binlog_pos).is_empty())
     }
 
@@ -514,14 +550,6 @@ impl Cluster {
             }
         }
         None
-    }
-
-    /// Node `a`'s binlog holds everything `b`'s ends with.
-    fn holds_all(&self, a: usize, b: usize) -> bool {
-        match (&self.last[a], &self.last[b]) {
-            (Some(ra), Some(rb)) => ra.gtid_binlog_state.missing(&rb.gtid_binlog_pos).is_empty(),
-            _ => false,
-        }
     }
 
     /// Nodes that answered this round with an active link to `p` (a
@@ -564,32 +592,18 @@ impl Cluster {
                 }
                 _ => true,
             });
-        // The most followed claimant wins, then one holding everything the
-        // others wrote. Another proxy may see more followers than we do, so
-        // a loser is fenced only on evidence no view can reverse: fewer
-        // followers, or a binlog the winner holds entirely (while it lacks
-        // some of the winner's). Anything weaker is no primary at all.
-        let rank = |i: usize| {
-            (
-                self.followers(i).len(),
-                claimants.iter().all(|&o| self.holds_all(i, o)),
-            )
-        };
+        // The claimant more replicas follow (this round) wins, and only
+        // that evidence fences the others. Not a binlog that holds more:
+        // an old primary cut off from its replicas keeps a tail of
+        // transactions nobody acknowledged, and must still lose to the
+        // node a majority promoted. A tie is no primary at all.
+        let rank = |i: usize| self.followers(i).len();
         let best = claimants.iter().map(|&i| rank(i)).max();
-        let mut top: Vec<usize> = claimants
+        let top: Vec<usize> = claimants
             .iter()
             .copied()
             .filter(|&i| Some(rank(i)) == best)
             .collect();
-        if let [p] = top[..] {
-            let beaten = |l: usize| {
-                self.followers(p).len() > self.followers(l).len()
-                    || (self.holds_all(p, l) && !self.holds_all(l, p))
-            };
-            if let Some(&l) = claimants.iter().find(|&&l| l != p && !beaten(l)) {
-                top.push(l);
-            }
-        }
         let mut no_primary = String::new();
         let mut fence = stale;
         let primary = match top[..] {
@@ -610,7 +624,7 @@ impl Cluster {
             _ => {
                 let names: Vec<&str> = top.iter().map(|&i| self.specs[i].name.as_str()).collect();
                 no_primary = format!(
-                    "{} all claim to be primary (writable, replicating from nobody); none is followed by more replicas or holds all the others' transactions: make all but one read-only by hand",
+                    "{} all claim to be primary (writable, replicating from nobody); none is followed by more replicas: make all but one read-only by hand",
                     names.join(", ")
                 );
                 None
@@ -643,6 +657,9 @@ impl Cluster {
         }
         // Replicas left following something else, and returning nodes.
         self.remember_position(primary);
+        if let Some(p) = primary {
+            self.was_primary[p] = true;
+        }
         let mut followed = Vec::new();
         if let Some(p) = primary {
             let others: Vec<usize> = (0..self.specs.len())
@@ -695,6 +712,23 @@ impl Cluster {
         }
         if self.failures[old] < self.policy.fail_count {
             return format!("{old_name} is not answering heartbeats");
+        }
+        // A replica of it that missed this round may be the one that
+        // received the most: choosing without it could promote a less
+        // advanced one and re-point the better one at it.
+        let spec = &self.specs[old];
+        if let Some(i) = (0..self.specs.len()).find(|&i| {
+            i != old
+                && self.alive(i)
+                && self.failures[i] > 0
+                && self.last[i]
+                    .as_ref()
+                    .is_some_and(|r| r.active_links().any(|l| l.follows(&spec.name, spec.addr)))
+        }) {
+            return format!(
+                "primary {old_name} is down; waiting for a heartbeat from {} before choosing whom to promote",
+                self.specs[i].name
+            );
         }
         let replicas = self.followers(old);
         // A replica still receiving from the old primary proves it alive:
@@ -774,6 +808,18 @@ impl Cluster {
             return None;
         }
         if !self.errant(i, p).is_empty() {
+            return None;
+        }
+        // A replica of a node this proxy cannot reach and never knew as
+        // primary is left alone: that node may be a primary another proxy
+        // promoted, which only this one cannot see.
+        let unseen = r.active_links().any(|l| {
+            self.specs
+                .iter()
+                .enumerate()
+                .any(|(q, s)| l.follows(&s.name, s.addr) && !self.alive(q) && !self.was_primary[q])
+        });
+        if unseen {
             return None;
         }
         let orphan = r.active_links().next().is_none();
@@ -973,7 +1019,7 @@ impl Cluster {
         }
     }
 
-    fn view(&self, primary: Option<usize>, no_primary: String, nodes: Vec<NodeView>) -> View {
+    fn view(&mut self, primary: Option<usize>, no_primary: String, nodes: Vec<NodeView>) -> View {
         let mut view = View {
             primary,
             no_primary,
@@ -981,6 +1027,8 @@ impl Cluster {
             round: self.round,
             cut_off: self.cut_off.clone(),
             lease: self.lease,
+            lease_epoch: 0,
+            writes_paused: false,
             last_operation: None,
         };
         if let Some(why) = &self.no_lease {
@@ -996,6 +1044,11 @@ impl Cluster {
                 view.no_primary = format!("{}; {why}", view.no_primary);
             }
         }
+        if view.primary != self.published_primary {
+            self.published_primary = view.primary;
+            self.lease_epoch += 1;
+        }
+        view.lease_epoch = self.lease_epoch;
         view
     }
 

@@ -42,6 +42,10 @@ pub const GET_LOCK: Statement = Statement {
     sql: "SELECT GET_LOCK(",
     any_of: &[],
 };
+pub const IS_USED_LOCK: Statement = Statement {
+    sql: "SELECT IS_USED_LOCK(",
+    any_of: &[],
+};
 pub const RELEASE_LOCK: Statement = Statement {
     sql: "DO RELEASE_LOCK(",
     any_of: &[],
@@ -99,6 +103,7 @@ pub const STATEMENTS: &[Statement] = &[
     SELECT_READ_ONLY,
     SELECT_BINLOG_POS,
     GET_LOCK,
+    IS_USED_LOCK,
     RELEASE_LOCK,
     MASTER_GTID_WAIT,
     SHOW_SLAVES,
