@@ -156,9 +156,13 @@ impl Fault {
     /// at a time, one switchover at a time, one fault per process and link).
     fn resources(&self) -> Vec<String> {
         match self {
-            Fault::Process { host, daemon, .. } | Fault::Reload { host, daemon } => {
-                vec![format!("{host}:{daemon}")]
+            // Undoing a process fault starts the daemon again and waits for
+            // its admin endpoint, which a link down on that host would cut
+            // off: the two never overlap.
+            Fault::Process { host, daemon, .. } => {
+                vec![format!("{host}:{daemon}"), format!("link:{host}")]
             }
+            Fault::Reload { host, daemon } => vec![format!("{host}:{daemon}")],
             Fault::Partition { .. } => vec!["net".to_owned()],
             Fault::LinkDown { host } => vec![format!("link:{host}")],
             Fault::Switchover { .. } => vec!["switchover".to_owned()],

@@ -1008,7 +1008,7 @@ impl Cluster {
                 Some(required) if !r.gtid_current_pos.covers(required) => view(
                     behind,
                     format!(
-                        "has not applied {required}, the primary's position {:?} ago (Seconds_Behind_Master {s})",
+                        "behind: has not applied {required}, the primary's position {:?} ago (Seconds_Behind_Master {s})",
                         self.policy.max_replica_lag
                     ),
                     false,

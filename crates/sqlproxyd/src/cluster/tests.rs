@@ -802,7 +802,7 @@ fn a_replica_that_has_not_applied_the_primarys_position_of_lag_ago_gets_no_reads
     let (v, _) = c.observe(round.clone(), at(6));
     assert!(!v.nodes[2].readable, "{:?}", v.nodes[2]);
     assert!(
-        v.nodes[2].reason.contains("has not applied 0-1-11"),
+        v.nodes[2].reason.contains("behind: has not applied 0-1-11"),
         "{}",
         v.nodes[2].reason
     );
