@@ -753,13 +753,14 @@ cmd_signal() {
 # The lines of $STATE/partitions for "[--oneway] A,B C,D": one per pair
 # across the groups, "A B" (both directions) or "A > B" (A's traffic to B).
 # Sets PAIRS (one line each) and DESC; dies on an unknown or shared host.
+# VERB names the command for the usage line.
 partition_pairs() {
   local oneway="" a b
   if [[ ${1:-} == --oneway ]]; then
     oneway=1
     shift
   fi
-  [[ $# -eq 2 && -n $1 && -n $2 ]] || die "usage: lab.sh $CMD [--oneway] HOST[,HOST...] HOST[,HOST...]"
+  [[ $# -eq 2 && -n $1 && -n $2 ]] || die "usage: lab.sh $VERB [--oneway] HOST[,HOST...] HOST[,HOST...]"
   local -a left right
   IFS=, read -r -a left <<<"$1"
   IFS=, read -r -a right <<<"$2"
@@ -777,7 +778,7 @@ partition_pairs() {
 }
 
 cmd_partition() {
-  CMD=partition
+  VERB=partition
   partition_pairs "$@"
   need_root
   need nft nftables
@@ -797,7 +798,7 @@ cmd_heal() {
     rm -f "$STATE/partitions"
     say "healed every partition"
   else
-    CMD=heal
+    VERB=heal
     partition_pairs "$@"
     lock
     if [[ -e $STATE/partitions ]]; then
