@@ -835,3 +835,30 @@ fn the_best_candidate_missing_one_heartbeat_is_waited_for() {
     let (_, a) = c.observe(crashed, t);
     assert!(matches!(a[..], [Action::Promote { node: 2, .. }]), "{a:?}");
 }
+
+/// A write's reply is vouched for only under the epoch it was sent in:
+/// a lapse of the lease, or another primary, between send and reply
+/// disowns it, even once the lease is renewed.
+#[test]
+fn a_lapsed_lease_or_a_new_primary_disowns_writes_sent_before() {
+    let (mut c, t) = cluster();
+    let at = |ms: u64| t + Duration::from_millis(ms);
+    let (v, _) = c.observe(healthy(), at(0));
+    let sent = v.lease_epoch;
+    let (v, _) = c.observe(healthy(), at(1000));
+    assert!(v.vouches(sent, 0, at(1500)), "renewed without a break");
+    // Cut off long enough for the lease (3 s) to run out, then back.
+    let alone = vec![primary("0-1-10"), down(), down()];
+    c.observe(alone.clone(), at(2000));
+    let (v, _) = c.observe(alone, at(4500));
+    assert!(!v.vouches(sent, 0, at(4500)));
+    let (v, _) = c.observe(healthy(), at(5000));
+    assert!(v.writer(at(5000)).is_some());
+    assert!(
+        !v.vouches(sent, 0, at(5000)),
+        "the lapse disowns it for good"
+    );
+    assert!(v.vouches(v.lease_epoch, 0, at(5000)));
+    // Not for a node that is not the primary.
+    assert!(!v.vouches(v.lease_epoch, 1, at(5000)));
+}
