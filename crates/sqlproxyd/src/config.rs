@@ -289,6 +289,11 @@ pub struct Failover {
     /// Which nodes a promotion must lock, and which a proxy must reach to
     /// keep writing.
     pub quorum: Quorum,
+    /// Make the primary writable again when it comes back read-only (a
+    /// restart with read_only=ON in my.cnf) while the replicas still follow
+    /// it and nothing else is writable (MaxScale's enforce_writable_master).
+    /// Off: it waits for a DBA, with no primary meanwhile.
+    pub restore_writable: bool,
 }
 
 /// How many nodes stand behind a change of primary (docs/sqlproxyd.md,
@@ -318,6 +323,7 @@ impl Default for Failover {
             replication_user: None,
             replication_password: None,
             quorum: Quorum::Majority,
+            restore_writable: true,
         }
     }
 }

@@ -241,6 +241,56 @@ impl Actor {
         o
     }
 
+    /// Makes the primary `node`, back read-only, writable again under the
+    /// promotion lock, if under the lock it is still read-only, replicates
+    /// from nobody, and no other node is writable and replicating from
+    /// nobody.
+    pub async fn restore(&self, node: usize) -> Outcome {
+        let plan = Plan::restore(node);
+        let skip = |why: String| outcome(&plan, "skipped", None, Some(why), vec![]);
+        let locks = match self.lock(&promotion_lock(&self.data_host)).await {
+            Ok(l) => l,
+            Err(why) => return skip(why),
+        };
+        let mut others_ok = true;
+        let mut still = false;
+        for i in 0..self.specs.len() {
+            let Ok(mut b) = self.connect(i).await else {
+                continue;
+            };
+            let state = async {
+                let ro = b.query_rows("SELECT @@read_only").await?;
+                let links = b.query_rows("SHOW ALL SLAVES STATUS").await?;
+                anyhow::Ok((ro.scalar() == Some("0"), links))
+            }
+            .await;
+            let Ok((writable, links)) = state else {
+                continue;
+            };
+            let replicating = (0..links.rows.len()).any(|r| {
+                links.get(r, "Slave_IO_Running") != Some("No")
+                    || links.get(r, "Slave_SQL_Running") == Some("Yes")
+            });
+            if i == node {
+                still = !writable && !replicating;
+            } else if writable && !replicating {
+                others_ok = false;
+            }
+        }
+        let o = if !still {
+            skip(format!(
+                "{} is no longer a read-only node replicating from nobody",
+                self.specs[node].name
+            ))
+        } else if !others_ok {
+            skip("another node is writable and replicating from nobody".into())
+        } else {
+            self.execute(&plan).await
+        };
+        locks.release().await;
+        o
+    }
+
     /// Under the lock, after the wait: the old primary still does not
     /// answer, nobody became primary, and `node` still lost it too.
     async fn still_failed(&self, node: usize, old: usize) -> std::result::Result<(), String> {

@@ -156,6 +156,7 @@ impl Task {
             min_switch_interval: h.failover.min_switch_interval.get(),
             reads_fall_back_to_primary: h.reads_fall_back_to_primary,
             quorum: h.failover.quorum,
+            restore_writable: h.failover.restore_writable,
             lease: lease(h),
         };
         let (user, password) = match (&h.heartbeat.user, &h.heartbeat.password) {
@@ -518,6 +519,15 @@ impl Task {
                 let changed = ok || o.result != "skipped";
                 self.finished(o);
                 changed
+            }
+            Action::Restore { node } => {
+                let o = self.actor.restore(node).await;
+                let ok = o.result == "ok";
+                if ok {
+                    tracing::warn!(data_host = %self.name, node = %specs[node].name, "primary was read-only (restarted?): made writable again");
+                }
+                self.finished(o);
+                ok
             }
             Action::Switch { index, old } => {
                 let (name, old_name) = (&specs[index].name, &specs[old].name);

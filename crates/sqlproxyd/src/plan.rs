@@ -52,6 +52,7 @@ pub enum Kind {
     Promotion,
     Switchover,
     Rejoin,
+    Restore,
 }
 
 impl Kind {
@@ -60,6 +61,7 @@ impl Kind {
             Kind::Promotion => "promotion",
             Kind::Switchover => "switchover",
             Kind::Rejoin => "rejoin",
+            Kind::Restore => "restore",
         }
     }
 }
@@ -133,6 +135,17 @@ impl Plan {
             )],
             commit: 1,
             target: primary,
+        }
+    }
+
+    /// Make the primary `node` writable again (it came back read-only);
+    /// nothing to undo: a failure leaves it as it was.
+    pub fn restore(node: usize) -> Plan {
+        Plan {
+            kind: Kind::Restore,
+            steps: vec![step(node, Op::ReadOnly(false), None)],
+            commit: 1,
+            target: node,
         }
     }
 

@@ -35,6 +35,8 @@ pub struct Policy {
     pub max_replica_lag: Duration,
     pub min_switch_interval: Duration,
     pub reads_fall_back_to_primary: bool,
+    /// `failover.restore_writable`: see [`Action::Restore`].
+    pub restore_writable: bool,
     pub quorum: Quorum,
     /// How long a round that reached enough nodes lets writes go on
     /// ([`Lease`]): `fail_count` rounds, so one slow round does not stop
@@ -199,6 +201,9 @@ pub enum Action {
     },
     /// Write `index` to dnindex.properties.
     Persist { index: usize },
+    /// `SET GLOBAL read_only=OFF` on the primary that came back read-only
+    /// (under the promotion lock, after checking again).
+    Restore { node: usize },
     /// Mycat's mode: move writes from the failed write node `old` to
     /// `index`, under the promotion lock held for a lease; reported back
     /// with [`Cluster::switched`].
@@ -706,6 +711,24 @@ impl Cluster {
         };
         let old_name = self.specs[old].name.clone();
         if self.alive(old) {
+            // The primary restarted read-only (as my.cnf should have it):
+            // still followed by the replicas, replicating from nobody, and
+            // nobody else writable. Making it writable again under the
+            // lock is what keeps the data host from having none.
+            let restarted_read_only = self.failures[old] == 0
+                && self.last[old]
+                    .as_ref()
+                    .is_some_and(|r| r.read_only && r.active_links().next().is_none())
+                && !self.followers(old).is_empty();
+            if restarted_read_only && self.policy.restore_writable {
+                if let Err(why) = self.quorum_alive() {
+                    return format!("{old_name} is up but read-only; not made writable: {why}");
+                }
+                actions.push(Action::Restore { node: old });
+                return format!(
+                    "{old_name} is up, still followed, but read-only (restarted?): making it writable again"
+                );
+            }
             return format!(
                 "{old_name} is up but no longer writable, or replicates from another node"
             );

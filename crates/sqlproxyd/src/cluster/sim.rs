@@ -115,6 +115,7 @@ fn policy() -> Policy {
         max_replica_lag: Duration::from_secs(5),
         min_switch_interval: Duration::from_secs(0),
         reads_fall_back_to_primary: true,
+        restore_writable: true,
         quorum: Quorum::Majority,
         lease: LEASE,
     }
@@ -318,6 +319,20 @@ impl World {
     fn act(&mut self, p: usize, a: Action, tick: u64) {
         match a {
             Action::Persist { .. } | Action::Switch { .. } => {}
+            Action::Restore { node } => {
+                // Under the lock, checked again (failover.rs restore).
+                let reached: Vec<usize> = (0..NODES).filter(|&i| self.reach(p, i)).collect();
+                let free = reached.iter().all(|&i| self.nodes[i].lock.is_none());
+                let others = reached.iter().all(|&i| {
+                    let n = &self.nodes[i];
+                    i == node || n.read_only || (n.running && n.master.is_some())
+                });
+                let n = &self.nodes[node];
+                let still = n.read_only && !(n.running && n.master.is_some());
+                if free && reached.len() * 2 > NODES && others && still && self.reach(p, node) {
+                    self.nodes[node].read_only = false;
+                }
+            }
             Action::Fence { node } => {
                 if self.reach(p, node) {
                     self.nodes[node].read_only = true;

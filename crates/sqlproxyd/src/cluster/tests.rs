@@ -27,6 +27,7 @@ fn policy() -> Policy {
         max_replica_lag: Duration::from_secs(5),
         min_switch_interval: Duration::from_secs(30),
         reads_fall_back_to_primary: true,
+        restore_writable: true,
         quorum: Quorum::Majority,
         lease: Duration::from_secs(3),
     }
@@ -861,4 +862,36 @@ fn a_lapsed_lease_or_a_new_primary_disowns_writes_sent_before() {
     assert!(v.vouches(v.lease_epoch, 0, at(5000)));
     // Not for a node that is not the primary.
     assert!(!v.vouches(v.lease_epoch, 1, at(5000)));
+}
+
+/// The nemesis, seed 20: the primary restarted with read_only=ON from its
+/// my.cnf, still followed by both replicas: made writable again, not left
+/// with no primary for good.
+#[test]
+fn a_primary_back_read_only_and_still_followed_is_made_writable_again() {
+    let (mut c, t) = cluster();
+    c.observe(healthy(), t);
+    let mut round = healthy();
+    if let Ok(r) = &mut round[0] {
+        r.read_only = true;
+    }
+    let (v, a) = c.observe(round.clone(), t);
+    assert_eq!(v.primary, None);
+    assert_eq!(a, [Action::Restore { node: 0 }]);
+    assert!(
+        v.no_primary.contains("making it writable again"),
+        "{}",
+        v.no_primary
+    );
+    // Off: it waits for a DBA.
+    let mut c = Cluster::new(
+        specs(),
+        Policy {
+            restore_writable: false,
+            ..policy()
+        },
+        None,
+    );
+    c.observe(healthy(), t);
+    assert_eq!(c.observe(round, t).1, []);
 }
