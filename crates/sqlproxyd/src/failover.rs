@@ -255,16 +255,7 @@ impl Actor {
         let mut others_ok = true;
         let mut still = false;
         for i in 0..self.specs.len() {
-            let Ok(mut b) = self.connect(i).await else {
-                continue;
-            };
-            let state = async {
-                let ro = b.query_rows("SELECT @@read_only").await?;
-                let links = b.query_rows("SHOW ALL SLAVES STATUS").await?;
-                anyhow::Ok((ro.scalar() == Some("0"), links))
-            }
-            .await;
-            let Ok((writable, links)) = state else {
+            let Some((writable, links)) = self.node_state(i).await else {
                 continue;
             };
             let replicating = (0..links.rows.len()).any(|r| {
@@ -291,6 +282,15 @@ impl Actor {
         o
     }
 
+    /// Whether node `i` is writable, and its replication links, asked
+    /// now; `None` when it cannot be reached or asked.
+    async fn node_state(&self, i: usize) -> Option<(bool, hastack_proto::mysql::rows::Rows)> {
+        let mut b = self.connect(i).await.ok()?;
+        let ro = b.query_rows("SELECT @@read_only").await.ok()?;
+        let links = b.query_rows("SHOW ALL SLAVES STATUS").await.ok()?;
+        Some((ro.scalar() == Some("0"), links))
+    }
+
     /// Under the lock, after the wait: the old primary still does not
     /// answer, nobody became primary, and `node` still lost it too.
     async fn still_failed(&self, node: usize, old: usize) -> std::result::Result<(), String> {
@@ -301,16 +301,7 @@ impl Actor {
             ));
         }
         for i in (0..self.specs.len()).filter(|&i| i != old) {
-            let Ok(mut b) = self.connect(i).await else {
-                continue;
-            };
-            let state = async {
-                let ro = b.query_rows("SELECT @@read_only").await?;
-                let links = b.query_rows("SHOW ALL SLAVES STATUS").await?;
-                anyhow::Ok((ro.scalar() == Some("0"), links))
-            }
-            .await;
-            let Ok((writable, links)) = state else {
+            let Some((writable, links)) = self.node_state(i).await else {
                 continue;
             };
             let running = |r: usize, c: &str| links.get(r, c) == Some("Yes");
