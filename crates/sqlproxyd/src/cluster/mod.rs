@@ -671,6 +671,16 @@ impl Cluster {
                 .filter(|&i| i != p && self.alive(i) && !fence.contains(&i))
                 .collect();
             for i in others {
+                // A replica that came back writable (a restart with the
+                // primary's my.cnf): replicas are read-only, so a client
+                // writing to it directly cannot fork it.
+                let writable_replica = self.failures[i] == 0
+                    && self.last[i]
+                        .as_ref()
+                        .is_some_and(|r| !r.read_only && r.active_links().next().is_some());
+                if writable_replica {
+                    actions.push(Action::Fence { node: i });
+                }
                 if let Some(current_pos) = self.needs_follow(i, p) {
                     let due = self.followed_at[i]
                         .is_none_or(|at| now.saturating_duration_since(at) >= RETRY_AFTER);

@@ -895,3 +895,18 @@ fn a_primary_back_read_only_and_still_followed_is_made_writable_again() {
     c.observe(healthy(), t);
     assert_eq!(c.observe(round, t).1, []);
 }
+
+/// The nemesis, seeds 29 and 33: the first primary, restarted as a replica
+/// with its own my.cnf (read_only off), replicates writable: made read-only.
+#[test]
+fn a_writable_replica_is_made_read_only() {
+    let (mut c, t) = cluster();
+    c.observe(healthy(), t);
+    let mut round = healthy();
+    if let Ok(r) = &mut round[1] {
+        r.read_only = false;
+    }
+    let (v, a) = c.observe(round, t);
+    assert_eq!(v.primary, Some(0));
+    assert_eq!(a, [Action::Fence { node: 1 }]);
+}
