@@ -547,8 +547,9 @@ fn no_public_key_is_asked_for_over_plain_tcp_by_default() {
         bad,
         "login as app: the server asks for full caching_sha2_password authentication over an \
          unencrypted connection; the password would be exposed to whoever sends the RSA key: \
-         this check speaks no TLS, so prime the server's cache (log in once as this user over \
-         TLS or the server's socket) or set allow_public_key_retrieval: true on the check"
+         this connection speaks no TLS, so prime the server's cache (log in once as this user \
+         over TLS or the server's socket) or set allow_public_key_retrieval: true (on the lbd \
+         or checkd check, or on the sqlproxyd data host)"
     );
 }
 

@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use hastack_proto::mysql::client::{auth_switch_answer, handshake_response, Credentials};
+use hastack_proto::mysql::client::{Action, Credentials, Login, Policy};
 use hastack_proto::mysql::codec::PacketCodec;
-use hastack_proto::mysql::packets::{parse_reply, Capabilities, Handshake, Reply as ParsedReply};
+use hastack_proto::mysql::packets::{Capabilities, Handshake};
 use hastack_proto::mysql::response::{Expect, Reply, Step};
 use hastack_proto::mysql::rows::{decode_rows, Rows};
 use hastack_proto::mysql::Packet;
@@ -37,6 +37,9 @@ pub struct Backend {
     /// A command was sent and its reply not read to the end: the connection
     /// cannot be reused.
     pub in_reply: bool,
+    /// The server's id for this connection (its `CONNECTION_ID()`), as
+    /// its greeting said: what `KILL QUERY` names there.
+    pub thread_id: u32,
     /// Its autocommit mode, as its last reply's status said (on at login).
     pub autocommit: bool,
     /// `SET SESSION TRANSACTION READ ONLY` ran on it (and no reset since).
@@ -94,13 +97,16 @@ pub fn backend_capabilities(client: Capabilities, server: Capabilities) -> Capab
 }
 
 impl Backend {
-    /// Connects and logs in as `login`, all within `connect_timeout`.
+    /// Connects and logs in as `login`, all within `connect_timeout`, with
+    /// the workspace's one MySQL login ([`Login`]: mysql_native_password,
+    /// caching_sha2_password as `policy` allows, client_ed25519).
     /// `login.capabilities` are the client's: only those the proxy may use
     /// towards a backend are asked for.
     pub async fn connect(
         node: usize,
         addr: SocketAddr,
         login: &Credentials<'_>,
+        policy: Policy,
         connect_timeout: Duration,
     ) -> Result<Backend> {
         let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
@@ -110,15 +116,16 @@ impl Backend {
         stream.set_nodelay(true)?;
         let mut wire = Framed::new(stream, PacketCodec::default());
         let login_result =
-            tokio::time::timeout(connect_timeout, Self::login(&mut wire, login)).await;
-        let server_version = login_result
+            tokio::time::timeout(connect_timeout, Self::login(&mut wire, login, policy)).await;
+        let greeting = login_result
             .map_err(|_| anyhow!("login to {addr} timed out"))?
             .with_context(|| format!("login to {addr}"))?;
         Ok(Backend {
             node,
             addr,
             wire,
-            server_version,
+            server_version: greeting.server_version,
+            thread_id: greeting.connection_id,
             schema: login.database.map(str::to_owned),
             applied_sets: 0,
             metrics: None,
@@ -132,28 +139,46 @@ impl Backend {
         })
     }
 
-    async fn login(wire: &mut Wire, login: &Credentials<'_>) -> Result<String> {
+    /// A new connection to `host`'s node `node` for clients (a session or
+    /// the pool), counted in `backend_connections` for as long as it lives.
+    pub async fn open(
+        host: &crate::topology::DataHost,
+        node: usize,
+        login: &Credentials<'_>,
+        metrics: &crate::metrics::Metrics,
+    ) -> Result<Backend> {
+        let n = &host.nodes[node];
+        let mut b =
+            Backend::connect(node, n.addr, login, host.login_policy, host.connect_timeout).await?;
+        let labels = crate::metrics::NodeLabels::new(&host.name, &n.name);
+        b.gauge = Some(OpenGauge::new(
+            metrics.backend_connections.get_or_create_owned(&labels),
+        ));
+        Ok(b)
+    }
+
+    /// Drives [`Login`] over `wire`; the server's greeting when logged in.
+    async fn login(wire: &mut Wire, login: &Credentials<'_>, policy: Policy) -> Result<Handshake> {
         let greeting = next(wire).await?;
         let hs = Handshake::parse(&greeting.payload)?;
         let credentials = Credentials {
             capabilities: backend_capabilities(login.capabilities, hs.capabilities),
             ..*login
         };
-        let response = handshake_response(&hs, &credentials);
-        wire.send(Packet::new(greeting.seq.wrapping_add(1), response))
-            .await?;
-        let mut reply = next(wire).await?;
-        if reply.payload.first() == Some(&0xFE) {
-            // Auth switch: the server wants another plugin or a fresh nonce.
-            let answer = auth_switch_answer(&reply.payload, login.password)?;
-            wire.send(Packet::new(reply.seq.wrapping_add(1), answer))
-                .await?;
-            reply = next(wire).await?;
-        }
-        match parse_reply(&reply.payload)? {
-            ParsedReply::Ok { .. } => Ok(hs.server_version),
-            ParsedReply::Err(e) => bail!("{e}"),
-            ParsedReply::Other(b) => bail!("unexpected login reply (0x{b:02x})"),
+        let (mut state, response) = Login::start(&hs, &credentials, policy);
+        let mut seq = greeting.seq.wrapping_add(1);
+        wire.send(Packet::new(seq, response)).await?;
+        loop {
+            let p = next(wire).await?;
+            seq = p.seq.wrapping_add(1);
+            match state
+                .on_packet(&p.payload)
+                .map_err(|e| anyhow!("as '{}' ({}): {e}", login.user, state.plugin().name()))?
+            {
+                Action::Send(answer) => wire.send(Packet::new(seq, answer)).await?,
+                Action::Read => {}
+                Action::Done => return Ok(hs),
+            }
         }
     }
 

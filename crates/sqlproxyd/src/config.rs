@@ -149,6 +149,10 @@ pub struct User {
     /// This user's own max_user_connections (0: no limit); default: the
     /// top-level one.
     pub max_user_connections: Option<u32>,
+    /// The account's plugin, as MySQL's `mysql.user.plugin`: a client
+    /// answering with another is switched to it (and refused if it answers
+    /// with another again). Unset: an answer with either plugin is checked.
+    pub auth_plugin: Option<AuthPlugin>,
 }
 
 /// An account of the admin port (9066), apart from the application's.
@@ -210,6 +214,14 @@ pub struct DataHost {
     /// Limit on connecting and logging in to a node.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: Duration,
+    /// caching_sha2_password accounts (MySQL 8) whose hash the server has
+    /// not cached: ask the server for its RSA key and send the password
+    /// encrypted with it (the connectors' `allowPublicKeyRetrieval`). Off:
+    /// whoever can answer for a node could send its own key and read the
+    /// password; such a login then fails saying so. The fast path (hash
+    /// cached) and the other plugins never need it.
+    #[serde(default)]
+    pub allow_public_key_retrieval: bool,
     /// Replicas further behind the primary than this (or with a stopped
     /// replication thread) get no reads (Mycat's slaveThreshold).
     #[serde(default = "default_max_replica_lag")]

@@ -28,7 +28,7 @@ use crate::backend::Backend;
 use crate::cluster::NodeSpec;
 use crate::config::Quorum;
 use crate::plan::{Op, Outcome, Plan, Recovery, Step};
-use hastack_proto::mysql::client::Credentials;
+use hastack_proto::mysql::client::{Credentials, Policy as LoginPolicy};
 
 const UTF8MB4_GENERAL_CI: u8 = 45;
 
@@ -38,6 +38,7 @@ pub struct Actor {
     pub specs: Vec<NodeSpec>,
     pub user: String,
     pub password: String,
+    pub login_policy: LoginPolicy,
     pub repl_user: String,
     pub repl_password: String,
     pub timeout: Duration,
@@ -129,6 +130,7 @@ impl Actor {
             node,
             &self.user,
             &self.password,
+            self.login_policy,
             self.timeout,
         )
         .await
@@ -653,6 +655,7 @@ pub async fn connect_as(
     node: usize,
     user: &str,
     password: &str,
+    policy: LoginPolicy,
     timeout: Duration,
 ) -> Result<Backend> {
     let login = Credentials {
@@ -662,7 +665,7 @@ pub async fn connect_as(
         capabilities: Capabilities::empty(),
         collation: UTF8MB4_GENERAL_CI,
     };
-    Backend::connect(node, spec.addr, &login, timeout).await
+    Backend::connect(node, spec.addr, &login, policy, timeout).await
 }
 
 const COM_QUERY: u8 = 0x03;

@@ -281,6 +281,16 @@ fn next_step(
     switched: bool,
 ) -> Step {
     use AuthPlugin::{CachingSha2Password as Sha2, MysqlNativePassword as Native};
+    // An account with a plugin of its own takes answers with that one only.
+    if let Some(required) = user.and_then(|u| u.auth_plugin) {
+        if answered != Some(required) {
+            return if switched {
+                Step::Refuse
+            } else {
+                Step::Switch(required)
+            };
+        }
+    }
     match (answered, user) {
         (Some(Native), _) => Step::Native,
         // An unknown user: nothing to check the answer against.
@@ -483,7 +493,25 @@ mod tests {
             read_only: false,
             admin_level: None,
             max_connections: 0,
+            auth_plugin: None,
         }
+    }
+
+    #[test]
+    fn an_account_with_a_plugin_switches_other_answers_to_it_once() {
+        let mut u = user(Some("pw"));
+        u.auth_plugin = Some(Sha2);
+        for wanted in [Native, Sha2] {
+            let first = next_step(wanted, Some(Native), Some(&u), false, false, false);
+            assert_eq!(first, Step::Switch(Sha2));
+            let again = next_step(wanted, Some(Native), Some(&u), false, false, true);
+            assert_eq!(again, Step::Refuse);
+            let right = next_step(wanted, Some(Sha2), Some(&u), false, false, true);
+            assert_eq!(right, Step::Sha2Fast);
+        }
+        u.auth_plugin = Some(Native);
+        let step = next_step(Sha2, Some(Sha2), Some(&u), false, true, false);
+        assert_eq!(step, Step::Switch(Native));
     }
 
     #[test]

@@ -168,6 +168,7 @@ impl Task {
             specs: specs.clone(),
             user,
             password,
+            login_policy: crate::topology::login_policy(h),
             repl_user: h.failover.replication_user.clone().unwrap_or_default(),
             repl_password: h
                 .failover
@@ -291,6 +292,7 @@ impl Task {
                         i,
                         &self.actor.user,
                         &self.actor.password,
+                        self.actor.login_policy,
                         self.timeout,
                     )
                     .await?,

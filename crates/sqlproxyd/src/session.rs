@@ -22,7 +22,7 @@ use hastack_proto::sql::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{next, Backend, NodeMetrics, OpenGauge};
+use crate::backend::{next, Backend, NodeMetrics};
 use crate::client_stream::{ClientStream, ClientWire};
 use crate::follow::Fate;
 use crate::frontend::{self, schema_refusal, send_err, Client};
@@ -1125,16 +1125,7 @@ impl Session {
         };
         let connected = match pooled {
             Some(b) => Ok(b),
-            None => Backend::connect(node, n.addr, &login, host.connect_timeout)
-                .await
-                .map(|mut b| {
-                    b.gauge = Some(OpenGauge::new(
-                        self.metrics
-                            .backend_connections
-                            .get_or_create_owned(&labels),
-                    ));
-                    b
-                }),
+            None => Backend::open(&host, node, &login, &self.metrics).await,
         };
         match connected {
             Ok(mut b) => {

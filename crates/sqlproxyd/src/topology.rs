@@ -17,6 +17,7 @@ use crate::cluster::View;
 use crate::config::{AdminLevel, AuthPlugin, Balance, Config, Role};
 use crate::monitor::{Command, Monitor};
 use crate::pool::Pool;
+use hastack_proto::mysql::client::Policy as LoginPolicy;
 use std::sync::atomic::AtomicUsize;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -34,6 +35,9 @@ pub struct User {
     pub admin_level: Option<AdminLevel>,
     /// Sessions this user may have open; 0: no limit.
     pub max_connections: u32,
+    /// The plugin this account must log in with (`auth_plugin`); `None`:
+    /// either.
+    pub auth_plugin: Option<crate::config::AuthPlugin>,
 }
 
 impl User {
@@ -54,6 +58,8 @@ pub struct DataHost {
     pub balance: Balance,
     pub read_your_writes: Duration,
     pub connect_timeout: Duration,
+    /// How backend logins may authenticate (`allow_public_key_retrieval`).
+    pub login_policy: LoginPolicy,
     /// The configured pool size (`pool.max`), shown as Mycat's SIZE.
     pub pool_max: u32,
     /// Idle connections kept ready per node and kind of session (`pool.min`).
@@ -355,6 +361,7 @@ impl Topology {
                     read_only: u.read_only,
                     admin_level: None,
                     max_connections: u.max_user_connections.unwrap_or(c.max_user_connections),
+                    auth_plugin: u.auth_plugin,
                 };
                 (u.name.clone(), Arc::new(user))
             })
@@ -370,6 +377,7 @@ impl Topology {
                 admin_level: Some(u.level),
                 // The admin port has no per-user limit of its own.
                 max_connections: 0,
+                auth_plugin: None,
             };
             admin_port_users.insert(u.name.clone(), Arc::new(user));
         }
@@ -402,6 +410,7 @@ impl Topology {
                     balance: h.balance,
                     read_your_writes: h.read_your_writes.get(),
                     connect_timeout: h.connect_timeout.get(),
+                    login_policy: login_policy(h),
                     pool_max: h.pool.max,
                     pool_min: h.pool.min,
                     user: h.user.clone(),
@@ -471,6 +480,13 @@ impl Topology {
             .and_then(|s| self.schemas.get(s))
             .copied()
             .unwrap_or(0)
+    }
+}
+
+/// How logins to a data host's nodes may authenticate.
+pub fn login_policy(h: &crate::config::DataHost) -> LoginPolicy {
+    LoginPolicy {
+        allow_public_key_retrieval: h.allow_public_key_retrieval,
     }
 }
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use hastack_proto::mysql::packets::Capabilities;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Backend, OpenGauge};
-use crate::metrics::{Metrics, NodeLabels};
+use crate::backend::Backend;
+use crate::metrics::Metrics;
 use crate::topology::{DataHost, Topology};
 use hastack_proto::mysql::client::Credentials;
 
@@ -58,13 +58,8 @@ async fn warm_host(host: &DataHost, metrics: &Metrics) {
                 collation: key.collation,
             };
             for _ in 0..missing {
-                match Backend::connect(node, n.addr, &login, host.connect_timeout).await {
-                    Ok(mut b) => {
-                        b.gauge = Some(OpenGauge::new(
-                            metrics
-                                .backend_connections
-                                .get_or_create_owned(&NodeLabels::new(&host.name, &n.name)),
-                        ));
+                match Backend::open(host, node, &login, metrics).await {
+                    Ok(b) => {
                         // A full pool gives it back: then it just closes.
                         let _ = host.pool.put(key, b, Instant::now());
                     }

@@ -1,18 +1,18 @@
 //! The client side of a login, as pure functions: what to answer a server's
-//! greeting and each packet after it. [`handshake_response`] and
-//! [`auth_switch_answer`] speak mysql_native_password only (sqlproxyd's
-//! backends); [`Login`] speaks mysql_native_password and
-//! caching_sha2_password (MySQL 8's default): the fast path always and,
-//! only when [`Policy::allow_public_key_retrieval`] says so, full
-//! authentication over plain TCP with an RSA key the server sends. The I/O
-//! around it is [`super::conn`] (checkd's and lbd's probes) or the daemon's
-//! own.
+//! greeting and each packet after it. [`Login`] is the one MySQL login of
+//! the workspace (sqlproxyd's sessions, heartbeats, failover and pool;
+//! checkd's and lbd's checks): mysql_native_password, MariaDB's
+//! client_ed25519, and caching_sha2_password (MySQL 8's default): the fast
+//! path always and, only when [`Policy::allow_public_key_retrieval`] says
+//! so, full authentication over plain TCP with an RSA key the server sends.
+//! The I/O around it is [`super::conn`] (the checks) or sqlproxyd's
+//! backend connection.
 
 use mysql_common::packets::{AuthPlugin, HandshakeResponse};
 use mysql_common::proto::MySerialize;
-use mysql_common::scramble::{scramble_native, scramble_sha256};
+use mysql_common::scramble::{create_response_for_ed25519, scramble_native, scramble_sha256};
 
-use super::packets::{parse_reply, Capabilities, Handshake, ParseError, Reply, ServerErr};
+use super::packets::{parse_reply, Capabilities, Handshake, Reply, ServerErr};
 
 /// Who logs in, and how.
 #[derive(Clone, Copy, Debug)]
@@ -26,11 +26,6 @@ pub struct Credentials<'a> {
     pub collation: u8,
 }
 
-/// The HandshakeResponse payload answering `greeting` (mysql_native_password).
-pub fn handshake_response(greeting: &Handshake, c: &Credentials<'_>) -> Vec<u8> {
-    handshake_response_for(greeting, c, Plugin::Native)
-}
-
 fn handshake_response_for(greeting: &Handshake, c: &Credentials<'_>, plugin: Plugin) -> Vec<u8> {
     let caps = c.capabilities & greeting.capabilities;
     let answer = plugin.scramble(&greeting.scramble, c.password);
@@ -42,6 +37,7 @@ fn handshake_response_for(greeting: &Handshake, c: &Credentials<'_>, plugin: Plu
         Some(match plugin {
             Plugin::Native => AuthPlugin::MysqlNativePassword,
             Plugin::CachingSha2 => AuthPlugin::CachingSha2Password,
+            Plugin::Ed25519 => AuthPlugin::Ed25519,
         }),
         caps,
         None,
@@ -57,21 +53,6 @@ fn handshake_response_for(greeting: &Handshake, c: &Credentials<'_>, plugin: Plu
     buf
 }
 
-/// The answer to an AuthSwitchRequest (`0xFE`, plugin name, nonce). Only
-/// mysql_native_password is spoken; another plugin is an error naming it.
-pub fn auth_switch_answer(payload: &[u8], password: &str) -> Result<Vec<u8>, ParseError> {
-    let (plugin, nonce) = parse_auth_switch(payload);
-    if plugin != "mysql_native_password" {
-        return Err(ParseError::Malformed(
-            "auth switch",
-            format!("the server asks for auth plugin {plugin}; only mysql_native_password is spoken here"),
-        ));
-    }
-    Ok(scramble_native(nonce, password.as_bytes())
-        .map(|a| a.to_vec())
-        .unwrap_or_default())
-}
-
 /// The auth plugins a [`Login`] speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Plugin {
@@ -79,6 +60,9 @@ pub enum Plugin {
     Native,
     /// caching_sha2_password: SHA-256 scramble, then fast or full path.
     CachingSha2,
+    /// MariaDB's client_ed25519 (`auth_ed25519`): an Ed25519 signature of
+    /// the nonce, the key derived from the password.
+    Ed25519,
 }
 
 impl Plugin {
@@ -86,6 +70,7 @@ impl Plugin {
         match name {
             "mysql_native_password" => Some(Plugin::Native),
             "caching_sha2_password" => Some(Plugin::CachingSha2),
+            "client_ed25519" => Some(Plugin::Ed25519),
             _ => None,
         }
     }
@@ -94,6 +79,7 @@ impl Plugin {
         match self {
             Plugin::Native => "mysql_native_password",
             Plugin::CachingSha2 => "caching_sha2_password",
+            Plugin::Ed25519 => "client_ed25519",
         }
     }
 
@@ -103,6 +89,9 @@ impl Plugin {
         match self {
             Plugin::Native => scramble_native(nonce, p).map(|a| a.to_vec()),
             Plugin::CachingSha2 => scramble_sha256(nonce, p).map(|a| a.to_vec()),
+            // An empty password is signed too: the server checks the
+            // signature, not emptiness.
+            Plugin::Ed25519 => Some(create_response_for_ed25519(p, nonce).to_vec()),
         }
         .unwrap_or_default()
     }
@@ -125,9 +114,10 @@ pub enum LoginError {
     /// the key would hand the password to whoever answers with one.
     #[error(
         "the server asks for full caching_sha2_password authentication over an unencrypted \
-         connection; the password would be exposed to whoever sends the RSA key: this check \
-         speaks no TLS, so prime the server's cache (log in once as this user over TLS or the \
-         server's socket) or set allow_public_key_retrieval: true on the check"
+         connection; the password would be exposed to whoever sends the RSA key: this \
+         connection speaks no TLS, so prime the server's cache (log in once as this user over \
+         TLS or the server's socket) or set allow_public_key_retrieval: true (on the lbd or \
+         checkd check, or on the sqlproxyd data host)"
     )]
     PublicKeyRetrieval,
 }
@@ -238,9 +228,17 @@ impl Login {
         let (plugin, nonce) = parse_auth_switch(payload);
         let Some(p) = Plugin::from_name(&plugin) else {
             return Err(LoginError::Unsupported(format!(
-                "the server asks for auth plugin {plugin}; only mysql_native_password and \
-                 caching_sha2_password are spoken here"
+                "the server asks for auth plugin {plugin}; only mysql_native_password, \
+                 caching_sha2_password and client_ed25519 are spoken here: give the account \
+                 one of those (ALTER USER ... IDENTIFIED VIA mysql_native_password USING \
+                 PASSWORD('...'))"
             )));
+        };
+        // The SHA plugins' 20-byte nonce comes NUL-terminated; ed25519's 32
+        // random bytes do not (and may end in a zero byte of their own).
+        let nonce = match p {
+            Plugin::Ed25519 => nonce,
+            Plugin::Native | Plugin::CachingSha2 => nonce.strip_suffix(&[0]).unwrap_or(nonce),
         };
         self.plugin = p;
         self.nonce = nonce.to_vec();
@@ -290,13 +288,12 @@ impl Login {
 pub const REQUEST_PUBLIC_KEY: u8 = 0x02;
 
 /// An AuthSwitchRequest (`0xFE`, plugin name NUL, nonce [NUL]): the plugin
-/// and the nonce without its trailing NUL.
+/// and the nonce as sent (the plugin decides about a trailing NUL).
 fn parse_auth_switch(payload: &[u8]) -> (String, &[u8]) {
     let body = payload.get(1..).unwrap_or_default();
     let nul = body.iter().position(|&b| b == 0).unwrap_or(body.len());
     let plugin = String::from_utf8_lossy(body.get(..nul).unwrap_or_default()).into_owned();
-    let nonce = body.get(nul + 1..).unwrap_or_default();
-    (plugin, nonce.strip_suffix(&[0]).unwrap_or(nonce))
+    (plugin, body.get(nul + 1..).unwrap_or_default())
 }
 
 /// caching_sha2_password's full authentication over plain TCP: the
@@ -446,21 +443,52 @@ mod tests {
     }
 
     #[test]
-    fn an_auth_switch_is_answered_with_the_native_scramble() {
+    fn an_auth_switch_to_native_is_answered_with_its_scramble() {
         let nonce = b"abcdefghijklmnopqrst";
         let mut payload = vec![0xFE];
         payload.extend_from_slice(b"mysql_native_password\0");
         payload.extend_from_slice(nonce);
         payload.push(0);
-        let answer = auth_switch_answer(&payload, "secret").unwrap();
+        let (mut login, _) = Login::start(
+            &greeting("caching_sha2_password"),
+            &creds("secret"),
+            Policy::default(),
+        );
+        let Ok(Action::Send(answer)) = login.on_packet(&payload) else {
+            panic!("no answer to the switch");
+        };
         assert!(verify_native(nonce, &answer, &native_hash(b"secret")));
-        let mut other = vec![0xFE];
-        other.extend_from_slice(b"caching_sha2_password\0xyz");
-        let e = auth_switch_answer(&other, "secret")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("caching_sha2_password"), "{e}");
-        assert!(auth_switch_answer(&[], "x").is_err());
+        assert_eq!(login.plugin(), Plugin::Native);
+    }
+
+    #[test]
+    fn ed25519_signs_the_nonce_with_the_password_key() {
+        let nonce = [7u8; 32];
+        let (mut login, first) =
+            Login::start(&greeting("client_ed25519"), &creds("pw"), Policy::default());
+        assert_eq!(login.plugin(), Plugin::Ed25519);
+        assert!(first.windows(14).any(|w| w == b"client_ed25519"));
+        let mut nonce = nonce;
+        nonce[31] = 0; // a nonce ending in zero is still all nonce
+        let mut switch = vec![0xFE];
+        switch.extend_from_slice(b"client_ed25519\0");
+        switch.extend_from_slice(&nonce);
+        let (mut fresh, _) = Login::start(
+            &greeting("mysql_native_password"),
+            &creds("pw"),
+            Policy::default(),
+        );
+        let Ok(Action::Send(sig)) = fresh.on_packet(&switch) else {
+            panic!("no answer to the switch");
+        };
+        // An Ed25519 signature: 64 bytes, deterministic, bound to the
+        // password and the nonce (MariaDB itself checks it in
+        // integration-tests/tests/sqlproxyd_login.rs).
+        assert_eq!(sig.len(), 64);
+        assert_eq!(sig, Plugin::Ed25519.scramble(&nonce, "pw"));
+        assert_ne!(sig, Plugin::Ed25519.scramble(&nonce, "pw2"));
+        assert_ne!(sig, Plugin::Ed25519.scramble(&[8u8; 32], "pw"));
+        assert_eq!(login.on_packet(&[0x00, 0, 0, 2, 0, 0, 0]), Ok(Action::Done));
     }
 
     const N: &str = "be5d090b733d80ca9de59d0db5e381a7c5f22a26743800a5a8607a59aa476f3c2705ebd94619d5f15738fab6920490e3710b790ecaa7d7c699b59b29e64d160e26806f65e753ca04c6fde5abb3b3001e12a637014a80711b257aa488869497e8594e5f8847fe5c811f1e7a2992c8f33a4ad9d273a1184359aee927e15db39cbf";
@@ -777,12 +805,11 @@ eqSIhpSX6FlOX4hH/lyBHx56KZLI8zpK2dJzoRhDWa7pJ+Fds5y/AgMBAAE=
             login.on_packet(&[0x01, 0x03]),
             Err(LoginError::Malformed(_))
         ));
-        let (mut login, _) =
-            Login::start(&greeting("client_ed25519"), &creds("pw"), Policy::default());
+        let (mut login, _) = Login::start(&greeting("dialog"), &creds("pw"), Policy::default());
         let mut other = vec![0xFE];
-        other.extend_from_slice(b"client_ed25519\0xyz");
+        other.extend_from_slice(b"dialog\0xyz");
         let e = login.on_packet(&other).unwrap_err().to_string();
-        assert!(e.contains("auth plugin client_ed25519"), "{e}");
+        assert!(e.contains("auth plugin dialog"), "{e}");
     }
 
     #[test]

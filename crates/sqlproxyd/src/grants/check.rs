@@ -172,7 +172,16 @@ async fn check_node(h: &config::DataHost, i: usize) -> (NodeGrants, bool) {
     };
     let (user, password) = monitor_account(h);
     let timeout = h.heartbeat.timeout.get().max(h.connect_timeout.get());
-    let mut b = match connect_as(&spec, i, user, password, timeout).await {
+    let mut b = match connect_as(
+        &spec,
+        i,
+        user,
+        password,
+        crate::topology::login_policy(h),
+        timeout,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(e) => {
             let why = format!("cannot log in as the monitor account '{user}': {e:#}");
