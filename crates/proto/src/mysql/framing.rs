@@ -64,6 +64,10 @@ pub enum FrameError {
         "packet sequence out of order inside a split packet: expected id {expected}, got {got}"
     )]
     SequenceGap { expected: u8, got: u8 },
+    #[error(
+        "a compressed frame that does not inflate to the {stated} bytes it states (got {got})"
+    )]
+    BadCompressedFrame { stated: usize, got: usize },
 }
 
 /// Decodes one logical packet from the front of `src`.

@@ -1,6 +1,7 @@
 //! The MySQL client/server protocol, as far as the daemons need it.
 //!
 //! - [`framing`]: the packet layer (3-byte length, sequence id, 16 MiB split).
+//! - [`compress`]: the compressed protocol's frames around it.
 //! - [`packets`]: the few packets a proxy or checker builds itself, built on
 //!   `mysql_common` where it has them.
 //! - [`response`]: where a server's reply to one command ends.
@@ -13,6 +14,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod compress;
 pub mod framing;
 pub mod gtid;
 pub mod packets;
