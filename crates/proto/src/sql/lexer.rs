@@ -81,6 +81,8 @@ impl Default for Dialect {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Lexed {
     pub tokens: Vec<Token>,
+    /// Each token's byte range in the text (`spans[i]` for `tokens[i]`).
+    pub spans: Vec<std::ops::Range<usize>>,
     pub hints: Vec<Hint>,
     /// Why this reading may not be the server's (the caller treats the
     /// text as a write), or `None`.
@@ -201,6 +203,7 @@ pub fn lex(sql: &str, dialect: Dialect) -> Lexed {
         }
         if out.tokens.len() > pushed {
             last_end = i;
+            out.spans.resize(out.tokens.len(), start..i);
         }
     }
     if in_exec {

@@ -9,6 +9,7 @@
 
 mod charset;
 mod classify;
+mod connection_id;
 mod functions;
 mod hint;
 mod lexer;
@@ -18,6 +19,7 @@ pub use classify::{
     analyze, classify, classify_in, writes_data, writes_data_in, Analysis, Class, Context, Pin,
     SessionResult,
 };
+pub use connection_id::replace_connection_id;
 pub use functions::builtin_names;
 pub use hint::Hint;
 pub use lexer::{lex, Dialect, Lexed, Server, Token};
