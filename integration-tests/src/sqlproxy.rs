@@ -75,6 +75,25 @@ pub fn config(
     )
 }
 
+/// A client connection (the `mysql` crate) to `addr`, over TCP, with the
+/// server's own error on failure.
+pub fn connect(
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+    db: Option<&str>,
+) -> mysql::Result<Conn> {
+    let opts = OptsBuilder::new()
+        .ip_or_hostname(Some(addr.ip().to_string()))
+        .tcp_port(addr.port())
+        .user(Some(user))
+        .pass(Some(password))
+        .db_name(db)
+        .prefer_socket(false)
+        .tcp_connect_timeout(Some(Duration::from_secs(5)));
+    Conn::new(opts)
+}
+
 /// The `state_dir` [`config`] gives the proxy listening on `listen`.
 pub fn state_dir_for(listen: SocketAddr) -> std::path::PathBuf {
     std::env::temp_dir()
@@ -112,15 +131,7 @@ impl Proxy {
 
     /// A client connection through the proxy.
     pub fn conn(&self, user: &str, password: &str, db: Option<&str>) -> Result<Conn> {
-        let opts = OptsBuilder::new()
-            .ip_or_hostname(Some(self.addr.ip().to_string()))
-            .tcp_port(self.addr.port())
-            .user(Some(user))
-            .pass(Some(password))
-            .db_name(db)
-            .prefer_socket(false)
-            .tcp_connect_timeout(Some(Duration::from_secs(5)));
-        Conn::new(opts)
+        connect(self.addr, user, password, db)
             .with_context(|| format!("connecting to sqlproxyd at {} as {user}", self.addr))
     }
 }
@@ -161,6 +172,19 @@ impl RawClient {
         password: &str,
         db: Option<&str>,
     ) -> Result<RawClient> {
+        let none = hastack_proto::mysql::packets::Capabilities::empty();
+        Self::login_full(addr, preamble, user, password, db, none)
+    }
+
+    /// Logs in asking for `extra` capabilities too (CLIENT_MULTI_STATEMENTS, say).
+    pub fn login_full(
+        addr: SocketAddr,
+        preamble: &[u8],
+        user: &str,
+        password: &str,
+        db: Option<&str>,
+        extra: hastack_proto::mysql::packets::Capabilities,
+    ) -> Result<RawClient> {
         use hastack_proto::mysql::packets::{Capabilities, Handshake};
         use mysql_common::packets::{AuthPlugin, HandshakeResponse};
         use mysql_common::proto::MySerialize;
@@ -174,7 +198,8 @@ impl RawClient {
         let hs = Handshake::parse(&hello)?;
         let caps = Capabilities::CLIENT_PROTOCOL_41
             | Capabilities::CLIENT_SECURE_CONNECTION
-            | Capabilities::CLIENT_PLUGIN_AUTH;
+            | Capabilities::CLIENT_PLUGIN_AUTH
+            | extra;
         let answer = scramble_native(&hs.scramble, password.as_bytes())
             .map(|a| a.to_vec())
             .unwrap_or_default();

@@ -138,7 +138,7 @@ fn read_only_is_reapplied_after_reset_change_user_reconnect_and_on_pooled_connec
     assert_eq!(code(&mut c, "SELECT f()"), 1792);
     // A backend connection lost (killed on the server): the one opened in
     // its place is read-only before the next statement runs.
-    let thread: u64 = c.query_first("SELECT CONNECTION_ID()").unwrap().unwrap();
+    let thread: u64 = c.query_first("SELECT @@pseudo_thread_id").unwrap().unwrap();
     cluster
         .conn(0)
         .unwrap()
@@ -146,7 +146,7 @@ fn read_only_is_reapplied_after_reset_change_user_reconnect_and_on_pooled_connec
         .unwrap();
     // The first statement after may get the loss (2013) or run anew.
     let _ = code(&mut c, "SELECT 1");
-    let again: u64 = c.query_first("SELECT CONNECTION_ID()").unwrap().unwrap();
+    let again: u64 = c.query_first("SELECT @@pseudo_thread_id").unwrap().unwrap();
     assert_ne!(again, thread, "a new backend connection");
     let ro: u8 = c.query_first("SELECT @@tx_read_only").unwrap().unwrap();
     assert_eq!(ro, 1, "after a reconnect");

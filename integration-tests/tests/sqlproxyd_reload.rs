@@ -226,7 +226,11 @@ fn an_unchanged_data_host_keeps_its_heartbeat_and_a_removed_schema_ends_its_sess
     );
     let mut app = proxy.conn("app", "app", Some("app")).unwrap();
     let mut other = proxy.conn("app", "app", Some("sbtest")).unwrap();
-    let id: u32 = app.query_first("SELECT CONNECTION_ID()").unwrap().unwrap();
+    // The backend connection's own id (CONNECTION_ID() is the session's).
+    let id: u32 = app
+        .query_first("SELECT @@pseudo_thread_id")
+        .unwrap()
+        .unwrap();
     other.query_drop("DO 1").unwrap();
     // Enough rounds that a restarted heartbeat could not have caught up
     // between the reload and the look after it.
@@ -242,7 +246,10 @@ fn an_unchanged_data_host_keeps_its_heartbeat_and_a_removed_schema_ends_its_sess
         "the heartbeat restarted: {before} rounds, then {after}"
     );
     // The same backend connection: nothing was closed or reopened.
-    let still: u32 = app.query_first("SELECT CONNECTION_ID()").unwrap().unwrap();
+    let still: u32 = app
+        .query_first("SELECT @@pseudo_thread_id")
+        .unwrap()
+        .unwrap();
     assert_eq!(still, id);
 
     // A reload refused after its heartbeats were started (the TLS files do
@@ -276,7 +283,8 @@ fn an_unchanged_data_host_keeps_its_heartbeat_and_a_removed_schema_ends_its_sess
         "a refused reload restarted the heartbeat: {before} rounds, then {after}"
     );
     assert_eq!(
-        app.query_first::<u32, _>("SELECT CONNECTION_ID()").unwrap(),
+        app.query_first::<u32, _>("SELECT @@pseudo_thread_id")
+            .unwrap(),
         Some(id)
     );
     let _ = std::fs::remove_file(&garbage);

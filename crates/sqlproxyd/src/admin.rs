@@ -80,6 +80,8 @@ async fn session(
             &topology.admin_port_users,
             peer,
             |_| None,
+            // The admin port runs no backend statements: no database to check.
+            false,
         ),
     );
     let Some(client) = login

@@ -171,10 +171,12 @@ impl Backend {
         loop {
             let p = next(wire).await?;
             seq = p.seq.wrapping_add(1);
-            match state
-                .on_packet(&p.payload)
-                .map_err(|e| anyhow!("as '{}' ({}): {e}", login.user, state.plugin().name()))?
-            {
+            // Kept typed: a refusal (ERR 1049 for a database that does not
+            // exist, 1045) is passed on to a client logging in.
+            let plugin = state.plugin().name();
+            match state.on_packet(&p.payload).map_err(|e| {
+                anyhow::Error::new(e).context(format!("as '{}' ({plugin})", login.user))
+            })? {
                 Action::Send(answer) => wire.send(Packet::new(seq, answer)).await?,
                 Action::Read => {}
                 Action::Done => return Ok(hs),
@@ -260,6 +262,22 @@ fn reply_ended(payloads: &[Bytes]) -> bool {
                 >= 2
         }
     }
+}
+
+/// The server's refusal somewhere in `e`'s chain: an ERR to a login or to
+/// a statement (it did not run), as opposed to a lost connection.
+pub fn server_refusal(e: &anyhow::Error) -> Option<&hastack_proto::mysql::packets::ServerErr> {
+    use hastack_proto::mysql::client::LoginError;
+    use hastack_proto::mysql::packets::ParseError;
+    e.chain().find_map(|c| {
+        if let Some(LoginError::Refused(s)) = c.downcast_ref::<LoginError>() {
+            return Some(s);
+        }
+        match c.downcast_ref::<ParseError>() {
+            Some(ParseError::ServerError(s)) => Some(s),
+            _ => None,
+        }
+    })
 }
 
 /// The next packet, or an error naming a closed connection.

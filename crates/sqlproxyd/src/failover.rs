@@ -641,12 +641,7 @@ fn outcome(
 /// The server answered the statement with an error: it did not run (as
 /// opposed to a timeout or a lost connection, after which it may have).
 fn refused_by_server(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<hastack_proto::mysql::packets::ParseError>(),
-            Some(hastack_proto::mysql::packets::ParseError::ServerError(_))
-        )
-    })
+    crate::backend::server_refusal(e).is_some()
 }
 
 /// A connection to `spec` for the proxy's own queries.

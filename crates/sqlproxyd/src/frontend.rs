@@ -26,9 +26,11 @@ use crate::client_stream::{ClientStream, ClientWire};
 use crate::config::AuthPlugin;
 use crate::topology::{Topology, User};
 
-/// What the proxy offers clients. Not offered: TLS (not yet), compression,
-/// DEPRECATE_EOF and session tracking (backend replies pass through
-/// unchanged, so they must be in the classic form every client reads).
+/// What the proxy offers clients (TLS too when configured). Compression is
+/// between client and proxy only: the proxy inflates and deflates, its
+/// backends speak plain. Not offered: DEPRECATE_EOF and session tracking
+/// (backend replies pass through unchanged, so they must be in the
+/// classic form every client reads).
 pub fn offered_capabilities() -> Capabilities {
     Capabilities::CLIENT_LONG_PASSWORD
         | Capabilities::CLIENT_FOUND_ROWS
@@ -47,6 +49,7 @@ pub fn offered_capabilities() -> Capabilities {
         | Capabilities::CLIENT_PLUGIN_AUTH
         | Capabilities::CLIENT_CONNECT_ATTRS
         | Capabilities::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+        | Capabilities::CLIENT_COMPRESS
 }
 
 /// utf8mb4_general_ci, what MariaDB 10.11 announces.
@@ -62,6 +65,13 @@ pub struct Client {
     pub capabilities: Capabilities,
     pub collation: u8,
     pub nonce: [u8; 20],
+    /// The login's OK is not sent yet: the database asked for is no
+    /// configured schema, so whether it exists (and the account may use
+    /// it) is the backend's to say, when the session first connects. The
+    /// OK's sequence id.
+    pub pending_ok: Option<u8>,
+    /// The client asked for the compressed protocol: it starts after the OK.
+    pub compress: bool,
 }
 
 /// A 20-byte nonce of printable ASCII (never NUL: it is sent NUL-terminated).
@@ -84,7 +94,7 @@ pub async fn login(
     peer: SocketAddr,
     admit: impl FnOnce(&User) -> Option<(u16, &'static str, String)>,
 ) -> Result<Option<Client>> {
-    login_among(wire, conn_id, topology, &topology.users, peer, admit).await
+    login_among(wire, conn_id, topology, &topology.users, peer, admit, true).await
 }
 
 /// As [`login`], checking the login against `users` (the admin port's).
@@ -95,6 +105,7 @@ pub async fn login_among(
     users: &std::collections::HashMap<String, std::sync::Arc<User>>,
     peer: SocketAddr,
     admit: impl FnOnce(&User) -> Option<(u16, &'static str, String)>,
+    backends_decide_databases: bool,
 ) -> Result<Option<Client>> {
     let nonce = nonce();
     let mut offered = offered_capabilities();
@@ -160,8 +171,13 @@ pub async fn login_among(
         .db_name()
         .filter(|d| !d.is_empty())
         .map(|d| String::from_utf8_lossy(d).into_owned());
-    // CLIENT_SSL is between client and proxy only; backends never see it.
-    let capabilities = response.capabilities() & offered_capabilities();
+    // CLIENT_SSL and CLIENT_COMPRESS are between client and proxy only;
+    // backends never see them.
+    let compress = response
+        .capabilities()
+        .contains(Capabilities::CLIENT_COMPRESS);
+    let capabilities =
+        response.capabilities() & (offered_capabilities() - Capabilities::CLIENT_COMPRESS);
     let collation = response.collation();
     let answered = match response.auth_plugin() {
         // Clients without CLIENT_PLUGIN_AUTH answer with a native scramble.
@@ -209,7 +225,7 @@ pub async fn login_among(
         (Verdict::Accepted, None) => bail!("accepted an unknown user {user_name:?}"),
     };
     if let Some(db) = &database {
-        if let Some((code, state, msg)) = schema_refusal(topology, user, db) {
+        if let Some((code, state, msg)) = schema_refusal(user, db) {
             send_err(wire, seq, code, state, &msg).await?;
             return Ok(None);
         }
@@ -218,17 +234,21 @@ pub async fn login_among(
         send_err(wire, seq, code, state, &msg).await?;
         bail!("{msg}");
     }
-    let ok = OkPacket {
-        status: Status::SERVER_STATUS_AUTOCOMMIT,
-        ..OkPacket::default()
-    };
-    wire.send(Packet::new(seq, ok.to_payload())).await?;
+    let backend_decides = backends_decide_databases
+        && database
+            .as_deref()
+            .is_some_and(|db| !topology.schemas.contains_key(db));
+    if !backend_decides {
+        send_login_ok(wire, seq, compress).await?;
+    }
     Ok(Some(Client {
         user: user.clone(),
         database,
         capabilities,
         collation,
         nonce,
+        pending_ok: backend_decides.then_some(seq),
+        compress,
     }))
 }
 
@@ -412,12 +432,30 @@ async fn read_one_packet(stream: &mut ClientStream) -> Result<Packet> {
 }
 
 /// Why `user` may not use `schema`, as MariaDB would say it.
-pub fn schema_refusal(
-    topology: &Topology,
-    user: &User,
-    schema: &str,
-) -> Option<(u16, &'static str, String)> {
-    if !user.may_use(schema) {
+/// The OK that ends a login; the compressed protocol starts right after
+/// it when the client asked for it (the OK itself is plain).
+pub async fn send_login_ok<S: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut Framed<S, PacketCodec>,
+    seq: u8,
+    compress: bool,
+) -> Result<()> {
+    let ok = OkPacket {
+        status: Status::SERVER_STATUS_AUTOCOMMIT,
+        ..OkPacket::default()
+    };
+    wire.send(Packet::new(seq, ok.to_payload())).await?;
+    if compress {
+        wire.codec_mut().compress();
+    }
+    Ok(())
+}
+
+/// Whether `user` may not use `schema`, and the error that says so. Only
+/// a user's own `schemas` list restricts (information_schema always
+/// passes, as on a server); whether a database exists, and whether the
+/// backend account may use it, is the backend's to say.
+pub fn schema_refusal(user: &User, schema: &str) -> Option<(u16, &'static str, String)> {
+    if !schema.eq_ignore_ascii_case("information_schema") && !user.may_use(schema) {
         return Some((
             1044,
             "42000",
@@ -426,9 +464,6 @@ pub fn schema_refusal(
                 user.name
             ),
         ));
-    }
-    if !topology.schemas.contains_key(schema) {
-        return Some((1049, "42000", format!("Unknown database '{schema}'")));
     }
     None
 }

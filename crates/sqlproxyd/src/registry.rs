@@ -1,9 +1,12 @@
-//! The sessions open now, as the admin port shows them and kills them.
+//! The sessions open now, as the admin port shows them and kills them, and
+//! the statement each runs now (what `KILL QUERY` ends).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use crate::topology::DataHost;
 
 use tokio_util::sync::CancellationToken;
 
@@ -25,9 +28,26 @@ pub struct SessionView {
     pub memory: crate::session::Memory,
 }
 
+/// Where a session's statement runs now: the backend connection `KILL
+/// QUERY` must name to the server.
+#[derive(Clone)]
+pub struct Running {
+    pub host: Arc<DataHost>,
+    pub node: usize,
+    /// The server's id of that connection.
+    pub thread_id: u32,
+    /// The connection runs as the data host's read-only account.
+    pub read_only: bool,
+}
+
+/// A session's own record of its running statement: set and cleared by
+/// the session on every statement without the registry's lock.
+pub type RunningSlot = Arc<Mutex<Option<Running>>>;
+
 struct Entry {
     view: SessionView,
     stop: CancellationToken,
+    running: RunningSlot,
 }
 
 #[derive(Default)]
@@ -36,10 +56,35 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn insert(&self, id: u32, view: SessionView, stop: CancellationToken) {
+    pub fn insert(
+        &self,
+        id: u32,
+        view: SessionView,
+        stop: CancellationToken,
+        running: RunningSlot,
+    ) {
         if let Ok(mut s) = self.sessions.lock() {
-            s.insert(id, Entry { view, stop });
+            s.insert(
+                id,
+                Entry {
+                    view,
+                    stop,
+                    running,
+                },
+            );
         }
+    }
+
+    /// Where session `id`'s statement runs now; `None` when it is idle
+    /// (or gone).
+    pub fn running(&self, id: u32) -> Option<Running> {
+        let slot = self
+            .sessions
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&id).map(|e| e.running.clone()))?;
+        let running = slot.lock().map(|r| r.clone()).unwrap_or(None);
+        running
     }
 
     pub fn update(&self, id: u32, view: SessionView) {

@@ -12,17 +12,17 @@ use std::time::Instant;
 
 use anyhow::Result;
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
-use hastack_proto::mysql::packets::{Ok as OkPacket, Status};
+use futures::{FutureExt, SinkExt, StreamExt};
+use hastack_proto::mysql::packets::{Capabilities, Ok as OkPacket, Status};
 use hastack_proto::mysql::response::{Expect, Reply, Step};
 use hastack_proto::mysql::Packet;
 use hastack_proto::sql::{
-    analyze, charset_after, collation_is_unsafe, writes_data_in, Analysis, CharsetChange, Class,
-    Context,
+    analyze, charset_after, collation_is_unsafe, replace_connection_id, writes_data_in, Analysis,
+    CharsetChange, Class, Context, Token,
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{next, Backend, NodeMetrics};
+use crate::backend::{next, server_refusal, Backend, NodeMetrics};
 use crate::client_stream::{ClientStream, ClientWire};
 use crate::follow::Fate;
 use crate::frontend::{self, schema_refusal, send_err, Client};
@@ -32,7 +32,7 @@ use crate::monitor::InFlight;
 use crate::pool::PoolKey;
 use crate::proxy_header;
 use crate::readonly::lifts_read_only;
-use crate::registry::{Registry, SessionView};
+use crate::registry::{Registry, Running, RunningSlot, SessionView};
 use crate::route::{PinReason, SessionRoute, Target};
 use crate::topology::{DataHost, LiveTopology, Topology};
 use hastack_proto::mysql::client::Credentials;
@@ -42,6 +42,7 @@ const COM_INIT_DB: u8 = 0x02;
 const COM_QUERY: u8 = 0x03;
 const COM_FIELD_LIST: u8 = 0x04;
 const COM_STATISTICS: u8 = 0x09;
+const COM_PROCESS_KILL: u8 = 0x0c;
 const COM_PING: u8 = 0x0e;
 const COM_CHANGE_USER: u8 = 0x11;
 const COM_STMT_PREPARE: u8 = 0x16;
@@ -85,6 +86,8 @@ pub struct Session {
     /// Cancelled by `kill @@connection`: ends the session at once, even in
     /// the middle of a reply (a shutdown, in contrast, lets replies finish).
     kill: CancellationToken,
+    /// Where the statement runs now (`KILL QUERY` from another session).
+    running: RunningSlot,
     started: Instant,
     /// What the registry last got, to publish only changes (a per-command
     /// update of a shared map would cost every session a contended lock).
@@ -369,16 +372,49 @@ impl Session {
             registry,
             started: Instant::now(),
             kill: CancellationToken::new(),
+            running: RunningSlot::default(),
             published: None,
         };
-        s.registry.insert(id, s.view(), s.kill.clone());
-        let result = s.serve(stop).await;
+        s.registry
+            .insert(id, s.view(), s.kill.clone(), s.running.clone());
+        let result = match s.login.pending_ok.take() {
+            Some(seq) => match s.finish_login(seq).await {
+                Ok(true) => s.serve(stop).await,
+                other => other.map(|_| ()),
+            },
+            None => s.serve(stop).await,
+        };
         s.registry.remove(id);
         s.release(Target::Write).await;
         s.release(Target::Read).await;
         if let Err(e) = result {
             tracing::debug!(session = id, peer = %s.peer, "session closed: {e:#}");
         }
+    }
+
+    /// Ends a login that named a database sqlproxyd has no schema for:
+    /// the write connection opens in it, and the server's refusal (1049
+    /// Unknown database, 1044) is the login's answer, as from MariaDB
+    /// directly. When no backend is reachable the login goes through: the
+    /// first statement gets that error. Whether the session goes on.
+    async fn finish_login(&mut self, seq: u8) -> Result<bool> {
+        if let Err(e) = self.ensure_backend(Target::Write).await {
+            if let Some(refusal) = server_refusal(&e) {
+                let (code, state, msg) = (
+                    refusal.code,
+                    refusal.sql_state.clone(),
+                    refusal.message.clone(),
+                );
+                send_err(&mut self.client, seq, code, &state, &msg).await?;
+                return Ok(false);
+            }
+            tracing::debug!(
+                session = self.id,
+                "no backend to check the login's database: {e:#}"
+            );
+        }
+        frontend::send_login_ok(&mut self.client, seq, self.login.compress).await?;
+        Ok(true)
     }
 
     async fn serve(&mut self, stop: CancellationToken) -> Result<()> {
@@ -433,6 +469,7 @@ impl Session {
                     self.simple(packet, Expect::OnePacket).await?
                 }
                 COM_STMT_PREPARE => {
+                    let packet = self.own_connection_id(packet);
                     let sql = String::from_utf8_lossy(&packet.payload[1..]).into_owned();
                     if self.login.user.read_only {
                         if let Some(why) = lifts_read_only(&packet.payload[1..]) {
@@ -469,6 +506,22 @@ impl Session {
                     self.ok(&packet).await?;
                 }
                 COM_CHANGE_USER => self.change_user(packet).await?,
+                // PyMySQL's kill(), older connectors: KILL by id, as a command.
+                COM_PROCESS_KILL => match packet.payload.get(1..5) {
+                    Some(&[a, b, c, d]) => {
+                        let id = u32::from_le_bytes([a, b, c, d]);
+                        self.kill(&packet, Kill { id, query: false }).await?
+                    }
+                    _ => {
+                        self.err(
+                            &packet,
+                            1047,
+                            "08S01",
+                            "COM_PROCESS_KILL without a thread id",
+                        )
+                        .await?
+                    }
+                },
                 other => {
                     self.err(
                         &packet,
@@ -482,7 +535,24 @@ impl Session {
         }
     }
 
+    /// The command with `CONNECTION_ID()` replaced by this session's id
+    /// (the handshake's, what `KILL` takes), unless the text has none or
+    /// cannot be read for sure ([`replace_connection_id`]).
+    fn own_connection_id(&self, packet: Packet) -> Packet {
+        let text = std::str::from_utf8(&packet.payload[1..]).ok();
+        match text.and_then(|sql| replace_connection_id(sql, self.id)) {
+            Some(sql) if !self.unsafe_charset => {
+                let mut payload = Vec::with_capacity(1 + sql.len());
+                payload.push(packet.payload[0]);
+                payload.extend_from_slice(sql.as_bytes());
+                Packet::new(packet.seq, payload)
+            }
+            _ => packet,
+        }
+    }
+
     async fn query(&mut self, packet: Packet) -> Result<()> {
+        let packet = self.own_connection_id(packet);
         let payload = packet.payload.clone();
         let sql = String::from_utf8_lossy(&payload[1..]);
         let Analysis {
@@ -508,8 +578,10 @@ impl Session {
         if let Class::Use(db) = &class {
             return self.use_schema(packet, db.clone()).await;
         }
-        if let Some(target) = kill_target(&sql) {
-            return self.kill(&packet, target).await;
+        match kill_target(&sql) {
+            None => {}
+            Some(Ok(kill)) => return self.kill(&packet, kill).await,
+            Some(Err(why)) => return self.err(&packet, 1235, "42000", &why).await,
         }
         let now = Instant::now();
         let target = self.route.target(
@@ -612,7 +684,7 @@ impl Session {
     /// `USE db` or COM_INIT_DB: checked against the user's schemas, run on
     /// the write connection, and remembered for the others.
     async fn use_schema(&mut self, packet: Packet, db: String) -> Result<()> {
-        if let Some((code, state, msg)) = schema_refusal(&self.topology, &self.login.user, &db) {
+        if let Some((code, state, msg)) = schema_refusal(&self.login.user, &db) {
             return self.err(&packet, code, state, &msg).await;
         }
         let host = self
@@ -647,6 +719,25 @@ impl Session {
     /// A read whose node is lost before any reply byte is run once more,
     /// on another node (a read is safe to repeat; a write never is).
     async fn forward(
+        &mut self,
+        target: Target,
+        packet: Packet,
+        expect: Expect,
+    ) -> Result<Forwarded> {
+        let result = self.forward_retrying(target, packet, expect).await;
+        self.set_running(None);
+        result
+    }
+
+    /// Records where this session's statement runs now, for `KILL QUERY`
+    /// from another session.
+    fn set_running(&self, running: Option<Running>) {
+        if let Ok(mut r) = self.running.lock() {
+            *r = running;
+        }
+    }
+
+    async fn forward_retrying(
         &mut self,
         target: Target,
         packet: Packet,
@@ -724,6 +815,16 @@ impl Session {
         // The write's reply is passed on only if the lease it was sent
         // under still holds for the same node when it comes.
         let sent_under = self.host.lease_epoch();
+        let (node, thread_id) = {
+            let b = self.backend_mut(target)?;
+            (b.node, b.thread_id)
+        };
+        self.set_running(Some(Running {
+            host: self.host.clone(),
+            node,
+            thread_id,
+            read_only: self.login.user.read_only,
+        }));
         let backend = self.backend_mut(target)?;
         let sent_to = backend.node;
         let node_metrics = backend.metrics.clone();
@@ -754,14 +855,30 @@ impl Session {
         // backend refused part way).
         let mut renumber: Option<u8> = None;
         loop {
-            let kill = self.kill.clone();
-            let backend = self.backend_mut(target)?;
-            let next_packet = tokio::select! {
-                r = next(&mut backend.wire) => r,
-                // kill @@connection: no waiting for the reply to finish.
-                _ = kill.cancelled() => {
-                    self.drop_backend(target);
-                    anyhow::bail!("killed by the admin port");
+            // What the backend sent so far goes out before the proxy waits
+            // for more: each result of a multi-result reply reaches the
+            // client as it completes (`SELECT 'a'; SELECT SLEEP(3)` shows
+            // 'a' at once), and a reply read in one go is one write.
+            if self.kill.is_cancelled() {
+                // kill @@connection in the middle of a long reply.
+                self.drop_backend(target);
+                anyhow::bail!("killed by the admin port");
+            }
+            let ready = next(&mut self.backend_mut(target)?.wire).now_or_never();
+            let next_packet = match ready {
+                Some(r) => r,
+                None => {
+                    self.client.flush().await?;
+                    let kill = self.kill.clone();
+                    let backend = self.backend_mut(target)?;
+                    tokio::select! {
+                        r = next(&mut backend.wire) => r,
+                        // kill @@connection: no waiting for the reply to finish.
+                        _ = kill.cancelled() => {
+                            self.drop_backend(target);
+                            anyhow::bail!("killed by the admin port");
+                        }
+                    }
                 }
             };
             let mut p = match next_packet {
@@ -930,9 +1047,13 @@ impl Session {
             return Ok(Followed::Go);
         };
         self.generation = generation;
-        let index = match &self.schema {
-            Some(db) => topology.schemas.get(db).copied(),
-            None => Some(topology.default_host(&self.login.user)),
+        // A database with no schema of its own lives on the user's default
+        // data host, as at login; a schema the reload removed ends the
+        // session (the DBA took it away on purpose).
+        let schema = self.schema.as_deref();
+        let index = match schema.map(|db| (db, self.topology.schemas.contains_key(db))) {
+            Some((db, true)) => topology.schemas.get(db).copied(),
+            _ => Some(topology.default_host(&self.login.user)),
         };
         let Some(host) = index.and_then(|i| topology.data_hosts.get(i).cloned()) else {
             let what = match &self.schema {
@@ -1286,7 +1407,7 @@ impl Session {
             anyhow::bail!("COM_CHANGE_USER refused");
         };
         if let Some(db) = &cu.database {
-            if let Some((code, state, msg)) = schema_refusal(&self.topology, &user, db) {
+            if let Some((code, state, msg)) = schema_refusal(&user, db) {
                 send_err(&mut self.client, seq, code, state, &msg).await?;
                 anyhow::bail!("COM_CHANGE_USER refused: {msg}");
             }
@@ -1328,18 +1449,28 @@ impl Session {
             self.host = h.clone();
         }
         self.schema = cu.database;
-        let ok = OkPacket {
-            status: Status::SERVER_STATUS_AUTOCOMMIT,
-            ..OkPacket::default()
-        };
-        self.client.send(Packet::new(seq, ok.to_payload())).await?;
-        Ok(())
+        let backend_decides = self
+            .schema
+            .as_deref()
+            .is_some_and(|d| !self.topology.schemas.contains_key(d));
+        if backend_decides {
+            if !self.finish_login(seq).await? {
+                anyhow::bail!("COM_CHANGE_USER refused by the backend (its database)");
+            }
+            return Ok(());
+        }
+        // COM_CHANGE_USER's OK goes out in the protocol already spoken.
+        frontend::send_login_ok(&mut self.client, seq, false).await
     }
 
     /// `KILL [QUERY|CONNECTION] n`: `n` is a proxy session id (the one the
-    /// handshake announced); passing it to a backend would kill whichever
-    /// backend thread has that number. Ends that session, if this user owns it.
-    async fn kill(&mut self, packet: &Packet, target: u32) -> Result<()> {
+    /// handshake announced and `CONNECTION_ID()` returns); passing it to a
+    /// backend would kill whichever backend thread has that number. KILL
+    /// ends that session; KILL QUERY ends the statement it runs now, by
+    /// killing it on the backend connection it runs on (the session gets
+    /// the server's 1317 and goes on). The user must own the session.
+    async fn kill(&mut self, packet: &Packet, kill: Kill) -> Result<()> {
+        let target = kill.id;
         let owner = self
             .registry
             .snapshot()
@@ -1365,9 +1496,67 @@ impl Session {
                 )
                 .await
             }
+            Some(_) if kill.query && target == self.id => {
+                // As MariaDB: the statement running is the KILL itself.
+                self.err(packet, 1317, "70100", "Query execution was interrupted")
+                    .await
+            }
+            Some(_) if kill.query => match self.registry.running(target) {
+                Some(r) => self.kill_query_on_backend(packet, r).await,
+                // Idle: nothing to interrupt.
+                None => self.ok(packet).await,
+            },
+            Some(_) if target == self.id => {
+                // As MariaDB: the connection is killed, and says so.
+                self.err(packet, 1927, "70100", "Connection was killed")
+                    .await?;
+                self.kill.cancel();
+                Ok(())
+            }
             Some(_) => {
                 self.registry.kill(target);
                 self.ok(packet).await
+            }
+        }
+    }
+
+    /// `KILL QUERY` of another session's statement, on the backend
+    /// connection that runs it, as that connection's own account (the
+    /// server lets an account kill its own threads).
+    async fn kill_query_on_backend(&mut self, packet: &Packet, r: Running) -> Result<()> {
+        let n = &r.host.nodes[r.node];
+        let (user, password) = r.host.account(r.read_only);
+        let login = Credentials {
+            user,
+            password: password.expose(),
+            database: None,
+            capabilities: Capabilities::empty(),
+            collation: self.login.collation,
+        };
+        let timeout = r.host.connect_timeout;
+        let killed = async {
+            let mut b =
+                Backend::connect(r.node, n.addr, &login, r.host.login_policy, timeout).await?;
+            let sql = format!("KILL QUERY {}", r.thread_id);
+            tokio::time::timeout(timeout, b.run(COM_QUERY, sql.as_bytes()))
+                .await
+                .map_err(|_| anyhow::anyhow!("no answer within {timeout:?}"))?
+        }
+        .await;
+        match killed {
+            Ok(()) => self.ok(packet).await,
+            // The thread ended meanwhile (its statement with it): done.
+            Err(e) if server_refusal(&e).is_some_and(|s| s.code == 1094) => self.ok(packet).await,
+            Err(e) => {
+                let msg = match server_refusal(&e) {
+                    Some(s) => s.to_string(),
+                    None => format!("{e:#}"),
+                };
+                let msg = format!(
+                    "sqlproxyd could not kill the statement on node '{}': {msg}",
+                    n.name
+                );
+                self.err(packet, 1105, "HY000", &msg).await
             }
         }
     }
@@ -1474,28 +1663,67 @@ impl Session {
     }
 }
 
-/// The session id of a `KILL [HARD|SOFT] [CONNECTION|QUERY] n` statement.
-fn kill_target(sql: &str) -> Option<u32> {
-    let mut words = sql.trim().trim_end_matches(';').split_whitespace();
-    if !words.next()?.eq_ignore_ascii_case("KILL") {
+/// A `KILL [HARD|SOFT] [CONNECTION|QUERY] n` of a proxy session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Kill {
+    id: u32,
+    /// `KILL QUERY`: the statement, not the session.
+    query: bool,
+}
+
+/// What a `KILL` statement asks for: `None` for another statement; an
+/// error for a KILL sqlproxyd does not run (`KILL USER`, `KILL QUERY ID`,
+/// an expression), which would reach threads of the backends' shared
+/// accounts, other sessions' and other proxies' among them.
+fn kill_target(sql: &str) -> Option<Result<Kill, String>> {
+    // Most statements have no "kill" anywhere: no lexing for them.
+    if !sql
+        .as_bytes()
+        .windows(4)
+        .any(|w| w.eq_ignore_ascii_case(b"kill"))
+    {
         return None;
     }
-    let mut word = words.next()?;
+    let lexed = hastack_proto::sql::lex(sql, Default::default());
+    let mut words = lexed
+        .tokens
+        .iter()
+        .filter(|t| !matches!(t, Token::Semicolon));
+    if !matches!(words.next()?, Token::Word(w) if w == "KILL") {
+        return None;
+    }
+    let refused = || {
+        Err(
+            "sqlproxyd runs KILL [HARD|SOFT] [CONNECTION|QUERY] <id> only, with the id \
+             CONNECTION_ID() or SHOW PROCESSLIST on the admin port gives (a session of \
+             this proxy); KILL USER, KILL QUERY ID and backend thread ids would reach \
+             other sessions on the shared backend accounts"
+                .to_owned(),
+        )
+    };
+    let mut query = false;
+    let mut next = words.next();
     for optional in ["HARD", "SOFT", "CONNECTION", "QUERY"] {
-        if word.eq_ignore_ascii_case(optional) {
-            word = words.next()?;
+        if let Some(Token::Word(w)) = next {
+            if w == optional {
+                query |= optional == "QUERY";
+                next = words.next();
+            }
         }
     }
-    // `KILL QUERY ID n` and `KILL USER name` are not ids of ours.
-    if words.next().is_some() {
-        return None;
+    let id = match next {
+        Some(Token::Number(n)) => n.parse::<u32>().ok(),
+        _ => None,
+    };
+    match (id, words.next(), lexed.unsure) {
+        (Some(id), None, None) => Some(Ok(Kill { id, query })),
+        _ => Some(refused()),
     }
-    word.parse().ok()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{closes_connection, is_read_only_refusal, kill_target};
+    use super::{closes_connection, is_read_only_refusal, kill_target, Kill};
     use hastack_proto::mysql::packets::err_payload;
 
     #[test]
@@ -1537,10 +1765,24 @@ mod tests {
 
     #[test]
     fn kill_statements() {
-        assert_eq!(kill_target("KILL 12"), Some(12));
-        assert_eq!(kill_target("kill query 7;"), Some(7));
-        assert_eq!(kill_target("KILL HARD CONNECTION 3"), Some(3));
-        assert_eq!(kill_target("KILL USER app"), None);
+        let kill = |id, query| Some(Ok(Kill { id, query }));
+        assert_eq!(kill_target("KILL 12"), kill(12, false));
+        assert_eq!(kill_target("kill query 7;"), kill(7, true));
+        assert_eq!(
+            kill_target("/* x */ KILL HARD CONNECTION 3"),
+            kill(3, false)
+        );
+        assert_eq!(kill_target("KILL SOFT QUERY 3"), kill(3, true));
+        for refused in [
+            "KILL USER app",
+            "KILL QUERY ID 5",
+            "KILL 1+1",
+            "KILL",
+            "KILL 99999999999",
+        ] {
+            assert!(matches!(kill_target(refused), Some(Err(_))), "{refused}");
+        }
         assert_eq!(kill_target("SELECT 1"), None);
+        assert_eq!(kill_target("SELECT 'KILL 5'"), None);
     }
 }
