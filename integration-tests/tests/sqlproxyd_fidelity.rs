@@ -241,22 +241,30 @@ fn kill_query_ends_the_statement_and_connection_ids_agree() {
     assert_eq!(direct, proxied);
 }
 
-/// PyMySQL's `kill()` (COM_PROCESS_KILL with the handshake's id) and its
-/// `thread_id()` against `CONNECTION_ID()`.
+/// PyMySQL's `kill()` (COM_PROCESS_KILL with the handshake's id), its
+/// `thread_id()` against `CONNECTION_ID()` and `SHOW PROCESSLIST`.
 const PYMYSQL_KILL: &str = r#"
-import sys, pymysql
+import sys, time, pymysql
 port = int(sys.argv[1])
 c = lambda: pymysql.connect(host="127.0.0.1", port=port, user="app", password="app", database="app")
 victim, killer = c(), c()
 cur = victim.cursor()
 cur.execute("SELECT CONNECTION_ID()")
 print("same id:", cur.fetchone()[0] == victim.thread_id())
+# PyMySQL's test_issue_36: its own row in the process list has its id.
+cur.execute("show processlist")
+own = [r for r in cur.fetchall() if r[7] == "show processlist"]
+print("listed as itself:", [r[0] for r in own] == [victim.thread_id()])
 killer.kill(victim.thread_id())
 try:
     cur.execute("SELECT 1")
     print("victim alive")
 except pymysql.err.OperationalError as e:
     print("victim gone:", e.args[0] in (2013, 2006, 1927, 4031))
+time.sleep(0.2)
+k = killer.cursor()
+k.execute("SHOW FULL PROCESSLIST")
+print("gone from the list:", victim.thread_id() not in [r[0] for r in k.fetchall()])
 "#;
 
 #[test]
@@ -270,7 +278,10 @@ fn pymysql_kill_and_thread_id_behave_as_on_the_server() {
         stdout_of(out)
     };
     let direct = run(cluster.addr(0));
-    assert_eq!(direct, "same id: True\nvictim gone: True\n");
+    assert_eq!(
+        direct,
+        "same id: True\nlisted as itself: True\nvictim gone: True\ngone from the list: True\n"
+    );
     assert_eq!(run(proxy.addr), direct);
 }
 

@@ -40,9 +40,30 @@ pub struct Running {
     pub read_only: bool,
 }
 
-/// A session's own record of its running statement: set and cleared by
-/// the session on every statement without the registry's lock.
-pub type RunningSlot = Arc<Mutex<Option<Running>>>;
+/// What a session does now, for `KILL QUERY` and `SHOW PROCESSLIST`.
+#[derive(Clone)]
+pub struct Activity {
+    /// The statement running and where; `None` between statements.
+    pub running: Option<Running>,
+    /// Since when it runs, or since when the session is idle.
+    pub since: Instant,
+    /// The running COM_QUERY's payload (the command byte, then the text).
+    pub statement: Option<bytes::Bytes>,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            running: None,
+            since: Instant::now(),
+            statement: None,
+        }
+    }
+}
+
+/// A session's own record of its activity: set by the session on every
+/// statement without the registry's lock.
+pub type RunningSlot = Arc<Mutex<Activity>>;
 
 struct Entry {
     view: SessionView,
@@ -78,13 +99,18 @@ impl Registry {
     /// Where session `id`'s statement runs now; `None` when it is idle
     /// (or gone).
     pub fn running(&self, id: u32) -> Option<Running> {
+        self.activity(id)?.running
+    }
+
+    /// What session `id` does now; `None` when there is no such session.
+    pub fn activity(&self, id: u32) -> Option<Activity> {
         let slot = self
             .sessions
             .lock()
             .ok()
             .and_then(|s| s.get(&id).map(|e| e.running.clone()))?;
-        let running = slot.lock().map(|r| r.clone()).unwrap_or(None);
-        running
+        let activity = slot.lock().ok().map(|a| a.clone());
+        activity
     }
 
     pub fn update(&self, id: u32, view: SessionView) {

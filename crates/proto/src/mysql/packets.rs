@@ -150,6 +150,8 @@ fn check_auth_data_len(payload: &[u8]) -> Result<(), ParseError> {
     }
 }
 
+pub use mysql_common::constants::ColumnType;
+
 /// A text-protocol result set of string columns, as the payloads to send
 /// (column count, definitions, EOF, rows, EOF), for replies the proxy
 /// makes itself (the admin port). `None` is SQL NULL.
@@ -158,19 +160,39 @@ pub fn text_result_set(
     rows: &[Vec<Option<String>>],
     status: StatusFlags,
 ) -> Vec<Bytes> {
-    use mysql_common::constants::ColumnType;
+    let typed: Vec<(&str, ColumnType)> = columns
+        .iter()
+        .map(|&c| (c, ColumnType::MYSQL_TYPE_VAR_STRING))
+        .collect();
+    typed_text_result_set(&typed, rows, status)
+}
+
+/// [`text_result_set`] with each column's type (a client library converts
+/// a `MYSQL_TYPE_LONGLONG` column's text to a number, as from the server).
+pub fn typed_text_result_set(
+    columns: &[(&str, ColumnType)],
+    rows: &[Vec<Option<String>>],
+    status: StatusFlags,
+) -> Vec<Bytes> {
     use mysql_common::packets::Column;
     let mut out = Vec::with_capacity(columns.len() + rows.len() + 3);
     let mut count = Vec::new();
     count.put_lenenc_int(columns.len() as u64);
     out.push(count.into());
-    for name in columns {
+    for &(name, kind) in columns {
         let mut buf = Vec::new();
-        Column::new(ColumnType::MYSQL_TYPE_VAR_STRING)
+        let (charset, length) = match kind {
+            ColumnType::MYSQL_TYPE_VAR_STRING | ColumnType::MYSQL_TYPE_STRING => {
+                (UTF8MB4_GENERAL_CI, 1024)
+            }
+            // Numbers are binary-charset columns on a server.
+            _ => (63, 21),
+        };
+        Column::new(kind)
             .with_name(name.as_bytes())
             .with_org_name(name.as_bytes())
-            .with_character_set(UTF8MB4_GENERAL_CI)
-            .with_column_length(1024)
+            .with_character_set(charset)
+            .with_column_length(length)
             .serialize(&mut buf);
         out.push(buf.into());
     }
