@@ -113,6 +113,7 @@ fn main() -> Result<()> {
         "| autocommit | directly | through sqlproxyd | tests that differ |\n|---|---|---|---|\n{}\n",
         rows.join("\n")
     );
+    let _ = std::fs::remove_dir_all(&tree);
     println!("{table}{report}");
     if append {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("RESULTS.md");

@@ -359,3 +359,71 @@ fn the_compressed_protocol_is_spoken() {
     assert!(d.starts_with("200000\t"), "{d}");
     assert_eq!(cli(proxy.addr), d);
 }
+
+/// mysql-connector-python, the library whose suite found most of this
+/// issue's differences (pure Python, from PyPI: `.ci/run` installs it for
+/// the machine's `python3`): compression, databases without a schema,
+/// `KILL QUERY` and its connection id, as facts to compare.
+const CONNECTOR_PYTHON: &str = r#"
+import sys, threading, time, mysql.connector
+port = int(sys.argv[1])
+def c(**kw):
+    # A socket timeout: a regression fails rather than hangs.
+    args = dict(host="127.0.0.1", port=port, user="free", password="free", use_pure=True,
+                connection_timeout=30)
+    args.update(kw)
+    return mysql.connector.connect(**args)
+def code(f):
+    try:
+        f()
+        return "ok"
+    except mysql.connector.Error as e:
+        return f"error {e.errno}"
+z = c(database="app", compress=True)
+cur = z.cursor()
+cur.execute("SELECT REPEAT('ab', 30000), 'x'")
+row = cur.fetchone()
+print("compressed:", len(row[0]), row[1])
+for db in ["information_schema", "mysql", "no_such_db"]:
+    print("connect to", db, code(lambda: c(database=db).close()))
+    s = c()
+    print("USE", db, code(lambda: s.cmd_init_db(db)))
+    s.close()
+v = c(database="app")
+vc = v.cursor()
+vc.execute("SELECT CONNECTION_ID()")
+print("same id:", vc.fetchone()[0] == v.connection_id)
+out = {}
+def sleep():
+    out["slept"] = code(lambda: (vc.execute("SELECT SLEEP(20)"), vc.fetchall()))
+t = threading.Thread(target=sleep)
+t.start()
+time.sleep(1)
+k = c(database="app")
+kc = k.cursor()
+print("KILL QUERY:", code(lambda: kc.execute(f"KILL QUERY {v.connection_id}")))
+t.join()
+print("statement:", out["slept"] in ("ok", "error 1317"))
+print("session after:", code(lambda: (vc.execute("SELECT 1"), vc.fetchall())))
+"#;
+
+#[test]
+fn mysql_connector_python_sees_what_it_sees_on_the_server() {
+    let cluster = MariaDbCluster::start(1).unwrap();
+    let proxy = proxy(&cluster);
+    let mut root = cluster.conn(0).unwrap();
+    // `free` directly is the same account as through sqlproxyd (`app`'s rights).
+    root.query_drop("CREATE USER IF NOT EXISTS 'free'@'%' IDENTIFIED BY 'free'")
+        .unwrap();
+    root.query_drop("GRANT ALL ON app.* TO 'free'@'%'").unwrap();
+    let run = |addr: SocketAddr| {
+        stdout_of(
+            std::process::Command::new("python3")
+                .args(["-c", CONNECTOR_PYTHON, &addr.port().to_string()])
+                .output(),
+        )
+    };
+    let direct = run(cluster.addr(0));
+    assert!(direct.starts_with("compressed: 60000 x\n"), "{direct}");
+    assert_eq!(run(proxy.addr), direct);
+}
