@@ -9,7 +9,7 @@ use std::time::Duration;
 use hastack_it::sqlproxy::{mariadb_cli, Proxy};
 use hastack_it::{wait_for, MariaDbCluster};
 use mysql::prelude::Queryable;
-use sqlproxyd::grants::{Grants, REPLICATION_PRIVILEGE, STATEMENTS};
+use sqlproxyd::ha::grants::{Grants, REPLICATION_PRIVILEGE, STATEMENTS};
 
 /// Global privileges an experiment account may be given: those the table
 /// names and the other administrative ones a monitor account might hold,
@@ -40,7 +40,9 @@ fn concrete(sql: &str) -> String {
         "SELECT IS_USED_LOCK(" => {
             "SELECT IS_USED_LOCK('hastack_grants_test') = CONNECTION_ID()".into()
         }
-        "SELECT @@read_only, @@server_id" => sqlproxyd::probe::vars_query("hastack_grants_test"),
+        "SELECT @@read_only, @@server_id" => {
+            sqlproxyd::ha::probe::vars_query("hastack_grants_test")
+        }
         "SELECT MASTER_GTID_WAIT(" => "SELECT MASTER_GTID_WAIT('', 0.1)".into(),
         "CHANGE MASTER TO" => DEAD_MASTER.into(),
         other => other.into(),

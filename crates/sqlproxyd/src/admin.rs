@@ -19,11 +19,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::client_stream::{ClientStream, ClientWire};
 use crate::config::{AdminLevel, Role};
-use crate::frontend::{self, send_err};
 use crate::metrics::{Metrics, NodeLabels, NodeRouteLabels};
-use crate::registry::Registry;
+use crate::session::client_stream::{ClientStream, ClientWire};
+use crate::session::frontend::{self, send_err};
+use crate::session::registry::Registry;
 use crate::topology::{DataHost, Topology};
 
 /// What the admin port reads.
@@ -465,7 +465,7 @@ fn datasource(admin: &Admin) -> Reply {
 
 /// `switchover rolled_back at 2026-12-01T10:00:00Z: failed at db-2: SET
 /// GLOBAL read_only = OFF: ...`.
-fn last_operation(o: &crate::plan::Outcome) -> String {
+fn last_operation(o: &crate::ha::plan::Outcome) -> String {
     let mut out = format!("{} {} at {}", o.kind, o.result, o.at);
     if let Some(step) = &o.failed_step {
         out.push_str(&format!(": failed at {step}"));
@@ -479,7 +479,7 @@ fn last_operation(o: &crate::plan::Outcome) -> String {
     out
 }
 
-fn state_name(state: Option<crate::cluster::State>) -> String {
+fn state_name(state: Option<crate::ha::cluster::State>) -> String {
     state
         .and_then(|s| serde_json::to_value(s).ok())
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -499,8 +499,8 @@ fn heartbeat(admin: &Admin) -> Reply {
         for (i, n) in host.nodes.iter().enumerate() {
             let Some(v) = view.nodes.get(i) else { continue };
             let rs_code = match v.state {
-                crate::cluster::State::Unknown => 0,
-                crate::cluster::State::Down => -1,
+                crate::ha::cluster::State::Unknown => 0,
+                crate::ha::cluster::State::Down => -1,
                 _ if v.failures > 0 => -1,
                 _ => 1,
             };

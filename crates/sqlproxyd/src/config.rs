@@ -257,7 +257,7 @@ pub struct Heartbeat {
     pub fail_count: u32,
     /// The monitor account: it needs SLAVE MONITOR, and for fencing,
     /// failover, switchover and rejoin also READ_ONLY ADMIN, REPLICATION
-    /// SLAVE ADMIN and RELOAD (see `crate::grants`; checked at start and
+    /// SLAVE ADMIN and RELOAD (see `crate::ha::grants`; checked at start and
     /// on reload). Defaults to the data host's `user`/`password`.
     pub user: Option<String>,
     pub password: Option<Secret>,

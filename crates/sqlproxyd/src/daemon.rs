@@ -13,14 +13,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, Admin};
-use crate::cluster::View;
 use crate::config::Config;
-use crate::dnindex::Store;
-use crate::health;
-use crate::limits::{Admission, Refusal};
+use crate::ha::cluster::View;
+use crate::ha::dnindex::Store;
+use crate::ha::health;
+use crate::ha::monitor::Monitor;
 use crate::metrics::Metrics;
-use crate::monitor::Monitor;
-use crate::registry::Registry;
+use crate::session::limits::{Admission, Refusal};
+use crate::session::registry::Registry;
 use crate::session::{Accepted, Session};
 use crate::topology::{LiveTopology, Topology};
 
@@ -83,7 +83,7 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
             registry.clone(),
             admission.clone(),
         ));
-        tokio::spawn(crate::warm::keep_warm(
+        tokio::spawn(crate::backend::warm::keep_warm(
             topology.current.clone(),
             metrics.clone(),
             stop.clone(),
@@ -246,7 +246,7 @@ import-mycat SERVER_XML SCHEMA_XML writes a Mycat 1.x config's common subset as 
         })
     }
 
-    /// `GET /health`: 200 or 503 for checkd's probe ([`crate::health`]).
+    /// `GET /health`: 200 or 503 for checkd's probe ([`crate::ha::health`]).
     fn page(&self, req: &PageRequest) -> Option<Page> {
         if req.path != "/health" {
             return None;

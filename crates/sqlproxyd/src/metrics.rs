@@ -65,7 +65,7 @@ pub struct Metrics {
     pub proxy_headers: Family<ProxyHeaderLabels, Counter>,
     pub connections_refused: Family<RefusedLabels, Counter>,
     /// Which refusals get a log line.
-    pub refusal_log: std::sync::Arc<std::sync::Mutex<crate::limits::RefusalLog>>,
+    pub refusal_log: std::sync::Arc<std::sync::Mutex<crate::session::limits::RefusalLog>>,
     pub queries: Family<RouteLabels, Counter>,
     pub backend_connections: Family<NodeLabels, Gauge>,
     pub backend_commands: Family<NodeRouteLabels, Counter>,
@@ -177,8 +177,13 @@ impl Metrics {
     }
 
     /// Counts a client turned away, and says so with its address (once
-    /// per address and reason in a [`crate::limits::REFUSAL_LOG_WINDOW`]).
-    pub fn refused(&self, why: crate::limits::Refusal, peer: std::net::SocketAddr, user: &str) {
+    /// per address and reason in a [`crate::session::limits::REFUSAL_LOG_WINDOW`]).
+    pub fn refused(
+        &self,
+        why: crate::session::limits::Refusal,
+        peer: std::net::SocketAddr,
+        user: &str,
+    ) {
         let reason = why.reason();
         self.connections_refused
             .get_or_create(&RefusedLabels { reason })

@@ -1,7 +1,7 @@
 //! The running form of the config: users by name, data hosts with their
 //! nodes and balancing state, schemas by name. Rebuilt on reload and
 //! published through [`LiveTopology`]; sessions take the new one at their
-//! next command ([`crate::follow`]).
+//! next command ([`crate::session::follow`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,11 +12,11 @@ use std::time::Duration;
 use hastack_proto::mysql::auth::{native_hash, parse_native_hash, NativeHash};
 use hastack_rt::Secret;
 
-use crate::balance::{read_candidates, WeightedRoundRobin};
-use crate::cluster::View;
+use crate::backend::pool::Pool;
 use crate::config::{AdminLevel, AuthPlugin, Balance, Config, Role};
-use crate::monitor::{Command, Monitor};
-use crate::pool::Pool;
+use crate::ha::cluster::View;
+use crate::ha::monitor::{Command, Monitor};
+use crate::route::balance::{read_candidates, WeightedRoundRobin};
 use hastack_proto::mysql::client::Policy as LoginPolicy;
 use std::sync::atomic::AtomicUsize;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -86,7 +86,7 @@ pub struct DataHost {
     /// Write commands awaiting their reply, over all sessions.
     pub writes_in_flight: Arc<AtomicUsize>,
     /// What the monitor and replication accounts lack, per node.
-    pub grants: watch::Receiver<Vec<crate::grants::check::NodeGrants>>,
+    pub grants: watch::Receiver<Vec<crate::ha::grants::check::NodeGrants>>,
 }
 
 impl DataHost {
@@ -109,7 +109,7 @@ impl DataHost {
         self.view.borrow().writer(std::time::Instant::now())
     }
 
-    /// The lease epoch a write is sent under ([`crate::cluster::View::vouches`]).
+    /// The lease epoch a write is sent under ([`crate::ha::cluster::View::vouches`]).
     pub fn lease_epoch(&self) -> u64 {
         self.view.borrow().lease_epoch
     }
@@ -123,14 +123,14 @@ impl DataHost {
     }
 
     /// How connections to this data host's nodes carry over to `new`'s.
-    pub fn carry_to(&self, new: &DataHost) -> crate::follow::Carry {
+    pub fn carry_to(&self, new: &DataHost) -> crate::session::follow::Carry {
         let addrs = |h: &DataHost| h.nodes.iter().map(|n| n.addr).collect::<Vec<_>>();
-        crate::follow::Carry::between(
-            crate::follow::Shape {
+        crate::session::follow::Carry::between(
+            crate::session::follow::Shape {
                 addrs: &addrs(self),
                 accounts: self.accounts,
             },
-            crate::follow::Shape {
+            crate::session::follow::Shape {
                 addrs: &addrs(new),
                 accounts: new.accounts,
             },
@@ -149,7 +149,7 @@ impl DataHost {
             ));
         }
         let mut view = self.view.clone();
-        crate::monitor::wait_primary(&mut view, self.primary_wait).await
+        crate::ha::monitor::wait_primary(&mut view, self.primary_wait).await
     }
 
     /// Waits until the primary is no longer `old` (a failover), at most
@@ -242,7 +242,7 @@ pub struct Topology {
     pub schemas: HashMap<String, usize>,
     pub server_version: String,
     /// PROXY protocol headers are read, from the peers in
-    /// `proxy_protocol_from` only ([`crate::proxy_header`]).
+    /// `proxy_protocol_from` only ([`crate::session::proxy_header`]).
     pub proxy_protocol: bool,
     pub proxy_protocol_from: Vec<hastack_rt::Cidr>,
     /// Offered to clients when configured.
@@ -452,7 +452,7 @@ impl Topology {
         let tls = c
             .tls
             .as_ref()
-            .map(|t| crate::client_stream::acceptor(&t.cert, &t.key))
+            .map(|t| crate::session::client_stream::acceptor(&t.cert, &t.key))
             .transpose()?;
         Ok(Topology {
             users,
@@ -511,7 +511,7 @@ mod tests {
             std::process::id(),
             N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
-        let store = Arc::new(crate::dnindex::Store::open(&dir).unwrap());
+        let store = Arc::new(crate::ha::dnindex::Store::open(&dir).unwrap());
         c.data_hosts
             .iter()
             .map(|h| {
@@ -558,7 +558,7 @@ mod tests {
         // A heartbeat that named db-1 the primary, then stopped.
         let mut named = View::initial(2);
         named.primary = Some(0);
-        named.lease = crate::cluster::Lease::Unbounded;
+        named.lease = crate::ha::cluster::Lease::Unbounded;
         let (tx, rx) = watch::channel(named);
         if let Some(h) = Arc::get_mut(&mut t.data_hosts[0]) {
             h.view = rx;

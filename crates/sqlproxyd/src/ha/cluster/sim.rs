@@ -2,7 +2,7 @@
 //! proxies, each with its own [`Cluster`], over three simulated MariaDB
 //! nodes, with random deaths, restarts, partitions (of any pair, one
 //! direction included) and delayed rounds. The proxies' actions are carried
-//! out on the simulated nodes as [`crate::failover`] carries them out: the
+//! out on the simulated nodes as [`crate::ha::failover`] carries them out: the
 //! promotion lock on every reachable node at once, a majority of the
 //! configured nodes or nothing, a lease waited out under it, the backends
 //! looked at again before the plan runs.
@@ -13,7 +13,7 @@
 //! proxies agree on and that holds every acknowledged write.
 
 use super::*;
-use crate::probe::Link;
+use crate::ha::probe::Link;
 use hastack_proto::mysql::gtid::{GtidPos, GtidState};
 use proptest::prelude::*;
 

@@ -15,13 +15,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
-use crate::cluster::{Action, Cluster, NodeSpec, Policy, State, View};
 use crate::config;
-use crate::dnindex::Store;
-use crate::failover::{connect_as, Actor};
+use crate::ha::cluster::{Action, Cluster, NodeSpec, Policy, State, View};
+use crate::ha::dnindex::Store;
+use crate::ha::failover::{connect_as, Actor};
+use crate::ha::plan::Outcome;
+use crate::ha::probe::{vars_query, Report};
 use crate::metrics::{Metrics, NodeLabels};
-use crate::plan::Outcome;
-use crate::probe::{vars_query, Report};
 
 /// A running heartbeat: its published view, and what it was started from
 /// (a reload keeps it when that did not change).
@@ -35,8 +35,8 @@ pub struct Monitor {
     pub writes_in_flight: Arc<AtomicUsize>,
     /// What the monitor and replication accounts lack, per node; read at
     /// start and on [`Monitor::recheck_grants`], not per heartbeat.
-    pub grants: watch::Receiver<Vec<crate::grants::check::NodeGrants>>,
-    grants_check: crate::grants::check::Checker,
+    pub grants: watch::Receiver<Vec<crate::ha::grants::check::NodeGrants>>,
+    grants_check: crate::ha::grants::check::Checker,
     stop: CancellationToken,
 }
 
@@ -83,7 +83,7 @@ impl Monitor {
         let writes_in_flight = Arc::new(AtomicUsize::new(0));
         let task = Task::new(host, store, metrics, tx, writes_in_flight.clone());
         tokio::spawn(task.run(stop.clone(), inbox));
-        let (grants_check, grants) = crate::grants::check::Checker::start(host, &stop);
+        let (grants_check, grants) = crate::ha::grants::check::Checker::start(host, &stop);
         Monitor {
             view,
             config: host.clone(),
@@ -190,7 +190,7 @@ impl Task {
             timeout: h.heartbeat.timeout.get(),
             cluster: Cluster::new(specs, policy, persisted),
             actor: Arc::new(actor),
-            vars: vars_query(&crate::failover::promotion_lock(&h.name)),
+            vars: vars_query(&crate::ha::failover::promotion_lock(&h.name)),
             last_operation: None,
             recovering,
             store,
@@ -397,7 +397,7 @@ impl Task {
         let follows = self.cluster.report(to).is_some_and(|r| {
             r.active_links().any(|l| {
                 l.follows(&specs[old].name, specs[old].addr)
-                    && l.io == crate::probe::IoThread::Yes
+                    && l.io == crate::ha::probe::IoThread::Yes
                     && l.sql_running
             })
         });

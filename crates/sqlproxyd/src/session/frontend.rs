@@ -22,8 +22,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::Framed;
 
 use crate::backend::next;
-use crate::client_stream::{ClientStream, ClientWire};
 use crate::config::AuthPlugin;
+use crate::session::client_stream::{ClientStream, ClientWire};
 use crate::topology::{Topology, User};
 
 /// What the proxy offers clients (TLS too when configured). Compression is
@@ -419,8 +419,8 @@ async fn read_one_packet(stream: &mut ClientStream) -> Result<Packet> {
     use tokio::io::AsyncReadExt;
     let mut header = [0u8; 4];
     stream.read_exact(&mut header).await?;
-    if crate::proxy_header::is_header_start(&header) {
-        return Err(crate::proxy_header::Untrusted.into());
+    if crate::session::proxy_header::is_header_start(&header) {
+        return Err(crate::session::proxy_header::Untrusted.into());
     }
     let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
     if len > 64 << 10 {

@@ -9,7 +9,7 @@
 //! write). A primary that is down for everyone is not a reason: every proxy
 //! is in the same state and still serves reads.
 
-use crate::cluster::View;
+use crate::ha::cluster::View;
 
 /// The status code and a one-line body.
 pub fn health<'a>(

@@ -25,7 +25,7 @@ pub struct Statement {
     pub any_of: &'static [&'static str],
 }
 
-/// [`crate::probe::vars_query`]'s beginning (it ends with the lock's name).
+/// [`crate::ha::probe::vars_query`]'s beginning (it ends with the lock's name).
 pub const HEARTBEAT_VARS: Statement = Statement {
     sql: "SELECT @@read_only, @@server_id",
     any_of: &[],

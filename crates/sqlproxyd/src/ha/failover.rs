@@ -1,4 +1,4 @@
-//! Carrying out what [`crate::cluster`] decided, on the backends: fencing a
+//! Carrying out what [`crate::ha::cluster`] decided, on the backends: fencing a
 //! node, and running [`Plan`]s (promotion, switchover, rejoin) under a lock.
 //!
 //! The promotion lock is `GET_LOCK` on every configured node at once (never
@@ -25,9 +25,9 @@ use hastack_proto::mysql::packets::Capabilities;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
-use crate::cluster::NodeSpec;
 use crate::config::Quorum;
-use crate::plan::{Op, Outcome, Plan, Recovery, Step};
+use crate::ha::cluster::NodeSpec;
+use crate::ha::plan::{Op, Outcome, Plan, Recovery, Step};
 use hastack_proto::mysql::client::{Credentials, Policy as LoginPolicy};
 
 const UTF8MB4_GENERAL_CI: u8 = 45;

@@ -6,6 +6,15 @@
 //! runs on either, that connection is brought in step with the session:
 //! the current schema and every session-level SET the client ran.
 
+pub mod client_stream;
+pub mod follow;
+pub mod frontend;
+mod kill;
+pub mod limits;
+mod processlist;
+pub mod proxy_header;
+pub mod registry;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,29 +22,30 @@ use std::time::Instant;
 use anyhow::Result;
 use bytes::Bytes;
 use futures::{FutureExt, SinkExt, StreamExt};
-use hastack_proto::mysql::packets::{Capabilities, Ok as OkPacket, Status};
+use hastack_proto::mysql::packets::{Ok as OkPacket, Status};
 use hastack_proto::mysql::response::{Expect, Reply, Step};
 use hastack_proto::mysql::Packet;
 use hastack_proto::sql::{
     analyze, charset_after, collation_is_unsafe, replace_connection_id, writes_data_in, Analysis,
-    CharsetChange, Class, Context, Token,
+    CharsetChange, Class, Context,
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::pool::PoolKey;
 use crate::backend::{next, server_refusal, Backend, NodeMetrics};
-use crate::client_stream::{ClientStream, ClientWire};
-use crate::follow::Fate;
-use crate::frontend::{self, schema_refusal, send_err, Client};
-use crate::limits::{may_remember, ConnSlot, Place, Refusal, UserSlot, LOGIN_MAX_PACKET};
+use crate::ha::monitor::InFlight;
 use crate::metrics::{route_name, Metrics, NodeLabels, NodeRouteLabels, RouteLabels};
-use crate::monitor::InFlight;
-use crate::pool::PoolKey;
-use crate::proxy_header;
-use crate::readonly::lifts_read_only;
-use crate::registry::{Activity, Registry, Running, RunningSlot, SessionView};
+use crate::route::readonly::lifts_read_only;
 use crate::route::{PinReason, SessionRoute, Target};
 use crate::topology::{DataHost, LiveTopology, Topology};
+use client_stream::{ClientStream, ClientWire};
+use follow::Fate;
+use frontend::{schema_refusal, send_err, Client};
 use hastack_proto::mysql::client::Credentials;
+use kill::{kill_target, Kill};
+use limits::{may_remember, ConnSlot, Place, Refusal, UserSlot, LOGIN_MAX_PACKET};
+use processlist::processlist_asked;
+use registry::{Activity, Registry, Running, RunningSlot, SessionView};
 
 const COM_QUIT: u8 = 0x01;
 const COM_INIT_DB: u8 = 0x02;
@@ -1052,7 +1062,7 @@ impl Session {
     /// Takes the topology a reload put in force, when there is a newer one
     /// than the session's: its data host is looked up again (by schema, as
     /// at login), and the backend connections that still lead to one of its
-    /// nodes are kept ([`crate::follow`]); the others close. From then on
+    /// nodes are kept ([`follow`]); the others close. From then on
     /// the session routes by that data host's heartbeat, nodes and pool.
     async fn follow_reload(&mut self, packet: &Packet) -> Result<Followed> {
         let Some((generation, topology)) = self.live.newer_than(self.generation) else {
@@ -1293,7 +1303,7 @@ impl Session {
         // First, before anything of the client's runs there.
         if b.read_only != self.login.user.read_only {
             let sql: &[u8] = if self.login.user.read_only {
-                crate::readonly::APPLY
+                crate::route::readonly::APPLY
             } else {
                 b"SET SESSION TRANSACTION READ WRITE"
             };
@@ -1475,180 +1485,6 @@ impl Session {
         frontend::send_login_ok(&mut self.client, seq, false).await
     }
 
-    /// `KILL [QUERY|CONNECTION] n`: `n` is a proxy session id (the one the
-    /// handshake announced and `CONNECTION_ID()` returns); passing it to a
-    /// backend would kill whichever backend thread has that number. KILL
-    /// ends that session; KILL QUERY ends the statement it runs now, by
-    /// killing it on the backend connection it runs on (the session gets
-    /// the server's 1317 and goes on). The user must own the session.
-    async fn kill(&mut self, packet: &Packet, kill: Kill) -> Result<()> {
-        let target = kill.id;
-        let owner = self
-            .registry
-            .snapshot()
-            .into_iter()
-            .find(|(id, _)| *id == target)
-            .map(|(_, v)| v.user);
-        match owner {
-            None => {
-                self.err(
-                    packet,
-                    1094,
-                    "HY000",
-                    &format!("Unknown thread id: {target}"),
-                )
-                .await
-            }
-            Some(user) if user != self.login.user.name => {
-                self.err(
-                    packet,
-                    1095,
-                    "HY000",
-                    &format!("You are not owner of thread {target}"),
-                )
-                .await
-            }
-            Some(_) if kill.query && target == self.id => {
-                // As MariaDB: the statement running is the KILL itself.
-                self.err(packet, 1317, "70100", "Query execution was interrupted")
-                    .await
-            }
-            Some(_) if kill.query => match self.registry.running(target) {
-                Some(r) => self.kill_query_on_backend(packet, r).await,
-                // Idle: nothing to interrupt.
-                None => self.ok(packet).await,
-            },
-            Some(_) if target == self.id => {
-                // As MariaDB: the connection is killed, and says so.
-                self.err(packet, 1927, "70100", "Connection was killed")
-                    .await?;
-                self.kill.cancel();
-                Ok(())
-            }
-            Some(_) => {
-                self.registry.kill(target);
-                self.ok(packet).await
-            }
-        }
-    }
-
-    /// `SHOW [FULL] PROCESSLIST`, answered by the proxy: this user's
-    /// sessions, with the ids their handshakes gave (what `KILL` takes and
-    /// `CONNECTION_ID()` returns). The backends' own lists would show their
-    /// connections' ids, shared with other sessions and proxies.
-    async fn processlist(&mut self, packet: &Packet, full: bool) -> Result<()> {
-        use hastack_proto::mysql::packets::{typed_text_result_set, ColumnType};
-        let now = Instant::now();
-        let own_text = String::from_utf8_lossy(&packet.payload[1..]).into_owned();
-        let mut rows = Vec::new();
-        for (id, view) in self.registry.snapshot() {
-            if view.user != self.login.user.name {
-                continue;
-            }
-            let activity = self.registry.activity(id).unwrap_or_default();
-            let (command, info) = if id == self.id {
-                ("Query", Some(own_text.clone()))
-            } else {
-                match (&activity.running, &activity.statement) {
-                    (Some(_), Some(s)) => {
-                        ("Query", Some(String::from_utf8_lossy(&s[1..]).into_owned()))
-                    }
-                    (Some(_), None) => ("Execute", None),
-                    (None, _) => ("Sleep", None),
-                }
-            };
-            // As the server: 100 characters unless FULL.
-            let info = info.map(|i| {
-                if full {
-                    i
-                } else {
-                    i.chars().take(100).collect()
-                }
-            });
-            let since = if id == self.id { now } else { activity.since };
-            rows.push(vec![
-                Some(id.to_string()),
-                Some(view.user.clone()),
-                Some(view.peer.to_string()),
-                view.schema.clone(),
-                Some(command.to_owned()),
-                Some(now.saturating_duration_since(since).as_secs().to_string()),
-                Some(String::new()),
-                info,
-                Some("0.000".to_owned()),
-            ]);
-        }
-        use ColumnType::{
-            MYSQL_TYPE_LONGLONG as Int, MYSQL_TYPE_NEWDECIMAL as Dec, MYSQL_TYPE_VAR_STRING as Text,
-        };
-        let columns = [
-            ("Id", Int),
-            ("User", Text),
-            ("Host", Text),
-            ("db", Text),
-            ("Command", Text),
-            ("Time", Int),
-            ("State", Text),
-            ("Info", Text),
-            ("Progress", Dec),
-        ];
-        let mut status = Status::empty();
-        if self.route.autocommit {
-            status |= Status::SERVER_STATUS_AUTOCOMMIT;
-        }
-        if self.route.in_transaction {
-            status |= Status::SERVER_STATUS_IN_TRANS;
-        }
-        let mut seq = packet.next_seq();
-        for p in typed_text_result_set(&columns, &rows, status) {
-            self.client.feed(Packet::new(seq, p)).await?;
-            seq = seq.wrapping_add(1);
-        }
-        self.client.flush().await?;
-        Ok(())
-    }
-
-    /// `KILL QUERY` of another session's statement, on the backend
-    /// connection that runs it, as that connection's own account (the
-    /// server lets an account kill its own threads).
-    async fn kill_query_on_backend(&mut self, packet: &Packet, r: Running) -> Result<()> {
-        let n = &r.host.nodes[r.node];
-        let (user, password) = r.host.account(r.read_only);
-        let login = Credentials {
-            user,
-            password: password.expose(),
-            database: None,
-            capabilities: Capabilities::empty(),
-            collation: self.login.collation,
-        };
-        let timeout = r.host.connect_timeout;
-        let killed = async {
-            let mut b =
-                Backend::connect(r.node, n.addr, &login, r.host.login_policy, timeout).await?;
-            let sql = format!("KILL QUERY {}", r.thread_id);
-            tokio::time::timeout(timeout, b.run(COM_QUERY, sql.as_bytes()))
-                .await
-                .map_err(|_| anyhow::anyhow!("no answer within {timeout:?}"))?
-        }
-        .await;
-        match killed {
-            Ok(()) => self.ok(packet).await,
-            // The thread ended meanwhile (its statement with it): done.
-            Err(e) if server_refusal(&e).is_some_and(|s| s.code == 1094) => self.ok(packet).await,
-            Err(e) => {
-                let msg = match server_refusal(&e) {
-                    Some(s) => s.to_string(),
-                    None => format!("{e:#}"),
-                };
-                let msg = format!(
-                    "sqlproxyd could not kill the statement on node '{}': {msg}",
-                    n.name
-                );
-                self.err(packet, 1105, "HY000", &msg).await
-            }
-        }
-    }
-
     /// Updates the registry's view of this session if it changed.
     fn publish(&mut self) {
         let write = self.write.as_ref().map(|b| b.node);
@@ -1751,94 +1587,9 @@ impl Session {
     }
 }
 
-/// `SHOW [FULL] PROCESSLIST` (alone in its text): whether FULL.
-fn processlist_asked(sql: &str) -> Option<bool> {
-    // Most statements do not mention it: no lexing for them.
-    if !sql
-        .as_bytes()
-        .windows(11)
-        .any(|w| w.eq_ignore_ascii_case(b"processlist"))
-    {
-        return None;
-    }
-    let lexed = hastack_proto::sql::lex(sql, Default::default());
-    let words: Vec<&str> = lexed
-        .tokens
-        .iter()
-        .filter(|t| !matches!(t, Token::Semicolon))
-        .map(|t| match t {
-            Token::Word(w) => w.as_str(),
-            _ => "",
-        })
-        .collect();
-    match (words.as_slice(), lexed.unsure) {
-        (["SHOW", "PROCESSLIST"], None) => Some(false),
-        (["SHOW", "FULL", "PROCESSLIST"], None) => Some(true),
-        _ => None,
-    }
-}
-
-/// A `KILL [HARD|SOFT] [CONNECTION|QUERY] n` of a proxy session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Kill {
-    id: u32,
-    /// `KILL QUERY`: the statement, not the session.
-    query: bool,
-}
-
-/// What a `KILL` statement asks for: `None` for another statement; an
-/// error for a KILL sqlproxyd does not run (`KILL USER`, `KILL QUERY ID`,
-/// an expression), which would reach threads of the backends' shared
-/// accounts, other sessions' and other proxies' among them.
-fn kill_target(sql: &str) -> Option<Result<Kill, String>> {
-    // Most statements have no "kill" anywhere: no lexing for them.
-    if !sql
-        .as_bytes()
-        .windows(4)
-        .any(|w| w.eq_ignore_ascii_case(b"kill"))
-    {
-        return None;
-    }
-    let lexed = hastack_proto::sql::lex(sql, Default::default());
-    let mut words = lexed
-        .tokens
-        .iter()
-        .filter(|t| !matches!(t, Token::Semicolon));
-    if !matches!(words.next()?, Token::Word(w) if w == "KILL") {
-        return None;
-    }
-    let refused = || {
-        Err(
-            "sqlproxyd runs KILL [HARD|SOFT] [CONNECTION|QUERY] <id> only, with the id \
-             CONNECTION_ID() or SHOW PROCESSLIST on the admin port gives (a session of \
-             this proxy); KILL USER, KILL QUERY ID and backend thread ids would reach \
-             other sessions on the shared backend accounts"
-                .to_owned(),
-        )
-    };
-    let mut query = false;
-    let mut next = words.next();
-    for optional in ["HARD", "SOFT", "CONNECTION", "QUERY"] {
-        if let Some(Token::Word(w)) = next {
-            if w == optional {
-                query |= optional == "QUERY";
-                next = words.next();
-            }
-        }
-    }
-    let id = match next {
-        Some(Token::Number(n)) => n.parse::<u32>().ok(),
-        _ => None,
-    };
-    match (id, words.next(), lexed.unsure) {
-        (Some(id), None, None) => Some(Ok(Kill { id, query })),
-        _ => Some(refused()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{closes_connection, is_read_only_refusal, kill_target, Kill};
+    use super::{closes_connection, is_read_only_refusal};
     use hastack_proto::mysql::packets::err_payload;
 
     #[test]
@@ -1876,39 +1627,5 @@ mod tests {
         )));
         assert!(!closes_connection(&err_payload(1152, "08S01", "x")));
         assert!(!closes_connection(&[0x00, 0x81, 0x04]));
-    }
-
-    #[test]
-    fn kill_statements() {
-        let kill = |id, query| Some(Ok(Kill { id, query }));
-        assert_eq!(kill_target("KILL 12"), kill(12, false));
-        assert_eq!(kill_target("kill query 7;"), kill(7, true));
-        assert_eq!(
-            kill_target("/* x */ KILL HARD CONNECTION 3"),
-            kill(3, false)
-        );
-        assert_eq!(kill_target("KILL SOFT QUERY 3"), kill(3, true));
-        for refused in [
-            "KILL USER app",
-            "KILL QUERY ID 5",
-            "KILL 1+1",
-            "KILL",
-            "KILL 99999999999",
-        ] {
-            assert!(matches!(kill_target(refused), Some(Err(_))), "{refused}");
-        }
-        assert_eq!(kill_target("SELECT 1"), None);
-        assert_eq!(kill_target("SELECT 'KILL 5'"), None);
-    }
-
-    #[test]
-    fn processlist_statements() {
-        use super::processlist_asked as p;
-        assert_eq!(p("show processlist"), Some(false));
-        assert_eq!(p("SHOW FULL PROCESSLIST;"), Some(true));
-        assert_eq!(p("/* x */ SHOW PROCESSLIST"), Some(false));
-        assert_eq!(p("SELECT * FROM information_schema.PROCESSLIST"), None);
-        assert_eq!(p("SHOW PROCESSLIST; SELECT 1"), None);
-        assert_eq!(p("SELECT 'show processlist'"), None);
     }
 }

@@ -1,7 +1,7 @@
 //! The decision core, one scenario at a time.
 
 use super::*;
-use crate::probe::Link;
+use crate::ha::probe::Link;
 use hastack_proto::mysql::gtid::{GtidPos, GtidState};
 
 const FAIL: u32 = 3;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::{Quorum, Role, SwitchType};
-use crate::probe::{IoThread, Report};
+use crate::ha::probe::{IoThread, Report};
 
 /// A configured node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,7 +106,7 @@ pub struct View {
     pub writes_paused: bool,
     /// How the last promotion, switchover or rejoin run by this proxy
     /// ended (filled in by the monitor).
-    pub last_operation: Option<crate::plan::Outcome>,
+    pub last_operation: Option<crate::ha::plan::Outcome>,
 }
 
 /// Until when writes may go to the primary. Under `quorum: majority` a

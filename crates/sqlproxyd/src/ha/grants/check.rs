@@ -1,4 +1,4 @@
-//! The shell of [`crate::grants`]: reads `SHOW GRANTS` of the monitor
+//! The shell of [`crate::ha::grants`]: reads `SHOW GRANTS` of the monitor
 //! account (and of the replication account, where the monitor may) on
 //! every node of a data host when its heartbeat starts and on every
 //! reload, never per heartbeat; publishes the verdict per node for
@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{features, missing, needs_replication_account, replication_missing, Grants, Missing};
 use crate::backend::Backend;
-use crate::cluster::NodeSpec;
 use crate::config;
-use crate::failover::connect_as;
+use crate::ha::cluster::NodeSpec;
+use crate::ha::failover::connect_as;
 
 /// Nodes that could not be reached are tried again this often...
 const RETRY_EVERY: Duration = Duration::from_secs(30);

@@ -5,6 +5,9 @@
 //! status flags after each reply (in a transaction? autocommit?) so that
 //! implicit commits, procedures and multi-statements are tracked exactly.
 
+pub mod balance;
+pub mod readonly;
+
 use std::time::{Duration, Instant};
 
 use hastack_proto::sql::{Class, Hint, Pin, SessionResult};

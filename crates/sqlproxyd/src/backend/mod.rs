@@ -1,6 +1,9 @@
 //! A connection to one MariaDB/MySQL node, logged in as the data host's
 //! backend account, speaking for one client session.
 
+pub mod pool;
+pub mod warm;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -10,7 +10,7 @@ use hastack_proto::mysql::rows::Rows;
 
 /// The variables a heartbeat reads, in the order [`Report::from_rows`]
 /// expects, ending with whether someone holds `lock` (the data host's
-/// promotion lock, [`crate::failover::promotion_lock`]): a proxy that sees it
+/// promotion lock, [`crate::ha::failover::promotion_lock`]): a proxy that sees it
 /// held stops writing at once, because a promotion may be under way.
 pub fn vars_query(lock: &str) -> String {
     format!(

@@ -1,6 +1,6 @@
 //! Multi-step operations on the backends as plans: a list of steps, each
 //! with the step that undoes it, and a point of no return. Pure: built from
-//! node indexes, executed by [`crate::failover`], journaled in the state
+//! node indexes, executed by [`crate::ha::failover`], journaled in the state
 //! dir while it runs so that a proxy that crashed half way rolls it back or
 //! forward on its next start.
 //!
