@@ -2,6 +2,7 @@
 //! (proven by @@server_id, which the fixture sets to node index + 1).
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use hastack_it::sqlproxy::Proxy;
 use hastack_it::MariaDbCluster;
@@ -366,4 +367,43 @@ fn autocommit_off_survives_a_lost_write_connection() {
         .unwrap()
         .unwrap();
     assert_eq!(n, 0, "the insert was committed behind the client's back");
+}
+
+/// Whether the proxy lets node `i` take reads now.
+fn readable(proxy: &Proxy, i: usize) -> Option<bool> {
+    let s = proxy.daemon.status().ok()?;
+    s["state"]["data_hosts"][0]["nodes"][i]["readable"].as_bool()
+}
+
+#[test]
+fn a_read_that_fell_back_to_the_writer_keeps_its_follow_ups_there() {
+    let cluster = MariaDbCluster::start(2).unwrap();
+    let proxy = Proxy::start(&cluster, "replicas", "").unwrap();
+    let mut root = cluster.conn(0).unwrap();
+    root.query_drop("CREATE TABLE IF NOT EXISTS app.fr (id INT PRIMARY KEY)")
+        .unwrap();
+    root.query_drop("REPLACE INTO app.fr VALUES (1), (2), (3)")
+        .unwrap();
+    cluster.wait_caught_up(Duration::from_secs(20)).unwrap();
+    let wait = |want: bool| {
+        hastack_it::wait_for(Duration::from_secs(20), Duration::from_millis(100), || {
+            (readable(&proxy, 1) == Some(want)).then_some(())
+        })
+        .unwrap_or_else(|| panic!("replica never readable={want}: {}", proxy.daemon.log()))
+    };
+    wait(true);
+    // The replica stops replicating: no read node, reads fall back to the writer.
+    let mut replica = cluster.conn(1).unwrap();
+    replica.query_drop("STOP SLAVE").unwrap();
+    wait(false);
+    let mut c = proxy.conn("app", "app", Some("app")).unwrap();
+    let first: Vec<i32> = c
+        .query("SELECT SQL_CALC_FOUND_ROWS id FROM fr ORDER BY id LIMIT 1")
+        .unwrap();
+    assert_eq!(first, vec![1]);
+    // The replica is back before the follow-up.
+    replica.query_drop("START SLAVE").unwrap();
+    wait(true);
+    let found: Option<u64> = c.query_first("SELECT FOUND_ROWS()").unwrap();
+    assert_eq!(found, Some(3), "FOUND_ROWS() ran elsewhere than its SELECT");
 }

@@ -123,8 +123,10 @@ struct RouteCounters {
 
 /// How a forwarded command ended, for the session loop.
 enum Forwarded {
-    /// The reply reached the client in full.
-    Done { ok: bool },
+    /// The reply reached the client in full, from the connection `on` (a
+    /// read that fell back to the writer ran on the writer: what follows
+    /// it, `FOUND_ROWS()` say, must go there too).
+    Done { ok: bool, on: Target },
     /// The backend failed before any reply byte reached the client; the
     /// client has an ERR and the session goes on.
     Refused,
@@ -617,20 +619,21 @@ impl Session {
         // only once it is known to be in force.
         match (charset, &forwarded) {
             (Some(CharsetChange::Unsafe), _) => self.unsafe_charset = true,
-            (Some(CharsetChange::Safe), Forwarded::Done { ok: true }) => {
+            (Some(CharsetChange::Safe), Forwarded::Done { ok: true, .. }) => {
                 self.unsafe_charset = false
             }
             _ => {}
         }
         match forwarded {
-            Forwarded::Done { ok: true } => {
-                // The write is done now, not when it was sent.
-                self.route.after(Instant::now(), &class, target);
+            Forwarded::Done { ok: true, on } => {
+                // The write is done now, not when it was sent; and on the
+                // connection it ran on, not the one it was routed to.
+                self.route.after(Instant::now(), &class, on);
                 if remember {
                     self.remember_set(packet.payload);
                 }
             }
-            Forwarded::Done { ok: false } => {
+            Forwarded::Done { ok: false, .. } => {
                 // A multi-statement may have opened a transaction or made a
                 // temporary table before the statement that failed: pinning
                 // is always the safe direction.
@@ -716,7 +719,7 @@ impl Session {
                 self.host = host;
             }
         }
-        if let Forwarded::Done { ok: true } = self
+        if let Forwarded::Done { ok: true, .. } = self
             .forward(Target::Write, packet, Expect::OnePacket)
             .await?
         {
@@ -800,7 +803,10 @@ impl Session {
     /// Sends a backend's ERR reply that was held back.
     async fn pass_err(&mut self, err: Packet) -> Result<Forwarded> {
         self.client.send(err).await?;
-        Ok(Forwarded::Done { ok: false })
+        Ok(Forwarded::Done {
+            ok: false,
+            on: Target::Write,
+        })
     }
 
     async fn forward_once(
@@ -865,7 +871,10 @@ impl Session {
                 err.seq = reply_seq;
                 self.lost_connection(target);
                 self.client.send(err).await?;
-                return Ok(Forwarded::Done { ok: false });
+                return Ok(Forwarded::Done {
+                    ok: false,
+                    on: target,
+                });
             }
             let e = e.into();
             return self.lost_backend(target, sent, false, may_retry, &e).await;
@@ -929,7 +938,10 @@ impl Session {
                     "sqlproxyd: the outcome of this statement is unknown: this proxy's write lease on the primary ran out while it ran (it reached too few nodes; a promotion may be under way elsewhere); check its effect, then retry",
                 )
                 .await?;
-                return Ok(Forwarded::Done { ok: false });
+                return Ok(Forwarded::Done {
+                    ok: false,
+                    on: target,
+                });
             }
             let step = reply.step(&p.payload);
             let closes = closes_connection(&p.payload);
@@ -973,7 +985,10 @@ impl Session {
                         // statement gets a new connection, in step again.
                         self.lost_connection(target);
                     }
-                    return Ok(Forwarded::Done { ok: !error });
+                    return Ok(Forwarded::Done {
+                        ok: !error,
+                        on: target,
+                    });
                 }
                 Ok(Step::LocalInfile) => {
                     self.client.flush().await?;
