@@ -32,6 +32,12 @@ impl PacketCodec {
         self.compression.is_some()
     }
 
+    /// Bytes the codec holds itself (the compressed protocol's inflated
+    /// bytes not yet framed), beyond the stream's buffers.
+    pub fn buffered(&self) -> usize {
+        self.compression.as_ref().map_or(0, |c| c.plain.capacity())
+    }
+
     /// Changes the limit for the packets decoded from now on (a server
     /// allows less before login than after).
     pub fn set_max_packet(&mut self, max_packet: usize) {

@@ -35,21 +35,35 @@ pub fn replace_connection_id(sql: &str, id: u32) -> Option<String> {
     if calls.any(|c| c.as_ref() != Some(&first)) || first.is_empty() {
         return None;
     }
-    let mut out = String::with_capacity(sql.len());
+    let mut out = String::with_capacity(sql.len() + 32);
     let mut at = 0;
-    for range in first {
+    for Call { range, select_item } in first {
         out.push_str(&sql[at..range.start]);
-        out.push_str(&id.to_string());
+        // In parentheses, so it never runs into what follows (`(12)e1`,
+        // not `12e1`); a select item keeps its column name.
+        out.push_str(&format!("({id})"));
+        if select_item {
+            let name = sql[range.clone()].replace('`', "``");
+            out.push_str(&format!(" AS `{name}`"));
+        }
         at = range.end;
     }
     out.push_str(&sql[at..]);
     Some(out)
 }
 
+/// One `CONNECTION_ID()` call: where, and whether it is a whole select
+/// item with no alias of its own (its column is named after its text).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Call {
+    range: std::ops::Range<usize>,
+    select_item: bool,
+}
+
 /// The byte ranges of `CONNECTION_ID()` calls (name to closing paren) as
 /// `dialect` reads `sql`; `None` when the reading is unsure or the
 /// statement defines something whose body must keep the call.
-fn calls(sql: &str, dialect: Dialect) -> Option<Vec<std::ops::Range<usize>>> {
+fn calls(sql: &str, dialect: Dialect) -> Option<Vec<Call>> {
     let lexed = lex(sql, dialect);
     if lexed.unsure.is_some() {
         return None;
@@ -68,6 +82,9 @@ fn calls(sql: &str, dialect: Dialect) -> Option<Vec<std::ops::Range<usize>>> {
                 | "INNODB_TRX"
                 | "METADATA_LOCK_INFO"
                 | "PSEUDO_THREAD_ID"
+                | "PS_THREAD_ID"
+                | "PS_CURRENT_THREAD_ID"
+                | "CONN_ID"
         ),
         Token::Var(v) => v.ends_with("PSEUDO_THREAD_ID"),
         _ => false,
@@ -75,8 +92,33 @@ fn calls(sql: &str, dialect: Dialect) -> Option<Vec<std::ops::Range<usize>>> {
     if keeps_server_ids {
         return None;
     }
+    // `sys.session` and friends list server thread ids too.
+    let sys_view = t
+        .windows(2)
+        .any(|w| matches!(&w[0], Token::Dot) && matches!(&w[1], Token::Word(v) if v == "SESSION"));
+    if sys_view {
+        return None;
+    }
+    let text = |i: usize| lexed.spans.get(i).and_then(|r| sql.get(r.clone()));
+    let comma = |i: usize| matches!(t.get(i), Some(Token::Other)) && text(i) == Some(",");
+    // The paren depth of each token, and of the select list it is in.
+    let mut depth = 0usize;
+    let mut lists: Vec<usize> = Vec::new();
     let mut out = Vec::new();
     for i in 0..t.len() {
+        match &t[i] {
+            Token::Open { .. } => depth += 1,
+            Token::Close => {
+                depth = depth.saturating_sub(1);
+                lists.retain(|&d| d <= depth);
+            }
+            Token::Word(w) if w == "SELECT" => lists.push(depth),
+            Token::Word(w) if ENDS_SELECT_LIST.contains(&w.as_str()) => {
+                lists.retain(|&d| d < depth)
+            }
+            Token::Semicolon => lists.clear(),
+            _ => {}
+        }
         let is_call = matches!(&t[i], Token::Word(w) if w == "CONNECTION_ID")
             && matches!(t.get(i + 1), Some(Token::Open { .. }))
             && matches!(t.get(i + 2), Some(Token::Close))
@@ -89,11 +131,41 @@ fn calls(sql: &str, dialect: Dialect) -> Option<Vec<std::ops::Range<usize>>> {
             if !sql.get(name.clone())?.eq_ignore_ascii_case("connection_id") {
                 return None;
             }
-            out.push(name.start..close.end);
+            let in_list = lists.last() == Some(&depth);
+            let after_start = i.checked_sub(1).is_some_and(|p| {
+                comma(p) || matches!(&t[p], Token::Word(w) if matches!(w.as_str(), "SELECT" | "DISTINCT" | "ALL"))
+            });
+            let before_end = match t.get(i + 3) {
+                None | Some(Token::Semicolon) => true,
+                Some(Token::Word(w)) => ENDS_SELECT_LIST.contains(&w.as_str()),
+                Some(_) => comma(i + 3),
+            };
+            out.push(Call {
+                range: name.start..close.end,
+                select_item: in_list && after_start && before_end,
+            });
         }
     }
     Some(out)
 }
+
+/// Words that end a select list at its own depth.
+const ENDS_SELECT_LIST: &[&str] = &[
+    "FROM",
+    "INTO",
+    "WHERE",
+    "UNION",
+    "EXCEPT",
+    "INTERSECT",
+    "GROUP",
+    "HAVING",
+    "ORDER",
+    "LIMIT",
+    "WINDOW",
+    "FOR",
+    "LOCK",
+    "PROCEDURE",
+];
 
 fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len())
@@ -106,19 +178,25 @@ mod tests {
 
     #[test]
     fn calls_are_replaced_and_nothing_else() {
-        assert_eq!(r("SELECT CONNECTION_ID()", 7).as_deref(), Some("SELECT 7"));
-        assert_eq!(r("kill connection_id ( )", 12).as_deref(), Some("kill 12"));
+        assert_eq!(
+            r("SELECT CONNECTION_ID()", 7).as_deref(),
+            Some("SELECT (7) AS `CONNECTION_ID()`")
+        );
+        assert_eq!(
+            r("kill connection_id ( )", 12).as_deref(),
+            Some("kill (12)")
+        );
         assert_eq!(
             r(
                 "SELECT connection_id(), 'connection_id()' /* connection_id() */",
                 3
             )
             .as_deref(),
-            Some("SELECT 3, 'connection_id()' /* connection_id() */")
+            Some("SELECT (3) AS `connection_id()`, 'connection_id()' /* connection_id() */")
         );
         assert_eq!(
             r("SELECT /*!100000 CONNECTION_ID() */", 5).as_deref(),
-            Some("SELECT /*!100000 5 */")
+            Some("SELECT /*!100000 (5) AS `CONNECTION_ID()` */")
         );
         assert_eq!(r("SELECT 1", 1), None);
         assert_eq!(r("SELECT `connection_id`()", 1), None);
@@ -135,11 +213,50 @@ mod tests {
             None
         );
         assert_eq!(r("SELECT @@pseudo_thread_id = CONNECTION_ID()", 1), None);
+        assert_eq!(r("SELECT sys.ps_thread_id(CONNECTION_ID())", 1), None);
+        assert_eq!(
+            r(
+                "SELECT * FROM sys.session WHERE conn_id = CONNECTION_ID()",
+                1
+            ),
+            None
+        );
         assert_eq!(r("SELECT 'a\\' , CONNECTION_ID(), '", 1), None);
         assert_eq!(
             r("SELECT \"x\", CONNECTION_ID()", 9).as_deref(),
-            Some("SELECT \"x\", 9")
+            Some("SELECT \"x\", (9) AS `CONNECTION_ID()`")
         );
+    }
+
+    #[test]
+    fn only_whole_select_items_get_a_column_name() {
+        let cases = [
+            ("SELECT CONNECTION_ID() AS cid", "SELECT (4) AS cid"),
+            ("SELECT CONNECTION_ID()e1", "SELECT (4)e1"),
+            ("SELECT CONNECTION_ID()IN(1,2)", "SELECT (4)IN(1,2)"),
+            ("SELECT IF(1, CONNECTION_ID(), 0)", "SELECT IF(1, (4), 0)"),
+            ("SELECT CONNECTION_ID() + 1", "SELECT (4) + 1"),
+            (
+                "SELECT a, CONNECTION_ID() FROM t WHERE b = CONNECTION_ID()",
+                "SELECT a, (4) AS `CONNECTION_ID()` FROM t WHERE b = (4)",
+            ),
+            (
+                "INSERT INTO t VALUES (CONNECTION_ID(), 2)",
+                "INSERT INTO t VALUES ((4), 2)",
+            ),
+            // A subquery's column name is not the client's.
+            (
+                "SELECT (SELECT CONNECTION_ID()) AS x",
+                "SELECT (SELECT (4)) AS x",
+            ),
+            (
+                "SELECT DISTINCT CONNECTION_ID(); SELECT CONNECTION_ID()",
+                "SELECT DISTINCT (4) AS `CONNECTION_ID()`; SELECT (4) AS `CONNECTION_ID()`",
+            ),
+        ];
+        for (sql, want) in cases {
+            assert_eq!(r(sql, 4).as_deref(), Some(want), "{sql}");
+        }
     }
 
     proptest::proptest! {
@@ -149,7 +266,7 @@ mod tests {
             let sql = format!("{prefix}{call}{suffix}");
             if let Some(out) = r(&sql, 4242) {
                 proptest::prop_assert!(out.contains("4242"));
-                proptest::prop_assert!(out.len() < sql.len() + 4);
+                proptest::prop_assert!(out.len() < sql.len() + 40);
             }
             let _ = r(&prefix, 1);
         }

@@ -51,8 +51,12 @@ impl Session {
                 self.err(packet, 1317, "70100", "Query execution was interrupted")
                     .await
             }
-            Some(_) if kill.query => match self.registry.running(target) {
-                Some(r) => self.kill_query_on_backend(packet, r).await,
+            Some(_) if kill.query => match self.registry.kill_starting(target) {
+                Some((r, epoch)) => {
+                    let done = self.kill_query_on_backend(packet, target, r, epoch).await;
+                    self.registry.kill_done(target);
+                    done
+                }
                 // Idle: nothing to interrupt.
                 None => self.ok(packet).await,
             },
@@ -70,13 +74,18 @@ impl Session {
         }
     }
 
-    /// `KILL QUERY` of another session's statement, on the backend
-    /// connection that runs it, as that connection's own account (the
-    /// server lets an account kill its own threads).
+    /// `KILL QUERY` of session `victim`'s statement of `epoch`, on the
+    /// backend connection that runs it, as that connection's own account
+    /// (the server lets an account kill its own threads). The victim's
+    /// connection is not pooled meanwhile ([`super::registry::Registry::kill_starting`]),
+    /// and the statement is checked to be still running once the kill's
+    /// own connection is open: a thread id names no other session's work.
     pub(super) async fn kill_query_on_backend(
         &mut self,
         packet: &Packet,
+        victim: u32,
         r: Running,
+        epoch: u64,
     ) -> Result<()> {
         let n = &r.host.nodes[r.node];
         let (user, password) = r.host.account(r.read_only);
@@ -91,6 +100,10 @@ impl Session {
         let killed = async {
             let mut b =
                 Backend::connect(r.node, n.addr, &login, r.host.login_policy, timeout).await?;
+            if !self.registry.still_running(victim, epoch) {
+                // Done meanwhile: nothing of it left to interrupt.
+                return Ok(());
+            }
             let sql = format!("KILL QUERY {}", r.thread_id);
             tokio::time::timeout(timeout, b.run(COM_QUERY, sql.as_bytes()))
                 .await
@@ -138,6 +151,34 @@ pub(super) fn kill_target(sql: &str) -> Option<Result<Kill, String>> {
         return None;
     }
     let lexed = hastack_proto::sql::lex(sql, Default::default());
+    let refused = || {
+        Err(
+            "sqlproxyd runs KILL [HARD|SOFT] [CONNECTION|QUERY] <id> only, alone in its \
+             statement, with the id CONNECTION_ID() or SHOW PROCESSLIST gives (a session of \
+             this proxy); KILL USER, KILL QUERY ID, backend thread ids, and KILL inside a \
+             multi-statement or in dynamic SQL would reach other sessions on the shared \
+             backend accounts"
+                .to_owned(),
+        )
+    };
+    // A KILL anywhere but alone: as a later statement of a multi-statement,
+    // or as the text of EXECUTE IMMEDIATE / PREPARE ... FROM.
+    let statements: Vec<&[Token]> = lexed
+        .tokens
+        .split(|t| matches!(t, Token::Semicolon))
+        .filter(|s| !s.is_empty())
+        .collect();
+    let starts = |s: &[Token], w: &str| matches!(s.first(), Some(Token::Word(x)) if x == w);
+    let dynamic_kill = statements.iter().any(|s| {
+        (starts(s, "EXECUTE") || starts(s, "PREPARE"))
+            && s.iter().any(|t| {
+                matches!(t, Token::Str(text) if text.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"kill")))
+            })
+    });
+    let kills = statements.iter().filter(|s| starts(s, "KILL")).count();
+    if dynamic_kill || (kills > 0 && statements.len() > 1) {
+        return Some(refused());
+    }
     let mut words = lexed
         .tokens
         .iter()
@@ -145,15 +186,6 @@ pub(super) fn kill_target(sql: &str) -> Option<Result<Kill, String>> {
     if !matches!(words.next()?, Token::Word(w) if w == "KILL") {
         return None;
     }
-    let refused = || {
-        Err(
-            "sqlproxyd runs KILL [HARD|SOFT] [CONNECTION|QUERY] <id> only, with the id \
-             CONNECTION_ID() or SHOW PROCESSLIST on the admin port gives (a session of \
-             this proxy); KILL USER, KILL QUERY ID and backend thread ids would reach \
-             other sessions on the shared backend accounts"
-                .to_owned(),
-        )
-    };
     let mut query = false;
     let mut next = words.next();
     for optional in ["HARD", "SOFT", "CONNECTION", "QUERY"] {
@@ -164,10 +196,18 @@ pub(super) fn kill_target(sql: &str) -> Option<Result<Kill, String>> {
             }
         }
     }
+    // `KILL (12)` is how `KILL CONNECTION_ID()` reads once the id is in.
+    let parenthesized = matches!(next, Some(Token::Open { .. }));
+    if parenthesized {
+        next = words.next();
+    }
     let id = match next {
         Some(Token::Number(n)) => n.parse::<u32>().ok(),
         _ => None,
     };
+    if parenthesized && !matches!(words.next(), Some(Token::Close)) {
+        return Some(refused());
+    }
     match (id, words.next(), lexed.unsure) {
         (Some(id), None, None) => Some(Ok(Kill { id, query })),
         _ => Some(refused()),
@@ -188,6 +228,8 @@ mod tests {
             kill(3, false)
         );
         assert_eq!(kill_target("KILL SOFT QUERY 3"), kill(3, true));
+        assert_eq!(kill_target("KILL (3)"), kill(3, false));
+        assert_eq!(kill_target("KILL QUERY (3);"), kill(3, true));
         for refused in [
             "KILL USER app",
             "KILL QUERY ID 5",
@@ -199,5 +241,15 @@ mod tests {
         }
         assert_eq!(kill_target("SELECT 1"), None);
         assert_eq!(kill_target("SELECT 'KILL 5'"), None);
+        assert_eq!(kill_target("SELECT skill FROM t"), None);
+        for refused in [
+            "SELECT 1; KILL USER app",
+            "DO 1;KILL QUERY ID 7",
+            "KILL 5; SELECT 1",
+            "EXECUTE IMMEDIATE 'KILL 5'",
+            "PREPARE s FROM \"kill user app\"",
+        ] {
+            assert!(matches!(kill_target(refused), Some(Err(_))), "{refused}");
+        }
     }
 }

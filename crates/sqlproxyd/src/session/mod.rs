@@ -45,7 +45,7 @@ use hastack_proto::mysql::client::Credentials;
 use kill::{kill_target, Kill};
 use limits::{may_remember, ConnSlot, Place, Refusal, UserSlot, LOGIN_MAX_PACKET};
 use processlist::processlist_asked;
-use registry::{Activity, Registry, Running, RunningSlot, SessionView};
+use registry::{Registry, Running, RunningSlot, SessionView};
 
 const COM_QUIT: u8 = 0x01;
 const COM_INIT_DB: u8 = 0x02;
@@ -106,6 +106,8 @@ pub struct Session {
 
 /// The parts of a session's view that change, cheap to compare.
 struct Fingerprint {
+    /// COM_CHANGE_USER changes it: KILL and the process list go by it.
+    user: String,
     schema: Option<String>,
     in_transaction: bool,
     autocommit: bool,
@@ -407,11 +409,19 @@ impl Session {
     /// Ends a login that named a database sqlproxyd has no schema for:
     /// the write connection opens in it, and the server's refusal (1049
     /// Unknown database, 1044) is the login's answer, as from MariaDB
-    /// directly. When no backend is reachable the login goes through: the
-    /// first statement gets that error. Whether the session goes on.
+    /// directly. Only those two refusals are passed on (a 1040 or 1045 of
+    /// the backend account is no answer about the database and names what
+    /// the client need not know); when no backend answers within
+    /// `connect_timeout` (no primary, say) the login goes through and the
+    /// first statement gets the error. Whether the session goes on.
     async fn finish_login(&mut self, seq: u8) -> Result<bool> {
-        if let Err(e) = self.ensure_backend(Target::Write).await {
-            if let Some(refusal) = server_refusal(&e) {
+        let limit = self.host.connect_timeout;
+        let opened = match tokio::time::timeout(limit, self.ensure_backend(Target::Write)).await {
+            Ok(r) => r.map(|_| ()),
+            Err(_) => Err(anyhow::anyhow!("no write connection within {limit:?}")),
+        };
+        if let Err(e) = opened {
+            if let Some(refusal) = server_refusal(&e).filter(|r| matches!(r.code, 1044 | 1049)) {
                 let (code, state, msg) = (
                     refusal.code,
                     refusal.sql_state.clone(),
@@ -664,7 +674,8 @@ impl Session {
             .sum();
         Memory {
             state_bytes: self.set_bytes + self.schema.as_ref().map_or(0, String::len),
-            buffer_bytes: buffers(&self.client) + backends,
+            // The compressed protocol's inflated bytes not yet framed count too.
+            buffer_bytes: buffers(&self.client) + self.client.codec().buffered() + backends,
         }
     }
 
@@ -749,11 +760,10 @@ impl Session {
     /// from another session.
     fn set_running(&self, running: Option<Running>, statement: Option<Bytes>) {
         if let Ok(mut a) = self.running.lock() {
-            *a = Activity {
-                running,
-                since: Instant::now(),
-                statement,
-            };
+            a.running = running;
+            a.since = Instant::now();
+            a.statement = statement;
+            a.epoch = a.epoch.wrapping_add(1);
         }
     }
 
@@ -1084,13 +1094,21 @@ impl Session {
             return Ok(Followed::Go);
         };
         self.generation = generation;
-        // A database with no schema of its own lives on the user's default
-        // data host, as at login; a schema the reload removed ends the
-        // session (the DBA took it away on purpose).
+        // A schema the reload removed ends the session (the DBA took it
+        // away on purpose). A database with no schema of its own stays on
+        // the data host it was used on (`USE` keeps the data host), by
+        // name, unless the reload made it a schema somewhere.
         let schema = self.schema.as_deref();
+        let same_host = || {
+            topology
+                .data_hosts
+                .iter()
+                .position(|h| h.name == self.host.name)
+        };
         let index = match schema.map(|db| (db, self.topology.schemas.contains_key(db))) {
             Some((db, true)) => topology.schemas.get(db).copied(),
-            _ => Some(topology.default_host(&self.login.user)),
+            Some((db, false)) => topology.schemas.get(db).copied().or_else(same_host),
+            None => Some(topology.default_host(&self.login.user)),
         };
         let Some(host) = index.and_then(|i| topology.data_hosts.get(i).cloned()) else {
             let what = match &self.schema {
@@ -1368,8 +1386,12 @@ impl Session {
                 hastack_proto::sql::Pin::MultiStatement
             ))
         );
+        // A KILL QUERY on its way names this connection's thread: another
+        // session must never get it from the pool and lose its statement.
+        let kills_pending = self.running.lock().map_or(true, |a| a.kills_in_flight > 0);
         let reset = !b.in_reply
             && !multi
+            && !kills_pending
             && b.poolable
             && tokio::time::timeout(
                 std::time::Duration::from_secs(2),
@@ -1512,6 +1534,7 @@ impl Session {
             p.memory.state_bytes == memory.state_bytes
                 && p.memory.buffer_bytes.next_power_of_two()
                     == memory.buffer_bytes.next_power_of_two()
+                && p.user == self.login.user.name
                 && p.schema == self.schema
                 && p.in_transaction == self.route.in_transaction
                 && p.autocommit == self.route.autocommit
@@ -1522,6 +1545,7 @@ impl Session {
         if !unchanged {
             self.registry.update(self.id, self.view());
             self.published = Some(Fingerprint {
+                user: self.login.user.name.clone(),
                 schema: self.schema.clone(),
                 in_transaction: self.route.in_transaction,
                 autocommit: self.route.autocommit,

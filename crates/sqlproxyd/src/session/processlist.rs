@@ -11,6 +11,10 @@ use hastack_proto::sql::Token;
 
 use super::Session;
 
+/// The most of a statement's text `SHOW FULL PROCESSLIST` shows, in
+/// characters.
+const FULL_INFO_CHARS: usize = 64 * 1024;
+
 impl Session {
     /// `SHOW [FULL] PROCESSLIST`, answered by the proxy: this user's
     /// sessions, with the ids their handshakes gave (what `KILL` takes and
@@ -19,7 +23,18 @@ impl Session {
     pub(super) async fn processlist(&mut self, packet: &Packet, full: bool) -> Result<()> {
         use hastack_proto::mysql::packets::{typed_text_result_set, ColumnType};
         let now = Instant::now();
-        let own_text = String::from_utf8_lossy(&packet.payload[1..]).into_owned();
+        // As the server: 100 characters unless FULL; FULL is bounded too
+        // (statements can be max_allowed_packet long, and a list is built
+        // whole), at 64 KiB each. Only that much of each text is decoded.
+        let limit = if full { FULL_INFO_CHARS } else { 100 };
+        let info_of = |text: &[u8]| {
+            let head = &text[..text.len().min(limit * 4)];
+            String::from_utf8_lossy(head)
+                .chars()
+                .take(limit)
+                .collect::<String>()
+        };
+        let own_text = info_of(&packet.payload[1..]);
         let mut rows = Vec::new();
         for (id, view) in self.registry.snapshot() {
             if view.user != self.login.user.name {
@@ -30,21 +45,11 @@ impl Session {
                 ("Query", Some(own_text.clone()))
             } else {
                 match (&activity.running, &activity.statement) {
-                    (Some(_), Some(s)) => {
-                        ("Query", Some(String::from_utf8_lossy(&s[1..]).into_owned()))
-                    }
+                    (Some(_), Some(s)) => ("Query", Some(info_of(&s[1..]))),
                     (Some(_), None) => ("Execute", None),
                     (None, _) => ("Sleep", None),
                 }
             };
-            // As the server: 100 characters unless FULL.
-            let info = info.map(|i| {
-                if full {
-                    i
-                } else {
-                    i.chars().take(100).collect()
-                }
-            });
             let since = if id == self.id { now } else { activity.since };
             rows.push(vec![
                 Some(id.to_string()),

@@ -49,6 +49,12 @@ pub struct Activity {
     pub since: Instant,
     /// The running COM_QUERY's payload (the command byte, then the text).
     pub statement: Option<bytes::Bytes>,
+    /// Counts statements started and ended: a KILL QUERY sent for one
+    /// statement checks that it is still that one.
+    pub epoch: u64,
+    /// KILL QUERYs other sessions are sending for this one's statement:
+    /// while any is, its backend connection is not given to the pool.
+    pub kills_in_flight: u32,
 }
 
 impl Default for Activity {
@@ -57,6 +63,8 @@ impl Default for Activity {
             running: None,
             since: Instant::now(),
             statement: None,
+            epoch: 0,
+            kills_in_flight: 0,
         }
     }
 }
@@ -96,19 +104,47 @@ impl Registry {
         }
     }
 
-    /// Where session `id`'s statement runs now; `None` when it is idle
-    /// (or gone).
-    pub fn running(&self, id: u32) -> Option<Running> {
-        self.activity(id)?.running
+    /// The running statement of session `id` to kill, marked so that its
+    /// connection is not pooled until [`Registry::kill_done`]: where it
+    /// runs and its epoch. `None` when the session is idle or gone.
+    pub fn kill_starting(&self, id: u32) -> Option<(Running, u64)> {
+        let slot = self.slot(id)?;
+        let mut a = slot.lock().ok()?;
+        let running = a.running.clone()?;
+        a.kills_in_flight += 1;
+        Some((running, a.epoch))
+    }
+
+    /// Whether session `id` still runs the statement of `epoch`.
+    pub fn still_running(&self, id: u32, epoch: u64) -> bool {
+        self.slot(id)
+            .and_then(|s| {
+                s.lock()
+                    .ok()
+                    .map(|a| a.epoch == epoch && a.running.is_some())
+            })
+            .unwrap_or(false)
+    }
+
+    /// A KILL QUERY marked by [`Registry::kill_starting`] has been answered.
+    pub fn kill_done(&self, id: u32) {
+        if let Some(slot) = self.slot(id) {
+            if let Ok(mut a) = slot.lock() {
+                a.kills_in_flight = a.kills_in_flight.saturating_sub(1);
+            }
+        }
+    }
+
+    fn slot(&self, id: u32) -> Option<RunningSlot> {
+        self.sessions
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&id).map(|e| e.running.clone()))
     }
 
     /// What session `id` does now; `None` when there is no such session.
     pub fn activity(&self, id: u32) -> Option<Activity> {
-        let slot = self
-            .sessions
-            .lock()
-            .ok()
-            .and_then(|s| s.get(&id).map(|e| e.running.clone()))?;
+        let slot = self.slot(id)?;
         let activity = slot.lock().ok().map(|a| a.clone());
         activity
     }
