@@ -125,6 +125,21 @@ impl GtidState {
             .is_some_and(|&s| g.seq <= s)
     }
 
+    /// The last GTIDs of this history, per (domain, server), that `other`
+    /// does not hold, leaving out server `except` (whose later
+    /// transactions `other` may simply not have seen yet).
+    pub fn unknown_to(&self, other: &GtidState, except: u32) -> Vec<Gtid> {
+        self.0
+            .iter()
+            .map(|(&(domain, server), &seq)| Gtid {
+                domain,
+                server,
+                seq,
+            })
+            .filter(|g| g.server != except && !other.holds(*g))
+            .collect()
+    }
+
     /// The GTIDs of `pos` this history does not hold: a node whose binlog
     /// ends with any of them has transactions the primary never had.
     pub fn missing(&self, pos: &GtidPos) -> Vec<Gtid> {
@@ -150,6 +165,21 @@ mod tests {
 
     fn p(s: &str) -> GtidPos {
         GtidPos::parse(s).unwrap()
+    }
+
+    #[test]
+    fn transactions_unknown_to_another_history() {
+        let s = |t: &str| GtidState::parse(t).unwrap();
+        let old = s("0-1-27,0-2-29,0-3-33");
+        // Written by server 1 while it was writable on its own.
+        let g = s("0-1-32").unknown_to(&old, 3);
+        assert_eq!(
+            g.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["0-1-32"]
+        );
+        // The old primary's (3) own later transactions are no evidence.
+        assert!(s("0-1-27,0-2-29,0-3-40").unknown_to(&old, 3).is_empty());
+        assert!(s("0-1-20,0-2-29").unknown_to(&old, 3).is_empty());
     }
 
     #[test]

@@ -784,9 +784,34 @@ impl Cluster {
             return format!("primary {old_name} is down; no failover: {why}");
         }
         let need_sql = self.policy.switch_type == SwitchType::Replication;
+        // A replica its master refused (1236: its position is not in the
+        // master's binlog) holds a history of its own, not the old
+        // primary's: promoting it would re-point the others at transactions
+        // nobody acknowledged and lose theirs (the simulation: an old
+        // primary restarted writable, fenced and re-pointed, diverged).
+        let diverged = |i: usize| {
+            self.last[i].as_ref().is_some_and(|r| {
+                r.active_links()
+                    .any(|l| l.io_error.as_ref().is_some_and(|(code, _)| *code == 1236))
+            })
+        };
+        // Nor one holding transactions of another server that the old
+        // primary, as last seen, never had: written while that node was
+        // writable on its own (an old primary restarted writable), nobody
+        // acknowledged them, and re-pointing the others at it would lose
+        // what they hold. The old primary's own later transactions are
+        // no evidence (acknowledged after its last report).
+        let errant = |i: usize| match (self.last[old].as_ref(), self.last[i].as_ref()) {
+            (Some(o), Some(r)) => !r
+                .gtid_binlog_state
+                .unknown_to(&o.gtid_binlog_state, o.server_id)
+                .is_empty(),
+            _ => false,
+        };
         let eligible: Vec<usize> = replicas
             .iter()
             .copied()
+            .filter(|&i| !diverged(i) && !errant(i))
             .filter(|&i| {
                 !need_sql
                     || self.last[i].as_ref().is_some_and(|r| {
@@ -819,6 +844,7 @@ impl Cluster {
         let Some(node) = best else {
             return format!("primary {old_name} is down and no replica of it is up to promote");
         };
+
         let repoint = (0..self.specs.len())
             .filter(|&i| i != node && i != old && self.alive(i))
             .collect();

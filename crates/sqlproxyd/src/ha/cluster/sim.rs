@@ -626,3 +626,35 @@ fn a_dead_primary_is_replaced_once() {
     assert_eq!(w.promotions, 1);
     assert_ne!(w.primary, 0);
 }
+
+/// Found by the property (CI, 2026-12-02): db-1 dies, db-2 is promoted and
+/// acknowledges writes, db-2 dies while db-1 restarts writable and takes
+/// writes nobody receives, db-1 is fenced and re-pointed at db-3 (promoted
+/// next), db-3 dies, db-2 restarts. db-1 (the only follower of db-3, its
+/// binlog "ahead" by sequence number with its own unacknowledged
+/// transactions) must not be promoted over db-2's acknowledged ones.
+#[test]
+fn an_old_primary_back_writable_with_its_own_transactions_is_never_promoted() {
+    for cut in [false, true] {
+        let mut events = vec![
+            (9u64, Event::Kill(0)),
+            (37, Event::Kill(1)),
+            (37, Event::Restart(0)),
+            (65, Event::Kill(2)),
+            (169, Event::Restart(1)),
+        ];
+        if cut {
+            // db-1 never reaches db-3: its divergence is never reported.
+            events.push((
+                0,
+                Event::Cut {
+                    from: 0,
+                    to: 2,
+                    both: false,
+                },
+            ));
+        }
+        let w = run(3, &[0, 0, 1], events);
+        assert!(w.violations.is_empty(), "cut {cut}: {:#?}", w.violations);
+    }
+}
