@@ -11,6 +11,8 @@
 #   lab.sh partition [--oneway] A,B C,D   cut every pair across two groups; --oneway
 #                                  drops only what the first group sends the second
 #   lab.sh heal [[--oneway] A,B C,D]   undo one partition (same arguments), or all of them
+#   lab.sh switchover [NODE] [--via proxy-N]   a planned switchover to NODE (default:
+#                                  the first readable replica), asked of proxy-1
 #
 # Hosts: lb-1 lb-2 (lbd, vrrpd), proxy-1 proxy-2 (sqlproxyd, checkd),
 # db-1 db-2 db-3 (mariadbd). State, configs and logs: $HASTACK_LAB_DIR
@@ -934,7 +936,47 @@ PY
 )
 
 usage() {
-  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+# A planned switchover through a proxy's admin HTTP action (its bearer
+# token: the lab's admin token), then the new primary as every proxy sees it.
+cmd_switchover() {
+  need curl curl
+  need python3 python3
+  require_up
+  local node="" via=proxy-1
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      --via)
+        via=${2:-}
+        shift 2 || die "--via needs a proxy (proxy-1 or proxy-2)"
+        ;;
+      db-[123]) node=$1 && shift ;;
+      *) die "switchover [db-1|db-2|db-3] [--via proxy-1|proxy-2]: unknown argument $1" ;;
+    esac
+  done
+  [[ $via == proxy-1 || $via == proxy-2 ]] || die "--via takes proxy-1 or proxy-2, not $via"
+  local admin status
+  admin=$(admin_addr "$via" sqlproxyd)
+  if [[ -z $node ]]; then
+    status=$(curl -sf --max-time 5 "http://$admin/status") || die "$via's sqlproxyd does not answer on $admin"
+    node=$(python3 -c '
+import json, sys
+dh = (json.load(sys.stdin).get("state") or {}).get("data_hosts") or [{}]
+ready = [n["name"] for n in dh[0].get("nodes") or [] if n.get("readable") and n["name"] != dh[0].get("primary")]
+print(ready[0] if ready else "")' <<<"$status")
+    [[ -n $node ]] || die "no readable replica to switch over to (lab.sh status says why)"
+  fi
+  say "switchover to $node, asked of $via"
+  local out code
+  out=$(curl -s --max-time 60 -o - -w '\n%{http_code}' -XPOST \
+    -H "Authorization: Bearer $(cat "$TOKEN_FILE")" \
+    "http://$admin/actions/switchover?node=$node") || die "$via's sqlproxyd does not answer on $admin"
+  code=${out##*$'\n'}
+  out=${out%$'\n'*}
+  [[ $code == 2* ]] || die "switchover refused ($code): $out"
+  say "done: $out"
 }
 
 main() {
@@ -947,6 +989,7 @@ main() {
     kill | stop | start) cmd_signal "$cmd" "$@" ;;
     partition) cmd_partition "$@" ;;
     heal) cmd_heal "$@" ;;
+    switchover) cmd_switchover "$@" ;;
     -h | --help | help) usage ;;
     *)
       usage >&2

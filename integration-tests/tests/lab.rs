@@ -262,6 +262,53 @@ fn lab_up_failover_down() {
     );
     pymysql_roundtrip("pymysql-after-failover").unwrap();
 
+    // A planned switchover, as a user plays it (issue 20 item 5): to the
+    // first readable replica, then both proxies name it and writes go on.
+    let before = if primaries[0].contains("primary db-2") {
+        "db-2"
+    } else {
+        "db-3"
+    };
+    let target = if before == "db-2" { "db-3" } else { "db-2" };
+    let readable = wait_for(Duration::from_secs(30), Duration::from_millis(200), || {
+        let s = lab.ok(&["status"]).ok()?;
+        s.lines()
+            .any(|l| l.trim_start().starts_with(&format!("{target}: up")))
+            .then_some(())
+    });
+    assert!(readable.is_some(), "{target} never readable");
+    let switched = lab.ok(&["switchover"]).unwrap();
+    assert!(
+        switched.contains(&format!("switchover to {target}")),
+        "{switched}"
+    );
+    let agreed = wait_for(Duration::from_secs(20), Duration::from_millis(200), || {
+        let s = lab.ok(&["status"]).ok()?;
+        let named: Vec<&str> = s
+            .lines()
+            .filter(|l| l.trim_start().starts_with("dh1: primary "))
+            .collect();
+        (named.len() >= 2
+            && named
+                .iter()
+                .all(|l| l.contains(&format!("primary {target}"))))
+        .then_some(())
+    });
+    assert!(
+        agreed.is_some(),
+        "{}",
+        lab.ok(&["status"]).unwrap_or_default()
+    );
+    let wrote = wait_for(Duration::from_secs(20), Duration::from_millis(200), || {
+        mariadb("INSERT INTO app.lab (v) VALUES ('after switchover')").ok()
+    });
+    assert!(
+        wrote.is_some(),
+        "no write through the VIP after the switchover"
+    );
+    let refused = lab.run(&["switchover", "db-9"]).unwrap();
+    assert!(!refused.status.success());
+
     // down: no process, namespace, bridge, mount, nft table or state left.
     let down = lab.ok(&["down"]).unwrap();
     lab.down_done = true;
