@@ -3,7 +3,7 @@
 //! not the id the proxy's handshake gave the client (what `KILL` takes and
 //! drivers report), so the proxy puts its own id in the text instead.
 
-use super::lexer::{lex, Dialect, Token};
+use super::lexer::{lex_spanned, Dialect, Token};
 
 /// `sql` with each call of `CONNECTION_ID()` replaced by `id`, or `None`
 /// when there is none to replace. Fails closed towards the server's own
@@ -15,7 +15,7 @@ use super::lexer::{lex, Dialect, Token};
 /// CONNECTION_ID()`, `PROCESSLIST WHERE ID = CONNECTION_ID()`): within one
 /// statement those must keep agreeing.
 pub fn replace_connection_id(sql: &str, id: u32) -> Option<String> {
-    if !contains_ignore_case(sql.as_bytes(), b"connection_id") {
+    if !super::Mentions::of(sql.as_bytes()).connection_id {
         return None;
     }
     let base = Dialect::default();
@@ -64,7 +64,7 @@ struct Call {
 /// `dialect` reads `sql`; `None` when the reading is unsure or the
 /// statement defines something whose body must keep the call.
 fn calls(sql: &str, dialect: Dialect) -> Option<Vec<Call>> {
-    let lexed = lex(sql, dialect);
+    let lexed = lex_spanned(sql, dialect);
     if lexed.unsure.is_some() {
         return None;
     }
@@ -166,11 +166,6 @@ const ENDS_SELECT_LIST: &[&str] = &[
     "LOCK",
     "PROCEDURE",
 ];
-
-fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
-}
 
 #[cfg(test)]
 mod tests {

@@ -81,7 +81,8 @@ impl Default for Dialect {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Lexed {
     pub tokens: Vec<Token>,
-    /// Each token's byte range in the text (`spans[i]` for `tokens[i]`).
+    /// Each token's byte range in the text (`spans[i]` for `tokens[i]`),
+    /// from [`lex_spanned`] only.
     pub spans: Vec<std::ops::Range<usize>>,
     pub hints: Vec<Hint>,
     /// Why this reading may not be the server's (the caller treats the
@@ -91,6 +92,16 @@ pub struct Lexed {
 
 /// Tokens of `sql` as the server described by `dialect` reads it.
 pub fn lex(sql: &str, dialect: Dialect) -> Lexed {
+    lex_inner(sql, dialect, false)
+}
+
+/// [`lex`], with each token's byte range in [`Lexed::spans`] (for a
+/// caller that edits the text; the classifier's hot path needs none).
+pub fn lex_spanned(sql: &str, dialect: Dialect) -> Lexed {
+    lex_inner(sql, dialect, true)
+}
+
+fn lex_inner(sql: &str, dialect: Dialect, spans: bool) -> Lexed {
     let b = sql.as_bytes();
     let mut out = Lexed::default();
     let mut i = 0;
@@ -203,7 +214,9 @@ pub fn lex(sql: &str, dialect: Dialect) -> Lexed {
         }
         if out.tokens.len() > pushed {
             last_end = i;
-            out.spans.resize(out.tokens.len(), start..i);
+            if spans {
+                out.spans.resize(out.tokens.len(), start..i);
+            }
         }
     }
     if in_exec {

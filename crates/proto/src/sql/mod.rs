@@ -13,6 +13,7 @@ mod connection_id;
 mod functions;
 mod hint;
 mod lexer;
+mod mentions;
 
 pub use charset::{charset_after, collation_is_unsafe, CharsetChange};
 pub use classify::{
@@ -22,4 +23,5 @@ pub use classify::{
 pub use connection_id::replace_connection_id;
 pub use functions::builtin_names;
 pub use hint::Hint;
-pub use lexer::{lex, Dialect, Lexed, Server, Token};
+pub use lexer::{lex, lex_spanned, Dialect, Lexed, Server, Token};
+pub use mentions::Mentions;

@@ -27,7 +27,7 @@ use hastack_proto::mysql::response::{Expect, Reply, Step};
 use hastack_proto::mysql::Packet;
 use hastack_proto::sql::{
     analyze, charset_after, collation_is_unsafe, replace_connection_id, writes_data_in, Analysis,
-    CharsetChange, Class, Context,
+    CharsetChange, Class, Context, Mentions,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -574,7 +574,14 @@ impl Session {
     }
 
     async fn query(&mut self, packet: Packet) -> Result<()> {
-        let packet = self.own_connection_id(packet);
+        // One pass over the text says which of the proxy's own readings
+        // (CONNECTION_ID(), SHOW PROCESSLIST, KILL) it needs at all.
+        let mentions = Mentions::of(&packet.payload[1..]);
+        let packet = if mentions.connection_id {
+            self.own_connection_id(packet)
+        } else {
+            packet
+        };
         let payload = packet.payload.clone();
         let sql = String::from_utf8_lossy(&payload[1..]);
         let Analysis {
@@ -600,10 +607,14 @@ impl Session {
         if let Class::Use(db) = &class {
             return self.use_schema(packet, db.clone()).await;
         }
-        if let Some(full) = processlist_asked(&sql) {
+        if let Some(full) = mentions
+            .processlist
+            .then(|| processlist_asked(&sql))
+            .flatten()
+        {
             return self.processlist(&packet, full).await;
         }
-        match kill_target(&sql) {
+        match mentions.kill.then(|| kill_target(&sql)).flatten() {
             None => {}
             Some(Ok(kill)) => return self.kill(&packet, kill).await,
             Some(Err(why)) => return self.err(&packet, 1235, "42000", &why).await,
